@@ -39,17 +39,17 @@ func TestProposer(t *testing.T) {
 		errors []error // errors.Is targets, parallel to want
 	}{
 		{
-			name: "own entry resolves its batch",
+			name:  "own entry resolves its batch",
 			steps: []step{{add: 1}, {assign: 1, term: 5, index: 10}, {applied: true, seq: 1, term: 5, index: 10}},
 			want:  []outcome{{Batch: 1, Term: 5, Index: 10}},
 		},
 		{
-			name: "stale entry fails definitely",
+			name:  "stale entry fails definitely",
 			steps: []step{{add: 1}, {assign: 1, term: 5, index: 10}, {applied: true, seq: 1, term: 5, index: 10, stale: true}},
 			want:  []outcome{{Batch: 1, Err: ErrStale, Term: 5, Index: 10}},
 		},
 		{
-			name: "another term's entry at the index fails the waiter",
+			name:  "another term's entry at the index fails the waiter",
 			steps: []step{{add: 1}, {assign: 1, term: 5, index: 10}, {applied: true, seq: 0, term: 6, index: 10}},
 			want:  []outcome{{Batch: 1, Err: ErrEntryLost}},
 		},
@@ -60,8 +60,8 @@ func TestProposer(t *testing.T) {
 			want: []outcome{{Batch: 1, Err: ErrEntryLost}, {Batch: 2, Err: ErrEntryLost}},
 		},
 		{
-			name: "known bug: by index only accepts a foreign entry",
-			cfg:  Config{ByIndexOnly: true},
+			name:  "known bug: by index only accepts a foreign entry",
+			cfg:   Config{ByIndexOnly: true},
 			steps: []step{{add: 1}, {assign: 1, term: 5, index: 10}, {applied: true, seq: 0, term: 6, index: 10}},
 			want:  []outcome{{Batch: 1, Term: 6, Index: 10}},
 		},
