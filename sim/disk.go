@@ -1,0 +1,888 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"time"
+
+	"walraft/core/env"
+)
+
+// The simulated disk.
+//
+// Model. A Disk holds inodes. Each inode has a volatile image (what reads
+// see) and a durable image (what survives a crash). The disk has two
+// namespaces mapping names to inodes: the volatile one (what Create, Open,
+// List and Remove see) and the durable one (the last namespace a successful
+// SyncDir snapshotted). A crash rebuilds the volatile namespace from the
+// durable one, so creations not yet dir-synced vanish and removals not yet
+// dir-synced come back with the durable content their inode had.
+//
+// Memory. A WAL syncs after every batch, so a sync must not copy the whole
+// file. Each inode tracks, at BlockSize granularity, the blocks written
+// since the last Sync call ("unsnapped" blocks). A Sync call copies only
+// those blocks plus the current size into a delta; a successful completion
+// applies the delta to the durable image. Because syncs on one file
+// complete in issue order, durable-after-sync-k equals the volatile image at
+// call k. A failed sync's delta is folded into the next pending sync of the
+// file (its blocks, trimmed to that sync's size, under that sync's own
+// newer blocks), or back into the unsnapped set when no sync is pending, so
+// the next successful sync still makes the whole call-time image durable.
+// The blocks where the two images may differ are therefore always the
+// unsnapped blocks plus the blocks of pending deltas, which is also the
+// candidate set for torn persistence at a crash.
+
+// Errors specific to the simulated disk (the env sentinels cover the rest).
+var (
+	// ErrBadTruncate: Truncate to a negative size or beyond the current
+	// size (Truncate only shrinks).
+	ErrBadTruncate = errors.New("sim disk: truncate size out of range")
+	// ErrBadOffset: ReadAt with a negative offset.
+	ErrBadOffset = errors.New("sim disk: negative offset")
+)
+
+// maxBlockSize bounds DiskConfig.BlockSize so a bad config cannot make the
+// disk allocate huge blocks.
+const maxBlockSize = 1 << 20
+
+// maxDiskDelay bounds every configured duration, so a draw can neither
+// overflow nor push completions past any useful simulated horizon.
+const maxDiskDelay = 24 * time.Hour
+
+// defaultBlockSize is the torn-persistence granularity when BlockSize is 0.
+const defaultBlockSize = 512
+
+// DiskConfig sets a disk's latency distribution and fault probabilities.
+// The zero value is a valid instant, fault-free disk with 512-byte blocks.
+type DiskConfig struct {
+	// Sync latency is drawn uniform in [SyncMin, SyncMax]; with
+	// probability StallProb a stall adds a duration uniform in
+	// [StallMin, StallMax] (milliseconds to seconds). SyncDir uses the
+	// same distribution.
+	SyncMin, SyncMax   time.Duration
+	StallProb          float64
+	StallMin, StallMax time.Duration
+	// WriteEIOProb: File.Write fails with env.ErrIO after appending a
+	// seeded prefix of its buffer.
+	WriteEIOProb float64
+	// SyncEIOProb: File.Sync / FS.SyncDir completes with env.ErrIO and
+	// makes nothing durable.
+	SyncEIOProb float64
+	// TornKeepProb: at a crash, each unsynced block (and an unsynced
+	// shrink of the file) survives with this probability; 0 is a clean
+	// crash that keeps exactly the durable image.
+	TornKeepProb float64
+	// BlockSize is the granularity of torn persistence (0 means 512).
+	BlockSize int
+}
+
+// DefaultDiskConfig returns a fast, fault-free disk: syncs take 100us..1ms,
+// no stalls, no EIO, clean crashes.
+func DefaultDiskConfig() DiskConfig {
+	return DiskConfig{
+		SyncMin:   100 * time.Microsecond,
+		SyncMax:   time.Millisecond,
+		BlockSize: defaultBlockSize,
+	}
+}
+
+// Validate reports a config the disk cannot use: negative or inverted
+// durations, probabilities outside [0, 1], or a block size outside
+// [0, 1 MiB], or a duration above 24h. Harness code that draws configs should call it; NewDisk and
+// SetConfig panic on an invalid config because that is a harness bug.
+func (c DiskConfig) Validate() error {
+	probs := []struct {
+		name string
+		p    float64
+	}{
+		{"StallProb", c.StallProb},
+		{"WriteEIOProb", c.WriteEIOProb},
+		{"SyncEIOProb", c.SyncEIOProb},
+		{"TornKeepProb", c.TornKeepProb},
+	}
+	for _, p := range probs {
+		if math.IsNaN(p.p) || p.p < 0 || p.p > 1 {
+			return fmt.Errorf("sim disk config: %s = %v, want a probability in [0, 1]", p.name, p.p)
+		}
+	}
+	switch {
+	case c.SyncMin < 0 || c.SyncMax < c.SyncMin || c.SyncMax > maxDiskDelay:
+		return fmt.Errorf("sim disk config: sync latency [%v, %v] is not a valid range within [0, %v]", c.SyncMin, c.SyncMax, maxDiskDelay)
+	case c.StallMin < 0 || c.StallMax < c.StallMin || c.StallMax > maxDiskDelay:
+		return fmt.Errorf("sim disk config: stall [%v, %v] is not a valid range within [0, %v]", c.StallMin, c.StallMax, maxDiskDelay)
+	case c.BlockSize < 0 || c.BlockSize > maxBlockSize:
+		return fmt.Errorf("sim disk config: BlockSize %d out of range [0, %d]", c.BlockSize, maxBlockSize)
+	}
+	return nil
+}
+
+// DiskStats counts what a disk did; every field is cumulative over the
+// disk's life.
+type DiskStats struct {
+	Writes        int64 // File.Write calls that reached the disk
+	BytesWritten  int64 // bytes appended by them (including partial EIO writes)
+	WriteErrors   int64 // writes that returned env.ErrIO
+	Truncates     int64 // File.Truncate calls
+	Syncs         int64 // File.Sync calls that reached the disk
+	SyncsDone     int64 // File.Sync completions (success or error)
+	SyncErrors    int64 // File.Sync completions with env.ErrIO
+	SyncBytes     int64 // bytes copied into sync snapshots (the memory cost of syncing)
+	DirSyncs      int64 // FS.SyncDir calls that reached the disk
+	DirSyncErrors int64 // FS.SyncDir completions with env.ErrIO
+	Stalls        int64 // syncs (file or dir) that drew a stall
+	Crashes       int64 // Crash calls
+	SyncsLost     int64 // pending syncs (file or dir) cancelled by a crash
+	TornKept      int64 // unsynced blocks kept at a crash
+	TornLost      int64 // unsynced blocks lost at a crash
+	Corruptions   int64 // successful CorruptDurable calls
+	MaxSyncWait   time.Duration
+}
+
+// Disk is one node's simulated disk. It survives process crashes; each
+// process incarnation gets its own env.FS from FS. It is driven by the
+// simulation's Scheduler and is not safe for concurrent use.
+type Disk struct {
+	sched *Scheduler
+	rng   *Rand
+	cfg   DiskConfig
+
+	// gen is the incarnation of the volatile state; Crash bumps it and
+	// every handle or FS view from an older gen is closed.
+	gen uint64
+
+	vol map[string]*diskInode // volatile namespace
+	dur map[string]*diskInode // durable namespace
+
+	// Pending completions (file syncs and dir syncs), by issue id, so a
+	// crash can cancel them and a stall can move them in issue order.
+	pending map[uint64]*diskOp
+	nextOp  uint64
+
+	dirQueue    []*diskOp     // pending SyncDirs, FIFO
+	dirLastDone time.Duration // completion time of the last issued SyncDir
+
+	stallUntil  time.Duration // no sync completes before this global time
+	failSyncs   int           // FailNextSyncs budget
+	failWrites  int           // FailNextWrites budget
+	stats       DiskStats
+	nextInodeID uint64
+}
+
+// diskInode is a file's content, independent of the names that point at it.
+type diskInode struct {
+	id       uint64
+	data     []byte   // volatile image
+	durable  []byte   // durable image
+	unsnap   []uint64 // block indices written since the last Sync call, kept sorted, unique
+	queue    []*diskOp
+	lastDone time.Duration // completion time of the last issued Sync
+	removed  bool          // removed from the volatile namespace: handles are invalid
+}
+
+// diskDelta is a sync snapshot relative to the previous Sync call: the
+// file size at call time and a copy of every block written since.
+type diskDelta struct {
+	size   int64
+	blocks []uint64 // sorted
+	data   [][]byte // data[i] is block blocks[i], cut at size
+}
+
+// diskOp is a pending File.Sync or FS.SyncDir.
+type diskOp struct {
+	id      uint64
+	at      time.Duration
+	item    *Item
+	err     error                 // result decided at issue time (nil or wrapped ErrIO)
+	ino     *diskInode            // file sync: the inode
+	delta   *diskDelta            // file sync: its snapshot
+	names   map[string]*diskInode // dir sync: namespace snapshot
+	done    func(error)
+	deliver func(func())
+	issued  time.Duration
+}
+
+// NewDisk returns an empty disk whose randomness comes only from rng and
+// whose completions are scheduled only on s. It panics if cfg is invalid
+// (see DiskConfig.Validate).
+func NewDisk(s *Scheduler, rng *Rand, cfg DiskConfig) *Disk {
+	if s == nil || rng == nil {
+		panic("sim: NewDisk needs a scheduler and a rand stream")
+	}
+	d := &Disk{
+		sched:   s,
+		rng:     rng,
+		vol:     map[string]*diskInode{},
+		dur:     map[string]*diskInode{},
+		pending: map[uint64]*diskOp{},
+	}
+	d.SetConfig(cfg)
+	return d
+}
+
+// SetConfig replaces the config; it applies to operations issued after the
+// call (pending syncs keep their drawn completion time and result). It
+// panics if cfg is invalid (see DiskConfig.Validate).
+func (d *Disk) SetConfig(cfg DiskConfig) {
+	if err := cfg.Validate(); err != nil {
+		panic(err.Error())
+	}
+	if cfg.BlockSize == 0 {
+		cfg.BlockSize = defaultBlockSize
+	}
+	if d.cfg.BlockSize != 0 && cfg.BlockSize != d.cfg.BlockSize {
+		// The unsnapped block sets and pending deltas are indexed in
+		// blocks of the old size; re-indexing them is possible but
+		// nothing needs it, so refuse instead of corrupting them.
+		if d.hasUnsyncedState() {
+			panic(fmt.Sprintf("sim: Disk.SetConfig cannot change BlockSize from %d to %d while files have unsynced data", d.cfg.BlockSize, cfg.BlockSize))
+		}
+	}
+	d.cfg = cfg
+}
+
+func (d *Disk) hasUnsyncedState() bool {
+	if len(d.pending) > 0 {
+		return true
+	}
+	for _, m := range []map[string]*diskInode{d.vol, d.dur} {
+		for _, ino := range m {
+			if len(ino.unsnap) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Config returns the current config (BlockSize filled in).
+func (d *Disk) Config() DiskConfig { return d.cfg }
+
+// Stats returns the disk's counters.
+func (d *Disk) Stats() DiskStats { return d.stats }
+
+// FS returns the env.FS one process incarnation uses. Every completion
+// callback (File.Sync, FS.SyncDir) is handed to deliver(fn) instead of being
+// called directly; the process layer runs it on the process's event loop (or
+// drops it after a crash). A nil deliver runs fn directly from the
+// completion event. Durability is decided by the disk at completion time,
+// independent of deliver. The FS and its files stop working (env.ErrClosed)
+// at the next Crash.
+func (d *Disk) FS(deliver func(fn func())) env.FS {
+	if deliver == nil {
+		deliver = func(fn func()) { fn() }
+	}
+	return &diskFS{d: d, gen: d.gen, deliver: deliver}
+}
+
+// Files returns the names in the volatile namespace, sorted.
+func (d *Disk) Files() []string { return sortedNames(d.vol) }
+
+// DurableFiles returns the names in the durable namespace, sorted: the
+// files a crash now would leave.
+func (d *Disk) DurableFiles() []string { return sortedNames(d.dur) }
+
+// DurableImage returns a copy of the durable bytes of name, looked up in the
+// durable namespace; ok is false if a crash now would leave no such file.
+func (d *Disk) DurableImage(name string) ([]byte, bool) {
+	ino, ok := d.dur[name]
+	if !ok {
+		return nil, false
+	}
+	return slices.Clone(ino.durable), true
+}
+
+// VolatileImage returns a copy of the volatile bytes of name (what a read
+// sees now); ok is false if the name does not exist.
+func (d *Disk) VolatileImage(name string) ([]byte, bool) {
+	ino, ok := d.vol[name]
+	if !ok {
+		return nil, false
+	}
+	return slices.Clone(ino.data), true
+}
+
+// PendingSyncs returns how many syncs (file and dir) have been issued and
+// not completed.
+func (d *Disk) PendingSyncs() int { return len(d.pending) }
+
+// StallSyncsUntil makes every sync issued or pending complete no earlier
+// than global time t. A later call with an earlier t does not shorten an
+// earlier stall.
+func (d *Disk) StallSyncsUntil(t time.Duration) {
+	if t > d.stallUntil {
+		d.stallUntil = t
+	}
+	// Move every pending op due at or before t to t, in issue order. Ops
+	// due exactly at t are moved too so that ops of one file already at t
+	// keep their issue order behind the moved ones (same time, fresh
+	// sequence numbers in issue order).
+	for _, op := range d.pendingInOrder() {
+		if op.at > t {
+			continue
+		}
+		op.item.Cancel(d.sched)
+		op.at = t
+		op.item = d.sched.At(t, d.completer(op))
+	}
+	for _, op := range d.pending {
+		if op.ino != nil && op.ino.lastDone < t {
+			op.ino.lastDone = t
+		}
+	}
+	if len(d.dirQueue) > 0 && d.dirLastDone < t {
+		d.dirLastDone = t
+	}
+}
+
+// FailNextSyncs makes the next n syncs issued (File.Sync or FS.SyncDir)
+// complete with env.ErrIO. It adds to any budget left from an earlier call.
+func (d *Disk) FailNextSyncs(n int) {
+	if n > 0 {
+		d.failSyncs += n
+	}
+}
+
+// FailNextWrites makes the next n File.Write calls fail with env.ErrIO. It
+// adds to any budget left from an earlier call.
+func (d *Disk) FailNextWrites(n int) {
+	if n > 0 {
+		d.failWrites += n
+	}
+}
+
+// CorruptDurable flips n bytes of the durable image of name starting at off
+// (each XORed with a seeded non-zero mask), clipped to the image: latent
+// corruption of synced data, outside the normal fault budget. The volatile
+// image is untouched, so the damage shows after the next crash. It returns
+// false if the file is not in the durable namespace or off is not inside
+// its durable image.
+func (d *Disk) CorruptDurable(name string, off int64, n int) bool {
+	ino, ok := d.dur[name]
+	if !ok || off < 0 || off >= int64(len(ino.durable)) || n <= 0 {
+		return false
+	}
+	end := min(off+int64(n), int64(len(ino.durable)))
+	for i := off; i < end; i++ {
+		ino.durable[i] ^= byte(1 + d.rng.IntN(255))
+	}
+	d.stats.Corruptions++
+	return true
+}
+
+// Crash discards volatile state. Each file in the durable namespace becomes
+// its durable image plus, when TornKeepProb > 0, a seeded subset of its
+// unsynced blocks (torn and out-of-order persistence: block k+1 may survive
+// while block k does not; a surviving block past the durable end extends
+// the file, gaps are zero bytes; an unsynced shrink survives with the same
+// probability). Creations not yet made durable by SyncDir vanish, removals
+// not yet SyncDir'ed come back with their durable content. Pending syncs
+// never complete and make nothing durable; every FS and handle from before
+// the crash returns env.ErrClosed from then on.
+func (d *Disk) Crash() {
+	d.stats.Crashes++
+	d.gen++
+	for _, op := range d.pendingInOrder() {
+		op.item.Cancel(d.sched)
+		d.stats.SyncsLost++
+	}
+	clear(d.pending)
+	d.dirQueue = nil
+	d.dirLastDone = 0
+	// Sorted: the torn draws must not depend on map order.
+	for _, name := range sortedNames(d.dur) {
+		ino := d.dur[name]
+		d.tear(ino)
+		ino.data = slices.Clone(ino.durable)
+		ino.unsnap = nil
+		ino.queue = nil
+		ino.lastDone = 0
+		ino.removed = false
+	}
+	d.vol = make(map[string]*diskInode, len(d.dur))
+	for name, ino := range d.dur {
+		d.vol[name] = ino
+	}
+}
+
+// tear folds a seeded subset of ino's unsynced changes into its durable
+// image.
+func (d *Disk) tear(ino *diskInode) {
+	p := d.cfg.TornKeepProb
+	cands := slices.Clone(ino.unsnap)
+	for _, op := range ino.queue {
+		cands = append(cands, op.delta.blocks...)
+	}
+	slices.Sort(cands)
+	cands = slices.Compact(cands)
+	bs := int64(d.cfg.BlockSize)
+	size := int64(len(ino.data))
+	// Blocks at or past the volatile end were cut by a truncate; there is
+	// no data to persist for them.
+	n := 0
+	for _, b := range cands {
+		if int64(b)*bs < size {
+			cands[n] = b
+			n++
+		}
+	}
+	cands = cands[:n]
+	if p <= 0 {
+		d.stats.TornLost += int64(len(cands))
+		return
+	}
+	if size < int64(len(ino.durable)) && d.rng.Chance(p) {
+		ino.durable = ino.durable[:size]
+	}
+	for _, b := range cands {
+		if !d.rng.Chance(p) {
+			d.stats.TornLost++
+			continue
+		}
+		d.stats.TornKept++
+		start := int64(b) * bs
+		end := min(start+bs, size)
+		ino.durable = writeAt(ino.durable, ino.data[start:end], start)
+	}
+}
+
+// writeAt copies p into buf at off, growing buf with zero bytes as needed.
+func writeAt(buf, p []byte, off int64) []byte {
+	if need := off + int64(len(p)); need > int64(len(buf)) {
+		buf = append(buf, make([]byte, need-int64(len(buf)))...)
+	}
+	copy(buf[off:], p)
+	return buf
+}
+
+func (d *Disk) pendingInOrder() []*diskOp {
+	ops := make([]*diskOp, 0, len(d.pending))
+	for _, op := range d.pending {
+		ops = append(ops, op)
+	}
+	slices.SortFunc(ops, func(a, b *diskOp) int {
+		switch {
+		case a.id < b.id:
+			return -1
+		case a.id > b.id:
+			return 1
+		}
+		return 0
+	})
+	return ops
+}
+
+func sortedNames(m map[string]*diskInode) []string {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// drawSync draws a sync's latency and result, consuming the fault budgets.
+// Draw order is fixed (latency, stall, error) so a seed replays.
+func (d *Disk) drawSync(op, name string) (time.Duration, error) {
+	lat := d.rng.Duration(d.cfg.SyncMin, d.cfg.SyncMax)
+	if d.rng.Chance(d.cfg.StallProb) {
+		lat += d.rng.Duration(d.cfg.StallMin, d.cfg.StallMax)
+		d.stats.Stalls++
+	}
+	var err error
+	if d.failSyncs > 0 {
+		d.failSyncs--
+		err = fmt.Errorf("sim disk: %s %q: %w", op, name, env.ErrIO)
+	} else if d.rng.Chance(d.cfg.SyncEIOProb) {
+		err = fmt.Errorf("sim disk: %s %q: %w", op, name, env.ErrIO)
+	}
+	return lat, err
+}
+
+// schedule registers op to complete at max(after, now+lat, stallUntil).
+func (d *Disk) schedule(op *diskOp, after, lat time.Duration) time.Duration {
+	at := max(after, d.sched.Now()+lat, d.stallUntil)
+	d.nextOp++
+	op.id = d.nextOp
+	op.at = at
+	op.issued = d.sched.Now()
+	d.pending[op.id] = op
+	op.item = d.sched.At(at, d.completer(op))
+	return at
+}
+
+func (d *Disk) completer(op *diskOp) func() {
+	gen := d.gen
+	return func() {
+		if gen != d.gen {
+			panic(fmt.Sprintf("sim disk: sync op %d from generation %d completed in generation %d", op.id, gen, d.gen))
+		}
+		d.complete(op)
+	}
+}
+
+func (d *Disk) complete(op *diskOp) {
+	delete(d.pending, op.id)
+	if w := d.sched.Now() - op.issued; w > d.stats.MaxSyncWait {
+		d.stats.MaxSyncWait = w
+	}
+	if op.ino != nil {
+		ino := op.ino
+		if len(ino.queue) == 0 || ino.queue[0] != op {
+			panic(fmt.Sprintf("sim disk: file sync op %d completed out of issue order", op.id))
+		}
+		ino.queue = ino.queue[1:]
+		d.stats.SyncsDone++
+		if op.err == nil {
+			ino.durable = applyDelta(ino.durable, op.delta, d.cfg.BlockSize)
+		} else {
+			d.stats.SyncErrors++
+			d.carryFailed(ino, op.delta)
+		}
+	} else {
+		if len(d.dirQueue) == 0 || d.dirQueue[0] != op {
+			panic(fmt.Sprintf("sim disk: dir sync op %d completed out of issue order", op.id))
+		}
+		d.dirQueue = d.dirQueue[1:]
+		if op.err == nil {
+			d.dur = op.names
+		} else {
+			d.stats.DirSyncErrors++
+		}
+	}
+	done, err := op.done, op.err
+	op.deliver(func() { done(err) })
+}
+
+// applyDelta makes dur the call-time image described by delta on top of the
+// previous snapshot.
+func applyDelta(dur []byte, delta *diskDelta, blockSize int) []byte {
+	if delta.size < int64(len(dur)) {
+		dur = dur[:delta.size]
+	} else if delta.size > int64(len(dur)) {
+		dur = append(dur, make([]byte, delta.size-int64(len(dur)))...)
+	}
+	for i, b := range delta.blocks {
+		copy(dur[int64(b)*int64(blockSize):], delta.data[i])
+	}
+	return dur
+}
+
+// carryFailed keeps a failed sync's blocks unsynced: it folds them under the
+// next pending sync of the file, or back into the unsnapped set.
+func (d *Disk) carryFailed(ino *diskInode, failed *diskDelta) {
+	if len(ino.queue) == 0 {
+		// The volatile image holds the newest content of these blocks; the
+		// next Sync call copies it.
+		for _, b := range failed.blocks {
+			ino.unsnap = insertSorted(ino.unsnap, b)
+		}
+		return
+	}
+	next := ino.queue[0].delta
+	bs := int64(d.cfg.BlockSize)
+	var blocks []uint64
+	var data [][]byte
+	i, j := 0, 0
+	for i < len(failed.blocks) || j < len(next.blocks) {
+		switch {
+		case j < len(next.blocks) && (i >= len(failed.blocks) || next.blocks[j] <= failed.blocks[i]):
+			// The newer snapshot wins; a block in both is the newer copy.
+			if i < len(failed.blocks) && failed.blocks[i] == next.blocks[j] {
+				i++
+			}
+			blocks = append(blocks, next.blocks[j])
+			data = append(data, next.data[j])
+			j++
+		default:
+			b := failed.blocks[i]
+			start := int64(b) * bs
+			if start < next.size {
+				p := failed.data[i]
+				if start+int64(len(p)) > next.size {
+					p = p[:next.size-start]
+				}
+				blocks = append(blocks, b)
+				data = append(data, p)
+			}
+			i++
+		}
+	}
+	next.blocks, next.data = blocks, data
+}
+
+func insertSorted(s []uint64, b uint64) []uint64 {
+	i, found := slices.BinarySearch(s, b)
+	if found {
+		return s
+	}
+	return slices.Insert(s, i, b)
+}
+
+// markDirty records that bytes [off, end) of ino changed since the last
+// Sync call.
+func (d *Disk) markDirty(ino *diskInode, off, end int64) {
+	if end <= off {
+		return
+	}
+	bs := int64(d.cfg.BlockSize)
+	for b := uint64(off / bs); int64(b)*bs < end; b++ {
+		// Appends touch the highest blocks: the fast path avoids a search.
+		if n := len(ino.unsnap); n == 0 || ino.unsnap[n-1] < b {
+			ino.unsnap = append(ino.unsnap, b)
+			continue
+		}
+		ino.unsnap = insertSorted(ino.unsnap, b)
+	}
+}
+
+// snapshot takes the delta of a Sync call and resets the unsnapped set.
+func (d *Disk) snapshot(ino *diskInode) *diskDelta {
+	bs := int64(d.cfg.BlockSize)
+	size := int64(len(ino.data))
+	delta := &diskDelta{size: size}
+	// Blocks past the end were cut by a truncate; the size carries that.
+	var total int64
+	for _, b := range ino.unsnap {
+		start := int64(b) * bs
+		if start >= size {
+			break
+		}
+		total += min(start+bs, size) - start
+	}
+	buf := make([]byte, 0, total)
+	for _, b := range ino.unsnap {
+		start := int64(b) * bs
+		if start >= size {
+			break
+		}
+		end := min(start+bs, size)
+		off := len(buf)
+		buf = append(buf, ino.data[start:end]...)
+		delta.blocks = append(delta.blocks, b)
+		delta.data = append(delta.data, buf[off:len(buf):len(buf)])
+	}
+	d.stats.SyncBytes += total
+	ino.unsnap = ino.unsnap[:0]
+	return delta
+}
+
+// diskFS is one incarnation's view of a Disk.
+type diskFS struct {
+	d       *Disk
+	gen     uint64
+	deliver func(func())
+}
+
+var _ env.FS = (*diskFS)(nil)
+
+func (fs *diskFS) live() bool { return fs.gen == fs.d.gen }
+
+// Create implements env.FS.
+func (fs *diskFS) Create(name string) (env.File, error) {
+	if !fs.live() {
+		return nil, fmt.Errorf("sim disk: create %q: %w", name, env.ErrClosed)
+	}
+	d := fs.d
+	if _, ok := d.vol[name]; ok {
+		return nil, fmt.Errorf("sim disk: create %q: %w", name, env.ErrExist)
+	}
+	d.nextInodeID++
+	ino := &diskInode{id: d.nextInodeID}
+	d.vol[name] = ino
+	return &diskFile{fs: fs, ino: ino, name: name}, nil
+}
+
+// Open implements env.FS.
+func (fs *diskFS) Open(name string) (env.File, error) {
+	if !fs.live() {
+		return nil, fmt.Errorf("sim disk: open %q: %w", name, env.ErrClosed)
+	}
+	ino, ok := fs.d.vol[name]
+	if !ok {
+		return nil, fmt.Errorf("sim disk: open %q: %w", name, env.ErrNotExist)
+	}
+	return &diskFile{fs: fs, ino: ino, name: name}, nil
+}
+
+// List implements env.FS.
+func (fs *diskFS) List(prefix string) ([]string, error) {
+	if !fs.live() {
+		return nil, fmt.Errorf("sim disk: list %q: %w", prefix, env.ErrClosed)
+	}
+	var out []string
+	for _, name := range sortedNames(fs.d.vol) {
+		if len(name) >= len(prefix) && name[:len(prefix)] == prefix {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+// Remove implements env.FS.
+func (fs *diskFS) Remove(name string) error {
+	if !fs.live() {
+		return fmt.Errorf("sim disk: remove %q: %w", name, env.ErrClosed)
+	}
+	ino, ok := fs.d.vol[name]
+	if !ok {
+		return fmt.Errorf("sim disk: remove %q: %w", name, env.ErrNotExist)
+	}
+	ino.removed = true
+	delete(fs.d.vol, name)
+	return nil
+}
+
+// SyncDir implements env.FS.
+func (fs *diskFS) SyncDir(done func(error)) {
+	if done == nil {
+		panic("sim disk: SyncDir with nil callback")
+	}
+	d := fs.d
+	if !fs.live() {
+		fs.failLater(done, fmt.Errorf("sim disk: syncdir: %w", env.ErrClosed))
+		return
+	}
+	d.stats.DirSyncs++
+	lat, err := d.drawSync("syncdir", "")
+	names := make(map[string]*diskInode, len(d.vol))
+	for name, ino := range d.vol {
+		names[name] = ino
+	}
+	op := &diskOp{err: err, names: names, done: done, deliver: fs.deliver}
+	d.dirLastDone = d.schedule(op, d.dirLastDone, lat)
+	d.dirQueue = append(d.dirQueue, op)
+}
+
+// failLater delivers err to done from a fresh event: callbacks never run
+// inside the call that registered them.
+func (fs *diskFS) failLater(done func(error), err error) {
+	deliver := fs.deliver
+	fs.d.sched.After(0, func() { deliver(func() { done(err) }) })
+}
+
+// diskFile is an open handle.
+type diskFile struct {
+	fs     *diskFS
+	ino    *diskInode
+	name   string
+	closed bool
+}
+
+var _ env.File = (*diskFile)(nil)
+
+// check returns env.ErrClosed (wrapped) if the handle is closed, its file
+// was removed, or its incarnation crashed.
+func (f *diskFile) check(op string) error {
+	if f.closed || f.ino.removed || !f.fs.live() {
+		return fmt.Errorf("sim disk: %s %q: %w", op, f.name, env.ErrClosed)
+	}
+	return nil
+}
+
+// Name implements env.File.
+func (f *diskFile) Name() string { return f.name }
+
+// Size implements env.File. A handle from before a crash reports 0: the
+// file it named may now hold another incarnation's content.
+func (f *diskFile) Size() int64 {
+	if !f.fs.live() {
+		return 0
+	}
+	return int64(len(f.ino.data))
+}
+
+// ReadAt implements env.File.
+func (f *diskFile) ReadAt(p []byte, off int64) (int, error) {
+	if err := f.check("read"); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("sim disk: read %q at %d: %w", f.name, off, ErrBadOffset)
+	}
+	data := f.ino.data
+	if off >= int64(len(data)) {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	n := copy(p, data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Write implements env.File.
+func (f *diskFile) Write(p []byte) (int, error) {
+	if err := f.check("write"); err != nil {
+		return 0, err
+	}
+	d := f.fs.d
+	d.stats.Writes++
+	n := len(p)
+	var err error
+	if d.failWrites > 0 {
+		d.failWrites--
+		err = fmt.Errorf("sim disk: write %q: %w", f.name, env.ErrIO)
+	} else if d.rng.Chance(d.cfg.WriteEIOProb) {
+		err = fmt.Errorf("sim disk: write %q: %w", f.name, env.ErrIO)
+	}
+	if err != nil {
+		d.stats.WriteErrors++
+		n = d.rng.IntN(len(p) + 1)
+	}
+	ino := f.ino
+	off := int64(len(ino.data))
+	ino.data = append(ino.data, p[:n]...)
+	d.markDirty(ino, off, off+int64(n))
+	d.stats.BytesWritten += int64(n)
+	return n, err
+}
+
+// Truncate implements env.File.
+func (f *diskFile) Truncate(size int64) error {
+	if err := f.check("truncate"); err != nil {
+		return err
+	}
+	ino := f.ino
+	if size < 0 || size > int64(len(ino.data)) {
+		return fmt.Errorf("sim disk: truncate %q to %d (size %d): %w", f.name, size, len(ino.data), ErrBadTruncate)
+	}
+	f.fs.d.stats.Truncates++
+	// Keep the bytes past size out of reach of a later append that reuses
+	// the capacity: the durable image and pending deltas never alias data,
+	// so reslicing is enough.
+	ino.data = ino.data[:size]
+	return nil
+}
+
+// Sync implements env.File.
+func (f *diskFile) Sync(done func(error)) {
+	if done == nil {
+		panic("sim disk: Sync with nil callback")
+	}
+	if err := f.check("sync"); err != nil {
+		f.fs.failLater(done, err)
+		return
+	}
+	d := f.fs.d
+	d.stats.Syncs++
+	ino := f.ino
+	lat, err := d.drawSync("sync", f.name)
+	op := &diskOp{err: err, ino: ino, delta: d.snapshot(ino), done: done, deliver: f.fs.deliver}
+	ino.lastDone = d.schedule(op, ino.lastDone, lat)
+	ino.queue = append(ino.queue, op)
+}
+
+// Close implements env.File. Pending syncs still complete.
+func (f *diskFile) Close() error {
+	if f.closed || !f.fs.live() {
+		return fmt.Errorf("sim disk: close %q: %w", f.name, env.ErrClosed)
+	}
+	f.closed = true
+	return nil
+}
