@@ -1,7 +1,3 @@
-// Package sim is walraft's deterministic simulator: one event queue in
-// virtual time drives every node's clock, disk, network and process
-// lifecycle, and every source of randomness is a named stream derived from
-// one seed, so a seed replays exactly.
 package sim
 
 import (

@@ -1,0 +1,224 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"slices"
+	"time"
+
+	"walraft/core/env"
+)
+
+// Clock rates are integers in parts per million of global virtual time, not
+// floats: the Go spec lets a compiler fuse a multiply and an add into one
+// instruction on some architectures, which would round differently and
+// break cross-platform replay of a seed. Integer arithmetic replays
+// everywhere.
+const (
+	// RateOne is a clock that runs exactly at global virtual time.
+	RateOne int64 = 1_000_000
+	// MinRatePPM and MaxRatePPM bound a clock's rate (0.1x to 10x).
+	MinRatePPM = RateOne / 10
+	MaxRatePPM = RateOne * 10
+)
+
+// NodeClock is one node's hardware clock. Its time is derived from the
+// scheduler's global virtual time:
+//
+//	local = offset + (global - t0) * rate
+//
+// where rate is in parts per million. Changing the rate re-anchors
+// (offset, t0) at the current instant, so the clock never goes backward.
+// The clock survives process crashes (it is the machine's, not the
+// process's); each process incarnation gets its own env.Clock handle whose
+// timers die with the incarnation.
+type NodeClock struct {
+	s      *Scheduler
+	ppm    int64
+	offset time.Duration // local time at global time t0
+	t0     time.Duration
+
+	// timers are the timers queued in the scheduler, by id, so a rate
+	// change can move them and a crash can cancel them.
+	timers    map[uint64]*timer
+	nextTimer uint64
+}
+
+// newNodeClock returns a clock that reads offset at the scheduler's current
+// time and runs at ppm.
+func newNodeClock(s *Scheduler, ppm int64, offset time.Duration) *NodeClock {
+	if err := validRate(ppm); err != nil {
+		panic(err.Error())
+	}
+	return &NodeClock{s: s, ppm: ppm, offset: offset, t0: s.Now(), timers: map[uint64]*timer{}}
+}
+
+func validRate(ppm int64) error {
+	if ppm < MinRatePPM || ppm > MaxRatePPM {
+		return fmt.Errorf("sim clock: rate %d ppm out of range [%d, %d]: %w", ppm, MinRatePPM, MaxRatePPM, ErrInvalidConfig)
+	}
+	return nil
+}
+
+// Now returns the clock's current local time.
+func (c *NodeClock) Now() time.Duration { return c.localAt(c.s.Now()) }
+
+// RatePPM returns the clock's rate in parts per million of global time.
+func (c *NodeClock) RatePPM() int64 { return c.ppm }
+
+// PendingTimers returns how many timers are queued in the scheduler (held
+// timers of a paused process are not counted: they already fired).
+func (c *NodeClock) PendingTimers() int { return len(c.timers) }
+
+// setRatePPM changes the clock's rate from now on. Local time stays
+// continuous (and so monotone), and every queued timer is moved to the
+// global instant at which the clock now reaches its local deadline.
+func (c *NodeClock) setRatePPM(ppm int64) error {
+	if err := validRate(ppm); err != nil {
+		return err
+	}
+	c.offset = c.Now()
+	c.t0 = c.s.Now()
+	c.ppm = ppm
+	// Registration order, so timers due at the same instant keep it.
+	ids := make([]uint64, 0, len(c.timers))
+	for id := range c.timers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		t := c.timers[id]
+		t.item.Cancel(c.s)
+		t.item = c.s.At(c.globalAt(t.deadline), t.expire)
+	}
+	return nil
+}
+
+// localAt converts a global time (not before t0) to local time.
+func (c *NodeClock) localAt(g time.Duration) time.Duration {
+	e := uint64(g - c.t0)
+	return satAdd(c.offset, mulDiv(e, uint64(c.ppm), uint64(RateOne), false))
+}
+
+// globalAt returns the first global time at which the clock reads at least
+// l. Rounding up is what makes a timer never fire early.
+func (c *NodeClock) globalAt(l time.Duration) time.Duration {
+	if l <= c.offset {
+		return c.t0
+	}
+	return satAdd(c.t0, mulDiv(uint64(l-c.offset), uint64(RateOne), uint64(c.ppm), true))
+}
+
+// mulDiv returns a*b/c rounded down (or up), saturated to math.MaxInt64.
+func mulDiv(a, b, c uint64, up bool) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	if hi >= c {
+		return math.MaxInt64
+	}
+	q, r := bits.Div64(hi, lo, c)
+	if up && r != 0 {
+		q++
+	}
+	return min(q, math.MaxInt64)
+}
+
+// satAdd returns base + d for a non-negative d (as uint64), saturated to the
+// largest Duration. Timers far beyond any run's horizon land there instead
+// of wrapping into the past.
+func satAdd(base time.Duration, d uint64) time.Duration {
+	if d > uint64(math.MaxInt64-base) {
+		return math.MaxInt64
+	}
+	return base + time.Duration(d)
+}
+
+// cancelTimers cancels every queued timer: their incarnation crashed.
+func (c *NodeClock) cancelTimers() {
+	for _, t := range c.timers {
+		t.item.Cancel(c.s)
+		t.item = nil
+		t.stopped = true
+	}
+	clear(c.timers)
+}
+
+// clockHandle is the env.Clock of one process incarnation.
+type clockHandle struct {
+	c     *NodeClock
+	p     *Process
+	epoch uint64
+}
+
+var _ env.Clock = (*clockHandle)(nil)
+
+// Now implements env.Clock.
+func (h *clockHandle) Now() time.Duration { return h.c.Now() }
+
+// AfterFunc implements env.Clock. A timer registered through the handle of
+// a crashed incarnation never fires.
+func (h *clockHandle) AfterFunc(d time.Duration, f func()) env.Timer {
+	if f == nil {
+		panic(fmt.Sprintf("sim: node %d: AfterFunc with nil func", h.p.id))
+	}
+	c := h.c
+	t := &timer{c: c, fn: f, p: h.p, epoch: h.epoch}
+	if !h.p.live(h.epoch) {
+		return t
+	}
+	now := c.Now()
+	t.deadline = satAdd(now, uint64(max(d, 0)))
+	c.nextTimer++
+	t.id = c.nextTimer
+	c.timers[t.id] = t
+	// d <= 0 lands at the current instant: the next event, never inline.
+	t.item = c.s.At(c.globalAt(t.deadline), t.expire)
+	return t
+}
+
+// timer is a pending AfterFunc. Its life: queued in the scheduler (item
+// set, in c.timers), then expired into the process's event loop (which may
+// hold it while paused), then run. Stop works at any point before the run.
+type timer struct {
+	c        *NodeClock
+	id       uint64
+	deadline time.Duration // local
+	item     *Item
+	fn       func()
+	p        *Process
+	epoch    uint64
+	stopped  bool
+	fired    bool
+}
+
+var _ env.Timer = (*timer)(nil)
+
+// Stop implements env.Timer.
+func (t *timer) Stop() bool {
+	if t.stopped || t.fired {
+		return false
+	}
+	t.stopped = true
+	if t.item != nil {
+		t.item.Cancel(t.c.s)
+		t.item = nil
+		delete(t.c.timers, t.id)
+	}
+	return true
+}
+
+// expire is the timer's scheduler event.
+func (t *timer) expire() {
+	t.item = nil
+	delete(t.c.timers, t.id)
+	t.p.dispatch(t.epoch, t.run, nil)
+}
+
+// run is the timer's event on the process's loop.
+func (t *timer) run() {
+	if t.stopped {
+		return
+	}
+	t.fired = true
+	t.fn()
+}
