@@ -131,7 +131,13 @@ type Trace struct {
 	events []TraceEvent
 	ring   []TraceEvent
 	next   int // ring: index of the oldest event once the ring is full
+
+	listener func(TraceEvent)
 }
+
+// SetListener makes the trace call fn with every event after it is added
+// (the harness counts probes this way). fn must not add events itself.
+func (t *Trace) SetListener(fn func(TraceEvent)) { t.listener = fn }
 
 // NewTrace returns an empty trace. It fails if cfg is invalid.
 func NewTrace(cfg TraceConfig) (*Trace, error) {
@@ -164,6 +170,9 @@ func (t *Trace) Add(e TraceEvent) {
 			t.ring[t.next] = e
 			t.next = (t.next + 1) % len(t.ring)
 		}
+	}
+	if t.listener != nil {
+		t.listener(e)
 	}
 }
 

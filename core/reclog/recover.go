@@ -1,0 +1,345 @@
+package reclog
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"walraft/core/env"
+)
+
+// Open recovers the log stored in files named dir+"/..." on fs: it reads
+// every segment in order, verifies every checksum, keeps the longest valid
+// prefix, cuts a torn tail (the cut is made durable before any new record
+// is written over it), and reports damage to data that had been synced as
+// ErrCorrupt (see the package documentation for how the two are told
+// apart). Reads are synchronous; Open returns without waiting for any
+// callback. An empty or missing log starts a new one.
+func Open(fs env.FS, dir string, opts Options) (*Log, error) {
+	if fs == nil {
+		return nil, fmt.Errorf("%w: nil FS", ErrInvalidOptions)
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	l := &Log{fs: fs, prefix: dir + "/", opts: opts.withDefaults(), nextID: 1}
+	if dir == "" {
+		l.prefix = ""
+	}
+	r := &recovery{l: l}
+	if err := r.run(); err != nil {
+		for _, s := range r.files {
+			if s.f != nil {
+				s.f.Close()
+			}
+		}
+		return nil, fmt.Errorf("reclog: open %q: %w", dir, err)
+	}
+	return l, nil
+}
+
+// recovery is the state of one Open.
+type recovery struct {
+	l     *Log
+	files []*segment // every segment file found, in id order
+	buf   [blockSize]byte
+	// maxMark is the largest durable mark among the chunks kept: a
+	// position proven durable.
+	maxMark uint64
+}
+
+// badSpot is where recovery found the first invalid data.
+type badSpot struct {
+	file int    // index in files
+	off  int64  // offset in the file
+	pos  uint64 // log position (for the durable-mark test)
+	why  string
+	// cutSize is the size the file keeps if this is a torn tail: the end
+	// of its last complete record. Unused for a bad header (off == 0).
+	cutSize int64
+}
+
+func (r *recovery) run() error {
+	l := r.l
+	names, err := l.fs.List(l.prefix)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		id, ok := parseSegName(l.prefix, name)
+		if !ok {
+			continue
+		}
+		f, err := l.fs.Open(name)
+		if err != nil {
+			return err
+		}
+		r.files = append(r.files, &segment{id: id, name: name, f: f})
+		l.nextID = max(l.nextID, id+1)
+	}
+	bad, err := r.scan()
+	if err != nil {
+		return err
+	}
+	if bad == nil {
+		if len(r.files) == 0 {
+			return r.fresh(nil)
+		}
+		l.segs = r.files
+		l.next = l.active().next()
+		l.durable = r.maxMark
+		r.markUnsynced()
+		// Recovered bytes may still be only in a page cache (a process
+		// crash keeps it): sync them before the mark claims them durable.
+		l.enqueue(&op{kind: opSync})
+		return nil
+	}
+	if proof, err := r.findProof(bad); err != nil {
+		return err
+	} else if proof != "" {
+		return fmt.Errorf("%w: %s byte %d: %s; %s", ErrCorrupt, r.files[bad.file].name, bad.off, bad.why, proof)
+	}
+	return r.cutTail(bad)
+}
+
+// scan validates the segments in order and indexes their records. It
+// returns the first bad spot (nil if the whole log is valid) or an I/O
+// error.
+func (r *recovery) scan() (*badSpot, error) {
+	var expSeq, expPos uint64
+	for i, s := range r.files {
+		size := s.f.Size()
+		hdr := r.buf[:segHeaderSize]
+		why := ""
+		if n, err := s.f.ReadAt(hdr, 0); n < segHeaderSize {
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("read %s: %w", s.name, err)
+			}
+			why = "segment header missing or short"
+		}
+		var h segHeader
+		if why == "" {
+			h, why = decodeSegHeader(hdr)
+		}
+		switch {
+		case why != "":
+		case h.id != s.id:
+			why = fmt.Sprintf("segment header names segment %d", h.id)
+		case i > 0 && (h.baseSeq != expSeq || h.basePos != expPos):
+			why = fmt.Sprintf("segment starts at record %d position %d, previous segment ends at record %d position %d", h.baseSeq, h.basePos, expSeq, expPos)
+		}
+		if why != "" {
+			return &badSpot{file: i, off: 0, pos: expPos, why: why}, nil
+		}
+		s.baseSeq, s.basePos = h.baseSeq, h.basePos
+		bad, err := r.scanChunks(i, s, size)
+		if bad != nil || err != nil {
+			return bad, err
+		}
+		expSeq, expPos = s.next(), s.end()
+	}
+	return nil, nil
+}
+
+// scanChunks parses the chunks of segment s (file index i) after its
+// header, filling its index. It stops at the first invalid chunk.
+func (r *recovery) scanChunks(i int, s *segment, size int64) (*badSpot, error) {
+	off := int64(segHeaderSize)
+	recStart := off // offset of the first chunk of the record being read
+	inRecord := false
+	recLen := 0
+	seq := s.baseSeq
+	bad := func(why string) *badSpot {
+		return &badSpot{file: i, off: off, pos: s.basePos + uint64(off), why: why, cutSize: recStart}
+	}
+	blockStart, blockEnd := int64(-1), int64(0) // block held in r.buf
+	for {
+		if rem := blockRemaining(off); rem < chunkHeaderSize {
+			if inRecord {
+				return bad("record continues into block padding"), nil
+			}
+			if off+rem >= size {
+				// The file ends in padding: the next record (written with
+				// the padding) is missing; this is a record boundary.
+				s.size = size
+				return nil, nil
+			}
+			off += rem
+		}
+		if !inRecord {
+			recStart = off
+		}
+		if off >= size {
+			if inRecord {
+				return bad("segment ends inside a record"), nil
+			}
+			s.size = size
+			return nil, nil
+		}
+		if off+chunkHeaderSize > maxFileOffset {
+			return bad("segment larger than the index can address"), nil
+		}
+		b := off - off%blockSize
+		if b != blockStart {
+			n, err := s.f.ReadAt(r.buf[:min(blockSize, size-b)], b)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("read %s at %d: %w", s.name, b, err)
+			}
+			blockStart, blockEnd = b, b+int64(n)
+		}
+		if off >= blockEnd {
+			return bad("file shorter than its size"), nil
+		}
+		h, data, n, why := decodeChunk(r.buf[off-blockStart : blockEnd-blockStart])
+		if why == "" {
+			pos := s.basePos + uint64(off)
+			switch {
+			case h.seq != seq:
+				why = fmt.Sprintf("chunk of record %d where record %d was expected", h.seq, seq)
+			case inRecord && (h.typ == chunkFull || h.typ == chunkFirst):
+				why = "new record starts before the previous one ended"
+			case !inRecord && (h.typ == chunkMiddle || h.typ == chunkLast):
+				why = "continuation chunk without a first chunk"
+			case h.mark > pos:
+				why = fmt.Sprintf("durable mark %d beyond the chunk's own position %d", h.mark, pos)
+			}
+		}
+		if why != "" {
+			return bad(why), nil
+		}
+		recLen += len(data)
+		if recLen > r.l.opts.MaxRecordBytes {
+			// Checksummed, so not torn: the log was written with a larger
+			// limit. Cutting it would lose data; refuse instead.
+			return nil, fmt.Errorf("%w: %s byte %d: record %d is longer than MaxRecordBytes %d",
+				ErrTooLarge, s.name, recStart, seq, r.l.opts.MaxRecordBytes)
+		}
+		r.maxMark = max(r.maxMark, h.mark)
+		off += int64(n)
+		switch h.typ {
+		case chunkFull, chunkLast:
+			s.starts = append(s.starts, uint32(recStart))
+			seq++
+			inRecord, recLen = false, 0
+		default:
+			inRecord = true
+		}
+	}
+}
+
+// findProof searches everything after bad for a genuine chunk whose durable
+// mark shows bad.pos had been synced. It returns a description of the
+// proving chunk, or "" if there is none.
+func (r *recovery) findProof(bad *badSpot) (string, error) {
+	for i := bad.file; i < len(r.files); i++ {
+		s := r.files[i]
+		size := s.f.Size()
+		// Block 0 of every later segment (and of a segment whose header
+		// is bad) has its first chunk right after the header.
+		from := int64(segHeaderSize)
+		if i == bad.file && bad.off > 0 {
+			from = (bad.off/blockSize + 1) * blockSize
+		}
+		for b := from - from%blockSize; b < size && b <= maxFileOffset; b += blockSize {
+			start := max(b, from)
+			n, err := s.f.ReadAt(r.buf[:min(blockSize, size-b)], b)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return "", fmt.Errorf("read %s at %d: %w", s.name, b, err)
+			}
+			blk := r.buf[:n]
+			// Follow the chunk chain from the block's first chunk; each
+			// link is verified before its length is trusted.
+			for off := start - b; off < int64(n) && blockSize-off >= chunkHeaderSize; {
+				h, _, cn, why := decodeChunk(blk[off:])
+				if why != "" {
+					break
+				}
+				if h.mark > bad.pos {
+					return fmt.Sprintf("chunk of record %d at %s byte %d was written after a sync covering position %d (bad spot at position %d)",
+						h.seq, s.name, b+off, h.mark, bad.pos), nil
+				}
+				off += int64(cn)
+			}
+		}
+	}
+	return "", nil
+}
+
+// cutTail keeps the log before bad (a torn tail) and queues the durable
+// cut: later segments are removed and the bad one shrunk.
+func (r *recovery) cutTail(bad *badSpot) error {
+	l := r.l
+	var keep []*segment
+	var target *segment
+	var size int64
+	switch {
+	case bad.off > 0:
+		keep = r.files[:bad.file+1]
+		target, size = r.files[bad.file], bad.cutSize
+		target.size = size
+	case bad.file > 0:
+		// The segment's header is bad or does not continue the previous
+		// segment: the previous segment is complete and stays as it is.
+		keep = r.files[:bad.file]
+		target = keep[len(keep)-1]
+		size = target.size
+	}
+	remove := r.files[len(keep):]
+	if len(keep) == 0 {
+		// Nothing valid at all: start a fresh segment under a new name,
+		// after the old files are gone.
+		if err := r.fresh(remove); err != nil {
+			return err
+		}
+		return nil
+	}
+	l.segs = keep
+	l.next = l.active().next()
+	l.durable = r.maxMark
+	r.markUnsynced()
+	l.cuts++
+	l.enqueue(&op{kind: opCut, remove: remove, target: target, size: size, pos: target.basePos + uint64(size)})
+	return nil
+}
+
+// fresh starts an empty log in a new segment; remove are old files to
+// delete first (their removal is made durable before the new segment is
+// trusted with records).
+func (r *recovery) fresh(remove []*segment) error {
+	l := r.l
+	seg := &segment{id: l.nextID, name: segName(l.prefix, l.nextID)}
+	f, err := l.fs.Create(seg.name)
+	if err != nil {
+		return err
+	}
+	r.files = append(r.files, &segment{name: seg.name, f: f}) // closed on error
+	l.nextID++
+	seg.f = f
+	hdr := encodeSegHeader(segHeader{id: seg.id})
+	if n, err := f.Write(hdr); err != nil || n != len(hdr) {
+		return fmt.Errorf("write %s header: %w", seg.name, errors.Join(err, env.ErrIO))
+	}
+	seg.size = segHeaderSize
+	seg.dirty = true
+	l.segs = []*segment{seg}
+	l.nsDirty = true
+	if len(remove) == 0 {
+		l.enqueue(&op{kind: opSync})
+		return nil
+	}
+	l.cuts++
+	l.enqueue(&op{kind: opCut, remove: remove, target: seg, size: segHeaderSize, pos: segHeaderSize})
+	return nil
+}
+
+// markUnsynced marks the recovered segments that may hold bytes not yet
+// proven durable (those ending past the largest mark) for the first sync.
+func (r *recovery) markUnsynced() {
+	l := r.l
+	for _, s := range l.segs {
+		if s.end() > l.durable {
+			s.dirty = true
+		}
+	}
+	l.nsDirty = true
+}
