@@ -1,0 +1,199 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"walraft/core/reclog"
+	"walraft/core/wal"
+)
+
+// Path selects how the leader proposes produced records to Raft.
+type Path int
+
+const (
+	// PathBatch proposes one `batch` entry per WAL batch (the design).
+	PathBatch Path = iota
+	// PathLegacy proposes one `canonical` entry per record (the
+	// pre-batching design), kept so both can be measured and a log written
+	// before the upgrade replays after it.
+	PathLegacy
+)
+
+// String names the path as the CLI spells it.
+func (p Path) String() string {
+	if p == PathLegacy {
+		return "legacy"
+	}
+	return "batch"
+}
+
+// TopicConfig declares a topic and its partition count.
+type TopicConfig struct {
+	Name       string
+	Partitions int32
+}
+
+// Config configures one node. Zero fields get the documented defaults (see
+// withDefaults); Validate reports what cannot be defaulted.
+type Config struct {
+	// ID is this node's id (non-zero).
+	ID uint64
+	// Peers lists every voter's id, this node's included. A single peer
+	// means standalone mode: no Raft, acks=-1 behaves as acks=1 and the HWM
+	// follows the fsynced end.
+	Peers []uint64
+	// Topics this node hosts (every node of a cluster must have the same).
+	Topics []TopicConfig
+	// Dir prefixes every file name the node creates ("" = the FS root).
+	Dir string
+
+	// WAL configures each partition's write-ahead log.
+	WAL wal.Config
+	// RaftLog configures the Raft log's record log.
+	RaftLog reclog.Options
+
+	// TickInterval is the Raft tick on the node's clock (default 10ms).
+	TickInterval time.Duration
+	// ElectionTicks (default 10) and HeartbeatTicks (default 2).
+	ElectionTicks, HeartbeatTicks int
+	// MaxSizePerMsg bounds a Raft append message (default 1 MiB);
+	// MaxInflightMsgs the append messages in flight per follower (default 256).
+	MaxSizePerMsg   uint64
+	MaxInflightMsgs int
+	// MaxCommittedSizePerReady bounds the entries applied per Ready (default 4 MiB).
+	MaxCommittedSizePerReady uint64
+
+	// AcksTimeout ends an unanswered acks=1 or acks=-1 request as
+	// indeterminate (default 30s).
+	AcksTimeout time.Duration
+	// MaxRecordBytes bounds one record (default 1 MiB).
+	MaxRecordBytes int
+	// MaxRequestRecords bounds the records in one produce request (default 10000).
+	MaxRequestRecords int
+	// MaxPendingBatches bounds the batches proposed and not yet resolved;
+	// beyond it produce answers ErrBackpressure (default 4096).
+	MaxPendingBatches int
+	// MaxQueuedUnits bounds produce requests accepted but not yet proposed
+	// (default 65536).
+	MaxQueuedUnits int
+	// Path selects batch or legacy proposals (default batch).
+	Path Path
+}
+
+// Standalone reports whether the config is a single node without Raft.
+func (c Config) Standalone() bool { return len(c.Peers) == 1 }
+
+func (c Config) withDefaults() Config {
+	if c.TickInterval == 0 {
+		c.TickInterval = 10 * time.Millisecond
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = 2
+	}
+	if c.MaxSizePerMsg == 0 {
+		c.MaxSizePerMsg = 1 << 20
+	}
+	if c.MaxInflightMsgs == 0 {
+		c.MaxInflightMsgs = 256
+	}
+	if c.MaxCommittedSizePerReady == 0 {
+		c.MaxCommittedSizePerReady = 4 << 20
+	}
+	if c.AcksTimeout == 0 {
+		c.AcksTimeout = 30 * time.Second
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = 1 << 20
+	}
+	if c.MaxRequestRecords == 0 {
+		c.MaxRequestRecords = 10000
+	}
+	if c.MaxPendingBatches == 0 {
+		c.MaxPendingBatches = 4096
+	}
+	if c.MaxQueuedUnits == 0 {
+		c.MaxQueuedUnits = 65536
+	}
+	if c.WAL.MaxRecordBytes == 0 || c.WAL.MaxRecordBytes < c.MaxRecordBytes {
+		c.WAL.MaxRecordBytes = c.MaxRecordBytes
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot run.
+func (c Config) Validate() error {
+	if c.ID == 0 {
+		return errors.New("node: ID must be non-zero")
+	}
+	if len(c.Peers) == 0 {
+		return errors.New("node: Peers must list at least this node")
+	}
+	seen := map[uint64]bool{}
+	self := false
+	for _, p := range c.Peers {
+		if p == 0 {
+			return errors.New("node: peer id 0")
+		}
+		if seen[p] {
+			return fmt.Errorf("node: peer %d listed twice", p)
+		}
+		seen[p] = true
+		self = self || p == c.ID
+	}
+	if !self {
+		return fmt.Errorf("node: Peers %v do not include ID %d", c.Peers, c.ID)
+	}
+	if len(c.Topics) == 0 {
+		return errors.New("node: no topics")
+	}
+	names := map[string]bool{}
+	for _, t := range c.Topics {
+		if t.Name == "" || t.Partitions <= 0 {
+			return fmt.Errorf("node: bad topic %q with %d partitions", t.Name, t.Partitions)
+		}
+		if names[t.Name] {
+			return fmt.Errorf("node: topic %q declared twice", t.Name)
+		}
+		names[t.Name] = true
+	}
+	d := c.withDefaults()
+	if d.TickInterval < 0 || d.AcksTimeout < 0 || d.ElectionTicks <= d.HeartbeatTicks || d.HeartbeatTicks <= 0 {
+		return fmt.Errorf("node: bad timing: tick %v, election %d ticks, heartbeat %d ticks, acks timeout %v",
+			d.TickInterval, d.ElectionTicks, d.HeartbeatTicks, d.AcksTimeout)
+	}
+	if d.MaxRecordBytes < 0 || d.MaxRequestRecords < 0 || d.MaxPendingBatches < 0 || d.MaxQueuedUnits < 0 {
+		return errors.New("node: negative limit")
+	}
+	if c.Path != PathBatch && c.Path != PathLegacy {
+		return fmt.Errorf("node: unknown path %d", c.Path)
+	}
+	return d.WAL.Validate()
+}
+
+// Bugs are the known-bad variants of DESIGN.md section 6: deliberate bugs the
+// harness must catch. They are reachable only through NewWithBugs, never
+// from a Config. The zero value is the correct system.
+type Bugs struct {
+	// MetadataOnly: Raft entries carry offsets but no records (the original
+	// note's design): followers never hold the bytes.
+	MetadataOnly bool
+	// AckBeforeFsync: acks=1 is answered at enqueue.
+	AckBeforeFsync bool
+	// NoticeBeforeFsync: a batch is proposed when appended, before its fsync.
+	NoticeBeforeFsync bool
+	// HWMBeforeCommit: the leader moves the HWM when it proposes.
+	HWMBeforeCommit bool
+	// NoTruncateOnLeaderChange: a new leader keeps its uncommitted suffix
+	// and applying keeps whatever the log holds.
+	NoTruncateOnLeaderChange bool
+	// WaiterByIndexOnly: acks=-1 waiters are resolved by whatever entry
+	// applies at their index.
+	WaiterByIndexOnly bool
+	// InMemoryRaftLog: the Raft log is never written to disk.
+	InMemoryRaftLog bool
+}

@@ -1,0 +1,386 @@
+package node_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"walraft/core/env"
+	"walraft/core/node"
+	"walraft/sim"
+)
+
+// tcluster is a small driver: n nodes on a sim.World, produce and fetch
+// through the world's event loops.
+type tcluster struct {
+	t     *testing.T
+	w     *sim.World
+	nodes map[uint64]*node.Node
+	ids   []uint64
+	cfg   func(id uint64) node.Config
+}
+
+func newCluster(t *testing.T, seed uint64, n int, mod func(*node.Config)) *tcluster {
+	t.Helper()
+	w, err := sim.NewWorld(seed, sim.WorldConfig{Net: sim.LinkConfig{Latency: time.Millisecond, Jitter: time.Millisecond}, ClockSkewPPM: 10_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &tcluster{t: t, w: w, nodes: map[uint64]*node.Node{}}
+	for i := 1; i <= n; i++ {
+		c.ids = append(c.ids, uint64(i))
+	}
+	c.cfg = func(id uint64) node.Config {
+		cfg := node.Config{ID: id, Peers: c.ids, Topics: []node.TopicConfig{{Name: "t", Partitions: 1}}, AcksTimeout: 5 * time.Second}
+		if mod != nil {
+			mod(&cfg)
+		}
+		return cfg
+	}
+	for _, id := range c.ids {
+		boot := func(id env.NodeID, e env.Env) (sim.Receiver, error) {
+			nd, err := node.New(c.cfg(id), e)
+			if err != nil {
+				return nil, err
+			}
+			c.nodes[id] = nd
+			return nd, nil
+		}
+		if err := w.AddNode(id, boot, sim.DefaultDiskConfig()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	return c
+}
+
+func (c *tcluster) run(d time.Duration) { c.w.Sched().RunFor(d) }
+
+// leader waits for a leader with an open gate and returns it.
+func (c *tcluster) leader() uint64 {
+	c.t.Helper()
+	var id uint64
+	ok := c.w.Sched().RunWhile(func() bool {
+		id = 0
+		for _, x := range c.ids {
+			if n := c.up(x); n != nil && n.Status().Gate {
+				id = x
+			}
+		}
+		return id == 0
+	}, c.w.Now()+10*time.Second)
+	if ok {
+		return id
+	}
+	c.t.Fatalf("no leader within 10s")
+	return 0
+}
+
+func (c *tcluster) up(id uint64) *node.Node {
+	if c.w.Process(id).State() == sim.StateDown {
+		return nil
+	}
+	return c.nodes[id]
+}
+
+// produce sends one request to node id and returns a pointer that is set
+// when the reply arrives.
+func (c *tcluster) produce(id uint64, acks node.Acks, vals ...string) *reply {
+	r := &reply{}
+	recs := make([][]byte, len(vals))
+	for i, v := range vals {
+		recs[i] = []byte(v)
+	}
+	if err := c.w.Post(id, 0, func() {
+		c.nodes[id].Produce(node.ProduceRequest{Topic: "t", Partition: 0, Acks: acks, Records: recs}, func(resp node.ProduceResponse) {
+			r.done, r.resp, r.at = true, resp, c.w.Now()
+		})
+	}); err != nil {
+		c.t.Fatal(err)
+	}
+	return r
+}
+
+type reply struct {
+	done bool
+	resp node.ProduceResponse
+	at   time.Duration
+}
+
+// wait runs until r is answered (or d passes).
+func (c *tcluster) wait(r *reply, d time.Duration) bool {
+	return c.w.Sched().RunWhile(func() bool { return !r.done }, c.w.Now()+d)
+}
+
+// log returns node id's records below its HWM.
+func (c *tcluster) log(id uint64) []string {
+	n := c.up(id)
+	var out []string
+	off := int64(0)
+	for {
+		resp := n.Fetch(node.FetchRequest{Topic: "t", Offset: off})
+		if resp.Err != nil {
+			c.t.Fatalf("fetch n%d at %d: %v", id, off, resp.Err)
+		}
+		if len(resp.Records) == 0 {
+			return out
+		}
+		for _, r := range resp.Records {
+			out = append(out, string(r.Value))
+		}
+		off = resp.Records[len(resp.Records)-1].Offset + 1
+	}
+}
+
+func (c *tcluster) hwm(id uint64) int64 {
+	ps, _ := c.up(id).PartitionStatus("t", 0)
+	return ps.HWM
+}
+
+func TestStandaloneAcks(t *testing.T) {
+	c := newCluster(t, 1, 1, nil)
+	id := c.leader()
+	for _, acks := range []node.Acks{node.AcksNone, node.AcksLeader, node.AcksAll} {
+		t.Run(acks.String(), func(t *testing.T) {
+			d := c.w.Disk(id)
+			d.StallSyncsUntil(c.w.Now() + 200*time.Millisecond)
+			r := c.produce(id, acks, "x-"+acks.String())
+			c.run(100 * time.Millisecond)
+			if acks == node.AcksNone {
+				if !r.done || r.resp.Err != nil {
+					t.Fatalf("acks=0 must be answered at enqueue: %+v", r)
+				}
+				return
+			}
+			if r.done {
+				t.Fatalf("acks=%s answered at %v during an fsync stall", acks, r.at)
+			}
+			if !c.wait(r, time.Second) || r.resp.Err != nil {
+				t.Fatalf("acks=%s: %+v", acks, r)
+			}
+			if hw := c.hwm(id); hw != r.resp.BaseOffset+1 {
+				t.Fatalf("HWM %d after acks=%s reply at offset %d", hw, acks, r.resp.BaseOffset)
+			}
+		})
+	}
+}
+
+func TestClusterAcksAllNeedsMajority(t *testing.T) {
+	c := newCluster(t, 2, 3, nil)
+	l := c.leader()
+	var followers []uint64
+	for _, id := range c.ids {
+		if id != l {
+			followers = append(followers, id)
+		}
+	}
+	// One follower paused: a majority (leader + one) still commits.
+	c.w.Pause(followers[0])
+	r := c.produce(l, node.AcksAll, "a")
+	if !c.wait(r, 2*time.Second) || r.resp.Err != nil || r.resp.Index == 0 {
+		t.Fatalf("acks=all with a majority up: %+v", r)
+	}
+	// Both followers paused: no majority can persist the entry, so acks=all
+	// gets no success; acks=1 needs only the leader's fsync. (Within an
+	// election timeout: after that CheckQuorum deposes the lone leader.)
+	c.w.Pause(followers[1])
+	r2 := c.produce(l, node.AcksAll, "b")
+	r1 := c.produce(l, node.AcksLeader, "c")
+	c.run(50 * time.Millisecond)
+	if !r1.done || r1.resp.Err != nil {
+		t.Fatalf("acks=1 needs only the leader's fsync: %+v", r1)
+	}
+	c.run(time.Second)
+	if r2.done && r2.resp.Err == nil {
+		t.Fatalf("acks=all succeeded without a majority: %+v", r2)
+	}
+	c.w.Resume(followers[0])
+	c.w.Resume(followers[1])
+	// Its entry may still commit (the old leader can win again with the
+	// longest log) or be replaced; either way it ends by the acks timeout.
+	if !c.wait(r2, 6*time.Second) {
+		t.Fatalf("acks=all never answered after the followers resumed")
+	}
+	if r2.resp.Err == nil {
+		nl := c.leader()
+		if got := c.log(nl); int64(len(got)) <= r2.resp.BaseOffset || got[r2.resp.BaseOffset] != "b" {
+			t.Fatalf("acks=all success at %d but leader n%d log is %q", r2.resp.BaseOffset, nl, got)
+		}
+	}
+}
+
+func TestLeaderCrashKeepsAckedRecord(t *testing.T) {
+	c := newCluster(t, 3, 3, nil)
+	l := c.leader()
+	r := c.produce(l, node.AcksAll, "keep-me")
+	if !c.wait(r, 2*time.Second) || r.resp.Err != nil {
+		t.Fatalf("%+v", r)
+	}
+	if err := c.w.Crash(l); err != nil {
+		t.Fatal(err)
+	}
+	l2 := c.leader()
+	if l2 == l {
+		t.Fatalf("crashed leader still leads")
+	}
+	got := c.log(l2)
+	if int64(len(got)) <= r.resp.BaseOffset || got[r.resp.BaseOffset] != "keep-me" {
+		t.Fatalf("new leader n%d log %q lacks the acked record at %d", l2, got, r.resp.BaseOffset)
+	}
+}
+
+func TestDeposedLeaderSuffixTruncated(t *testing.T) {
+	c := newCluster(t, 4, 3, nil)
+	l := c.leader()
+	base := c.produce(l, node.AcksAll, "base")
+	c.wait(base, 2*time.Second)
+	c.w.Net().Isolate(l)
+	// Accepted and fsynced on the isolated leader: acks=1 succeeds, but the
+	// batch can never commit.
+	orphan := c.produce(l, node.AcksLeader, "orphan")
+	waiter := c.produce(l, node.AcksAll, "orphan-all")
+	if !c.wait(orphan, time.Second) || orphan.resp.Err != nil {
+		t.Fatalf("acks=1 on the isolated leader: %+v", orphan)
+	}
+	var l2 uint64
+	c.w.Sched().RunWhile(func() bool {
+		for _, id := range c.ids {
+			if n := c.up(id); id != l && n.Status().Gate {
+				l2 = id
+			}
+		}
+		return l2 == 0
+	}, c.w.Now()+10*time.Second)
+	if l2 == 0 {
+		t.Fatal("no new leader in the majority")
+	}
+	fresh := c.produce(l2, node.AcksAll, "fresh")
+	if !c.wait(fresh, 2*time.Second) || fresh.resp.Err != nil {
+		t.Fatalf("%+v", fresh)
+	}
+	if fresh.resp.BaseOffset != orphan.resp.BaseOffset {
+		t.Fatalf("new leader wrote at %d, orphan was at %d: offsets must be reused", fresh.resp.BaseOffset, orphan.resp.BaseOffset)
+	}
+	c.w.Net().Heal()
+	c.run(2 * time.Second)
+	want := c.log(l2)
+	for _, id := range c.ids {
+		if got := c.log(id); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("n%d log %q, leader n%d has %q", id, got, l2, want)
+		}
+	}
+	if ps, _ := c.up(l).PartitionStatus("t", 0); ps.LogEnd != ps.HWM {
+		t.Errorf("old leader keeps an uncommitted suffix: HWM %d log end %d", ps.HWM, ps.LogEnd)
+	}
+	// The acks=-1 waiter of the deposed leader ends with a definite
+	// failure once another entry takes its index (or times out).
+	if !c.wait(waiter, 6*time.Second) || waiter.resp.Err == nil {
+		t.Fatalf("waiter of the deposed leader: %+v", waiter)
+	}
+	if waiter.resp.Indeterminate {
+		t.Logf("waiter ended indeterminate: %v", waiter.resp.Err)
+	}
+}
+
+func TestRestartKeepsHWM(t *testing.T) {
+	for _, path := range []node.Path{node.PathBatch, node.PathLegacy} {
+		t.Run(path.String(), func(t *testing.T) {
+			c := newCluster(t, 5, 3, func(cfg *node.Config) { cfg.Path = path })
+			l := c.leader()
+			for i := 0; i < 5; i++ {
+				r := c.produce(l, node.AcksAll, fmt.Sprint("r", i), fmt.Sprint("s", i))
+				if !c.wait(r, 2*time.Second) || r.resp.Err != nil {
+					t.Fatalf("%+v", r)
+				}
+			}
+			c.run(500 * time.Millisecond)
+			before := map[uint64]int64{}
+			for _, id := range c.ids {
+				before[id] = c.hwm(id)
+				c.w.Crash(id)
+			}
+			for _, id := range c.ids {
+				if err := c.w.Restart(id); err != nil {
+					t.Fatal(err)
+				}
+				if hw := c.hwm(id); hw < before[id] {
+					t.Fatalf("n%d HWM %d after restart, was %d", id, hw, before[id])
+				}
+			}
+		})
+	}
+}
+
+func TestMixedLogReplays(t *testing.T) {
+	path := node.PathLegacy
+	c := newCluster(t, 6, 3, func(cfg *node.Config) { cfg.Path = path })
+	l := c.leader()
+	for i := 0; i < 3; i++ {
+		c.wait(c.produce(l, node.AcksAll, fmt.Sprint("legacy", i)), 2*time.Second)
+	}
+	// Upgrade: every node restarts on the batch path; the canonical entries
+	// written before must replay.
+	path = node.PathBatch
+	for _, id := range c.ids {
+		c.w.Crash(id)
+		if err := c.w.Restart(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l = c.leader()
+	c.wait(c.produce(l, node.AcksAll, "batch0", "batch1"), 2*time.Second)
+	c.run(500 * time.Millisecond)
+	want := []string{"legacy0", "legacy1", "legacy2", "batch0", "batch1"}
+	for _, id := range c.ids {
+		c.w.Crash(id)
+		if err := c.w.Restart(id); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.log(id); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("n%d replayed %q, want %q", id, got, want)
+		}
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	c := newCluster(t, 7, 1, func(cfg *node.Config) { cfg.MaxRecordBytes = 100 })
+	id := c.leader()
+	tests := []struct {
+		name string
+		req  node.ProduceRequest
+		want error
+	}{
+		{"unknown topic", node.ProduceRequest{Topic: "nope", Acks: 1, Records: [][]byte{{1}}}, node.ErrUnknownPartition},
+		{"unknown partition", node.ProduceRequest{Topic: "t", Partition: 3, Acks: 1, Records: [][]byte{{1}}}, node.ErrUnknownPartition},
+		{"no records", node.ProduceRequest{Topic: "t", Acks: 1}, node.ErrInvalid},
+		{"oversized record", node.ProduceRequest{Topic: "t", Acks: 1, Records: [][]byte{make([]byte, 101)}}, node.ErrInvalid},
+		{"bad acks", node.ProduceRequest{Topic: "t", Acks: 2, Records: [][]byte{{1}}}, node.ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got error
+			c.w.Post(id, 0, func() {
+				c.nodes[id].Produce(tt.req, func(r node.ProduceResponse) { got = r.Err })
+			})
+			c.run(time.Millisecond)
+			if !errors.Is(got, tt.want) {
+				t.Fatalf("err = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFollowerAnswersNotLeader(t *testing.T) {
+	c := newCluster(t, 8, 3, nil)
+	l := c.leader()
+	f := l%3 + 1
+	r := c.produce(f, node.AcksAll, "x")
+	c.wait(r, time.Second)
+	if !errors.Is(r.resp.Err, node.ErrNotLeader) || r.resp.LeaderHint != l || r.resp.Indeterminate {
+		t.Fatalf("follower answer %+v, want NotLeader with hint %d", r.resp, l)
+	}
+}

@@ -1,0 +1,670 @@
+// Package wal is walraft's group-commit write-ahead log, one per partition.
+//
+// Producers Append records; the WAL assigns their offsets at once, queues
+// them, and writes and fsyncs them in batches: at most one write+fsync is in
+// flight, and everything that arrives meanwhile waits and goes into the
+// next batch. When a batch's fsync completes, the WAL answers its appends
+// (done(nil), in offset order: what acks=1 waits for), then emits one
+// BatchNotice for the batch (what the Raft proposer turns into one
+// proposal), then cuts the next batch.
+//
+// # Storage
+//
+// The WAL stores its records in a reclog record log (see core/reclog for the
+// framing, checksums and crash recovery), one reclog record per Kafka
+// record, so that Truncate can cut at any offset (the legacy path moves the
+// HWM one record at a time, so a truncation may fall inside a batch). A
+// reclog record is
+//
+//	[0]    format version (1)
+//	[1:9)  the record's offset, int64 little-endian
+//	[9:)   the record's bytes
+//
+// Offsets are contiguous and the reclog numbers its records contiguously,
+// so offset = seq + a constant fixed at Open (0 until retention exists): the
+// reclog's index is the offset index, at 4 bytes per record. Open checks the
+// first and last recovered records against that mapping and every Read
+// checks the records it returns, so a record never surfaces at the wrong
+// offset.
+//
+// # Failures
+//
+// A failed write or fsync is fail-stop: every append of the failed batch and
+// every queued append completes with an error wrapping ErrFailed (the
+// records may or may not be on disk: the outcome is unknown), Err returns
+// it, and Append fails until the WAL is reopened, which recovers what is
+// durable. The fsync is never retried.
+//
+// # Trace events (through env.Tracer; A is always the partition, Text the
+// topic)
+//
+//	wal.open       B=start C=end (recovered)
+//	wal.batch      B=base C=last D=records        a batch was cut and written
+//	wal.sync.done  B=base C=last D=batch seq      its fsync completed
+//	wal.fail       B=base C=last D=appends failed fail-stop (B=C=-1 if no batch)
+//	wal.trunc      B=offset C=previous end D=appends failed
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"walraft/core/env"
+	"walraft/core/reclog"
+)
+
+// Errors. Test with errors.Is; returned errors wrap them with context.
+var (
+	// ErrTooLarge: a record exceeds Config.MaxRecordBytes, or one append
+	// exceeds Config.MaxPendingBytes (it could never be queued).
+	ErrTooLarge = errors.New("wal: too large")
+	// ErrBackpressure: accepting the append would queue more than
+	// Config.MaxPendingBytes; retry later.
+	ErrBackpressure = errors.New("wal: too many bytes queued")
+	// ErrFailed: a write or fsync failed. The WAL is fail-stop until
+	// reopened; the records of the failed appends may or may not be on
+	// disk.
+	ErrFailed = errors.New("wal: storage failed")
+	// ErrTruncated: Truncate dropped the append's records before their
+	// fsync completed.
+	ErrTruncated = errors.New("wal: truncated before durable")
+	// ErrClosed: the WAL was closed.
+	ErrClosed = errors.New("wal: closed")
+	// ErrCorrupt: the log holds damaged durable data or a record at the
+	// wrong offset.
+	ErrCorrupt = errors.New("wal: corrupt")
+	// ErrOutOfRange: an offset outside [Start, End].
+	ErrOutOfRange = errors.New("wal: offset out of range")
+	// ErrInvalidConfig: a Config that cannot be used.
+	ErrInvalidConfig = errors.New("wal: invalid config")
+)
+
+// Config defaults.
+const (
+	DefaultMaxBatchBytes   = 1 << 20
+	DefaultMaxBatchRecords = 4096
+	DefaultSegmentBytes    = 64 << 20
+	DefaultMaxRecordBytes  = 1 << 20
+	DefaultMaxPendingBytes = 64 << 20
+)
+
+// recHeader is the size of the WAL's header inside each reclog record.
+const recHeader = 9
+
+// recVersion is the WAL record format version.
+const recVersion = 1
+
+// Config configures a WAL. Zero values get the documented defaults.
+type Config struct {
+	// MaxBatchBytes cuts a batch at this many payload bytes (default
+	// 1 MiB). An append larger than it forms a batch of its own.
+	MaxBatchBytes int
+	// MaxBatchRecords cuts a batch at this many records (default 4096).
+	MaxBatchRecords int
+	// Linger is how long (on the node's clock) an idle WAL waits for more
+	// appends before cutting a batch (default 0: cut in the next event).
+	// A batch that reaches MaxBatchBytes or MaxBatchRecords is cut at once.
+	Linger time.Duration
+	// SegmentBytes is the reclog segment size (default 64 MiB).
+	SegmentBytes int64
+	// MaxRecordBytes is the largest single record (default 1 MiB);
+	// larger gets ErrTooLarge.
+	MaxRecordBytes int
+	// MaxPendingBytes bounds the bytes queued but not yet written (default
+	// 64 MiB); beyond it Append returns ErrBackpressure.
+	MaxPendingBytes int
+}
+
+// Validate reports a Config that cannot be used (zero fields are fine: they
+// get defaults).
+func (c Config) Validate() error {
+	switch {
+	case c.MaxBatchBytes < 0:
+		return fmt.Errorf("%w: MaxBatchBytes %d < 0", ErrInvalidConfig, c.MaxBatchBytes)
+	case c.MaxBatchRecords < 0:
+		return fmt.Errorf("%w: MaxBatchRecords %d < 0", ErrInvalidConfig, c.MaxBatchRecords)
+	case c.Linger < 0:
+		return fmt.Errorf("%w: Linger %v < 0", ErrInvalidConfig, c.Linger)
+	case c.MaxRecordBytes < 0 || c.MaxRecordBytes > reclog.MaxMaxRecordBytes-recHeader:
+		return fmt.Errorf("%w: MaxRecordBytes %d outside [0, %d]", ErrInvalidConfig, c.MaxRecordBytes, reclog.MaxMaxRecordBytes-recHeader)
+	case c.MaxPendingBytes < 0:
+		return fmt.Errorf("%w: MaxPendingBytes %d < 0", ErrInvalidConfig, c.MaxPendingBytes)
+	}
+	if err := (reclog.Options{SegmentBytes: c.SegmentBytes}).Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.MaxBatchRecords == 0 {
+		c.MaxBatchRecords = DefaultMaxBatchRecords
+	}
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = DefaultSegmentBytes
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if c.MaxPendingBytes == 0 {
+		c.MaxPendingBytes = DefaultMaxPendingBytes
+	}
+	return c
+}
+
+// BatchNotice is emitted once per batch, after the batch's fsync completed
+// and its appends were answered, in offset order.
+type BatchNotice struct {
+	Topic      string
+	Partition  int32
+	Base, Last int64    // offsets of the first and last record of the batch
+	Records    [][]byte // the batch's record payloads, in offset order (len == Last-Base+1)
+	Seq        uint64   // batch sequence number within this WAL instance (for traces)
+}
+
+// unit is one Append: its records go into one batch together.
+type unit struct {
+	base  int64
+	recs  [][]byte
+	bytes int
+	done  func(error) // nil for the surviving prefix of a truncated append
+}
+
+func (u *unit) end() int64 { return u.base + int64(len(u.recs)) }
+
+// batch is the batch in flight: written, fsync pending.
+type batch struct {
+	seq       uint64
+	base, end int64 // records [base, end); end shrinks if Truncate cuts into it
+	units     []*unit
+	recs      [][]byte
+}
+
+// WAL is one partition's group-commit write-ahead log. It is not safe for
+// concurrent use: call it from the node's event loop only.
+type WAL struct {
+	env       env.Env
+	tracer    env.Tracer
+	cfg       Config
+	topic     string
+	partition int32
+	onNotice  func(BatchNotice)
+	log       *reclog.Log
+	delta     int64 // offset of reclog seq s is s + delta
+
+	end        int64 // next offset to assign
+	durableEnd int64 // end of the fsynced prefix
+	written    int64 // offsets below it were handed to the reclog
+
+	queue      []*unit // appends not yet written, in offset order
+	queueBytes int
+	queueRecs  int
+
+	inflight   *batch
+	cutQueued  bool      // a cut event is scheduled
+	linger     env.Timer // the pending linger timer
+	completing bool      // answering a completed batch's appends
+	clip       int64     // while completing: lowest offset truncated since
+	batchSeq   uint64
+
+	failed error
+	closed bool
+}
+
+// Open recovers the partition log in files under dir (via reclog) and
+// returns it ready to append at the recovered end. onNotice may be nil.
+// Records recovered are reported durable (DurableEnd() == End()): after a
+// crash they are what the disk kept.
+func Open(e env.Env, dir, topic string, partition int32, cfg Config, onNotice func(BatchNotice)) (*WAL, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if e.FS == nil || e.Clock == nil {
+		return nil, fmt.Errorf("%w: env needs FS and Clock", ErrInvalidConfig)
+	}
+	cfg = cfg.withDefaults()
+	tracer := e.Tracer
+	if tracer == nil {
+		tracer = env.NopTracer{}
+	}
+	log, err := reclog.Open(e.FS, dir, reclog.Options{SegmentBytes: cfg.SegmentBytes, MaxRecordBytes: cfg.MaxRecordBytes + recHeader})
+	if err != nil {
+		if errors.Is(err, reclog.ErrCorrupt) {
+			return nil, fmt.Errorf("%w: %s/%d: %w", ErrCorrupt, topic, partition, err)
+		}
+		return nil, fmt.Errorf("wal %s/%d: %w", topic, partition, err)
+	}
+	w := &WAL{env: e, tracer: tracer, cfg: cfg, topic: topic, partition: partition, onNotice: onNotice, log: log}
+	w.delta = int64(log.First())
+	if log.Next() > log.First() {
+		// The first record fixes the offset mapping; the last confirms it.
+		for _, seq := range []uint64{log.First(), log.Next() - 1} {
+			p, err := log.Read(seq)
+			if err == nil {
+				var off int64
+				if off, _, err = decodeRecord(p); err == nil && seq == log.First() {
+					w.delta = off - int64(seq)
+				} else if err == nil && off != int64(seq)+w.delta {
+					err = fmt.Errorf("%w: record %d holds offset %d, want %d", ErrCorrupt, seq, off, int64(seq)+w.delta)
+				}
+			}
+			if err != nil {
+				log.Close()
+				if errors.Is(err, reclog.ErrCorrupt) {
+					err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+				}
+				return nil, fmt.Errorf("wal %s/%d: %w", topic, partition, err)
+			}
+		}
+	}
+	w.end = int64(log.Next()) + w.delta
+	w.durableEnd, w.written = w.end, w.end
+	w.trace("wal.open", w.Start(), w.end, 0)
+	return w, nil
+}
+
+// decodeRecord splits a reclog record into its offset and Kafka record.
+func decodeRecord(p []byte) (int64, []byte, error) {
+	if len(p) < recHeader {
+		return 0, nil, fmt.Errorf("%w: record of %d bytes is shorter than its header", ErrCorrupt, len(p))
+	}
+	if p[0] != recVersion {
+		return 0, nil, fmt.Errorf("%w: unknown record format version %d", ErrCorrupt, p[0])
+	}
+	return int64(binary.LittleEndian.Uint64(p[1:recHeader])), p[recHeader:], nil
+}
+
+func (w *WAL) trace(kind string, b, c, d int64) {
+	w.tracer.Trace(env.Event{Kind: kind, A: int64(w.partition), B: b, C: c, D: d, Text: w.topic})
+}
+
+// Start returns the first offset held.
+func (w *WAL) Start() int64 { return int64(w.log.First()) + w.delta }
+
+// End returns the next offset to assign (queued, unsynced records
+// included).
+func (w *WAL) End() int64 { return w.end }
+
+// DurableEnd returns the end of the fsynced prefix (what a standalone HWM
+// follows). It never exceeds End.
+func (w *WAL) DurableEnd() int64 { return w.durableEnd }
+
+// Err returns the fail-stop error (wrapping ErrFailed), if any.
+func (w *WAL) Err() error { return w.failed }
+
+// Append enqueues records as one unit (never split across batches).
+// Offsets [base, base+len(records)) are assigned now, contiguous and
+// unique. done (which may be nil) is called exactly once, later: with nil
+// after the fsync of the batch holding these records completed, or with an
+// error wrapping ErrFailed (write or fsync failed), ErrTruncated (Truncate
+// dropped some of them first) or ErrClosed. An append of zero records
+// completes after the next batch's fsync. Append itself returns an error,
+// and never calls done, for ErrTooLarge, ErrBackpressure, a fail-stopped
+// WAL and ErrClosed. The WAL keeps the record slices (it does not copy
+// them); callers must not modify them.
+func (w *WAL) Append(records [][]byte, done func(err error)) (int64, error) {
+	w.checkLog()
+	switch {
+	case w.closed:
+		return 0, ErrClosed
+	case w.failed != nil:
+		return 0, w.failed
+	}
+	n := 0
+	for _, r := range records {
+		if len(r) > w.cfg.MaxRecordBytes {
+			return 0, fmt.Errorf("%w: record of %d bytes, limit %d", ErrTooLarge, len(r), w.cfg.MaxRecordBytes)
+		}
+		n += len(r)
+	}
+	switch {
+	case n > w.cfg.MaxPendingBytes:
+		return 0, fmt.Errorf("%w: append of %d bytes exceeds MaxPendingBytes %d", ErrTooLarge, n, w.cfg.MaxPendingBytes)
+	case w.queueBytes+n > w.cfg.MaxPendingBytes:
+		return 0, fmt.Errorf("%w: %d bytes queued, limit %d", ErrBackpressure, w.queueBytes, w.cfg.MaxPendingBytes)
+	}
+	u := &unit{base: w.end, recs: records, bytes: n, done: done}
+	w.end += int64(len(records))
+	w.queue = append(w.queue, u)
+	w.queueBytes += n
+	w.queueRecs += len(records)
+	w.kick()
+	return u.base, nil
+}
+
+// kick arranges for a batch to be cut if the WAL is idle.
+func (w *WAL) kick() {
+	if w.inflight != nil || w.completing || w.cutQueued || w.failed != nil || w.closed || len(w.queue) == 0 {
+		return
+	}
+	full := w.queueBytes >= w.cfg.MaxBatchBytes || w.queueRecs >= w.cfg.MaxBatchRecords
+	if w.cfg.Linger > 0 && !full {
+		if w.linger == nil {
+			w.linger = w.env.Clock.AfterFunc(w.cfg.Linger, w.cutEvent)
+		}
+		return
+	}
+	if w.linger != nil {
+		w.linger.Stop()
+		w.linger = nil
+	}
+	// Cut in an event of its own: appends issued in this event join the
+	// batch, and done is never called inside Append.
+	w.cutQueued = true
+	w.env.Clock.AfterFunc(0, w.cutEvent)
+}
+
+func (w *WAL) cutEvent() {
+	w.cutQueued = false
+	if w.linger != nil {
+		w.linger.Stop()
+		w.linger = nil
+	}
+	if w.inflight == nil && !w.completing && w.failed == nil && !w.closed && len(w.queue) > 0 {
+		w.cut()
+	}
+}
+
+// cut takes whole appends from the queue into a batch, writes it and
+// starts its fsync.
+func (w *WAL) cut() {
+	var bytes, recs, k int
+	for k < len(w.queue) {
+		u := w.queue[k]
+		if k > 0 && (bytes+u.bytes > w.cfg.MaxBatchBytes || recs+len(u.recs) > w.cfg.MaxBatchRecords) {
+			break
+		}
+		bytes += u.bytes
+		recs += len(u.recs)
+		k++
+	}
+	units := w.queue[:k:k]
+	w.queue = w.queue[k:]
+	w.queueBytes -= bytes
+	w.queueRecs -= recs
+	w.batchSeq++
+	b := &batch{seq: w.batchSeq, base: units[0].base, end: units[len(units)-1].end(), units: units}
+	b.recs = make([][]byte, 0, recs)
+	payloads := make([][]byte, 0, recs)
+	buf := make([]byte, 0, recs*recHeader+bytes)
+	off := b.base
+	for _, u := range units {
+		for _, r := range u.recs {
+			start := len(buf)
+			buf = append(buf, recVersion)
+			buf = binary.LittleEndian.AppendUint64(buf, uint64(off))
+			buf = append(buf, r...)
+			payloads = append(payloads, buf[start:len(buf):len(buf)])
+			b.recs = append(b.recs, r)
+			off++
+		}
+	}
+	w.inflight = b
+	w.written = b.end
+	w.trace("wal.batch", b.base, b.end-1, int64(recs))
+	seq, err := w.log.AppendBatch(payloads)
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	if int64(seq)+w.delta != b.base && len(payloads) > 0 {
+		panic(fmt.Sprintf("wal %s/%d: batch at offset %d got reclog seq %d (delta %d)", w.topic, w.partition, b.base, seq, w.delta))
+	}
+	w.log.Sync(func(err error) { w.synced(b, err) })
+}
+
+// synced is the completion of b's fsync.
+func (w *WAL) synced(b *batch, err error) {
+	if w.inflight != b || w.closed {
+		return // closed (or failed) meanwhile: its appends were answered
+	}
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	w.inflight = nil
+	// Every record below b.base belongs to an earlier batch, complete
+	// before b was cut, so [.., b.end) is durable now; b.end was lowered by
+	// any truncation since.
+	w.durableEnd = max(w.durableEnd, b.end)
+	w.trace("wal.sync.done", b.base, b.end-1, int64(b.seq))
+	w.completing, w.clip = true, b.end
+	for _, u := range b.units {
+		if u.done != nil {
+			u.done(nil)
+		}
+	}
+	w.completing = false
+	if end := min(b.end, w.clip); end > b.base && w.onNotice != nil && !w.closed {
+		w.onNotice(BatchNotice{Topic: w.topic, Partition: w.partition, Base: b.base, Last: end - 1, Records: b.recs[:end-b.base], Seq: b.seq})
+	}
+	if w.inflight == nil && w.failed == nil && !w.closed && len(w.queue) > 0 {
+		w.cut()
+	}
+}
+
+// checkLog makes the WAL fail-stop if its reclog failed on its own (a sync
+// it issued for recovery or a truncation failed), before the WAL acts on a
+// log that no longer takes writes.
+func (w *WAL) checkLog() {
+	if err := w.log.Err(); err != nil && w.failed == nil && !w.closed {
+		w.fail(err)
+	}
+}
+
+// fail makes the WAL fail-stop: the batch in flight and every queued append
+// complete with an error wrapping ErrFailed, in offset order, in an event of
+// their own (fail may run inside Append or Truncate).
+func (w *WAL) fail(cause error) {
+	if w.failed != nil {
+		return
+	}
+	w.failed = fmt.Errorf("%w: %s/%d: %w", ErrFailed, w.topic, w.partition, cause)
+	var units []*unit
+	base, last := int64(-1), int64(-1)
+	if b := w.inflight; b != nil {
+		units = append(units, b.units...)
+		base, last = b.base, b.end-1
+	}
+	units = append(units, w.queue...)
+	// Offsets stay assigned (End does not move back) and readable: records
+	// the reclog never took (a failed write) stay in memory, read-only.
+	w.written = min(w.written, int64(w.log.Next())+w.delta)
+	var keep []*unit
+	for _, u := range units {
+		if u.end() > w.written {
+			keep = append(keep, &unit{base: u.base, recs: u.recs})
+		}
+	}
+	w.inflight, w.queue, w.queueBytes, w.queueRecs = nil, keep, 0, 0
+	if w.linger != nil {
+		w.linger.Stop()
+		w.linger = nil
+	}
+	w.trace("wal.fail", base, last, int64(len(units)))
+	if len(units) > 0 {
+		err := w.failed
+		w.env.Clock.AfterFunc(0, func() {
+			for _, u := range units {
+				if u.done != nil {
+					u.done(err)
+				}
+			}
+		})
+	}
+}
+
+// Truncate drops every record with offset >= off, off in [Start, End].
+// End() == off immediately; appends queued or in flight with records at or
+// beyond off complete with ErrTruncated (an append that straddles off
+// fails, while its records below off stay in the log); the truncation is
+// durable before any later append is written; done (which may be nil)
+// reports its result later: nil, or an error wrapping ErrFailed,
+// ErrOutOfRange or ErrClosed.
+func (w *WAL) Truncate(off int64, done func(error)) {
+	if done == nil {
+		done = func(error) {}
+	}
+	w.checkLog()
+	var err error
+	switch {
+	case w.closed:
+		err = ErrClosed
+	case w.failed != nil:
+		err = w.failed
+	case off < w.Start() || off > w.end:
+		err = fmt.Errorf("%w: truncate at %d, log holds [%d, %d]", ErrOutOfRange, off, w.Start(), w.end)
+	}
+	if err != nil {
+		w.env.Clock.AfterFunc(0, func() { done(err) })
+		return
+	}
+	oldEnd := w.end
+	var dropped []*unit
+	// Queued appends: drop those at or beyond off; a straddling one fails
+	// but its records below off remain, as an append nobody waits for.
+	keep := sort.Search(len(w.queue), func(i int) bool { return w.queue[i].end() > off })
+	if keep < len(w.queue) {
+		dropped = append(dropped, w.queue[keep:]...)
+		w.queue = w.queue[:keep]
+		if u := dropped[0]; u.base < off {
+			w.queue = append(w.queue, &unit{base: u.base, recs: u.recs[:off-u.base]})
+		}
+		w.queueBytes, w.queueRecs = 0, 0
+		for _, u := range w.queue {
+			u.bytes = 0
+			for _, r := range u.recs {
+				u.bytes += len(r)
+			}
+			w.queueBytes += u.bytes
+			w.queueRecs += len(u.recs)
+		}
+	}
+	// The batch in flight: the same, its notice shrinks to what is left.
+	if b := w.inflight; b != nil && b.end > off {
+		k := sort.Search(len(b.units), func(i int) bool { return b.units[i].end() > off })
+		dropped = append(b.units[k:len(b.units):len(b.units)], dropped...)
+		b.units = b.units[:k]
+		b.end = max(min(b.end, off), 0)
+		b.base = min(b.base, b.end)
+		b.recs = b.recs[:b.end-b.base]
+	}
+	if w.completing {
+		w.clip = min(w.clip, off)
+	}
+	w.end = off
+	w.durableEnd = min(w.durableEnd, off)
+	w.written = min(w.written, off)
+	w.trace("wal.trunc", off, oldEnd, int64(len(dropped)))
+	// Records still in memory only need no disk change, but reclog orders
+	// the completion after its earlier I/O either way.
+	seq := min(uint64(off-w.delta), w.log.Next())
+	w.log.Truncate(seq, func(err error) {
+		if err != nil && !errors.Is(err, reclog.ErrClosed) {
+			w.fail(err)
+			err = w.failed
+		} else if err != nil {
+			err = ErrClosed
+		}
+		done(err)
+	})
+	if len(dropped) > 0 {
+		w.env.Clock.AfterFunc(0, func() {
+			for _, u := range dropped {
+				if u.done != nil {
+					u.done(fmt.Errorf("%w: offsets [%d, %d) cut at %d", ErrTruncated, u.base, u.end(), off))
+				}
+			}
+		})
+	}
+}
+
+// Read returns consecutive records starting at offset: at least one if
+// offset < End() (even if it exceeds maxBytes), stopping before maxBytes
+// would be exceeded. It reads the volatile image (callers bound it by the
+// HWM themselves). An offset outside [Start, End] is ErrOutOfRange; End
+// gives no records.
+func (w *WAL) Read(offset int64, maxBytes int) ([][]byte, error) {
+	if w.closed {
+		return nil, ErrClosed
+	}
+	if offset < w.Start() || offset > w.end {
+		return nil, fmt.Errorf("%w: read at %d, log holds [%d, %d]", ErrOutOfRange, offset, w.Start(), w.end)
+	}
+	var out [][]byte
+	size := 0
+	add := func(r []byte) bool {
+		if len(out) > 0 && size+len(r) > maxBytes {
+			return false
+		}
+		out = append(out, r)
+		size += len(r)
+		return true
+	}
+	for ; offset < w.written; offset++ {
+		p, err := w.log.Read(uint64(offset - w.delta))
+		if err != nil {
+			if errors.Is(err, reclog.ErrCorrupt) {
+				err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+			}
+			return out, fmt.Errorf("wal %s/%d: read %d: %w", w.topic, w.partition, offset, err)
+		}
+		at, r, err := decodeRecord(p)
+		if err == nil && at != offset {
+			err = fmt.Errorf("%w: record at offset %d claims offset %d", ErrCorrupt, offset, at)
+		}
+		if err != nil {
+			return out, fmt.Errorf("wal %s/%d: %w", w.topic, w.partition, err)
+		}
+		if !add(r) {
+			return out, nil
+		}
+	}
+	i := sort.Search(len(w.queue), func(i int) bool { return w.queue[i].end() > offset })
+	for ; i < len(w.queue); i++ {
+		u := w.queue[i]
+		for _, r := range u.recs[offset-u.base:] {
+			if !add(r) {
+				return out, nil
+			}
+			offset++
+		}
+	}
+	return out, nil
+}
+
+// Close stops the WAL: appends queued or in flight complete with ErrClosed
+// (their records may or may not become durable), and the files are
+// released. A second Close returns ErrClosed.
+func (w *WAL) Close() error {
+	if w.closed {
+		return ErrClosed
+	}
+	w.closed = true
+	if w.linger != nil {
+		w.linger.Stop()
+		w.linger = nil
+	}
+	var units []*unit
+	if w.inflight != nil {
+		units = append(units, w.inflight.units...)
+	}
+	units = append(units, w.queue...)
+	w.inflight, w.queue = nil, nil
+	if len(units) > 0 {
+		w.env.Clock.AfterFunc(0, func() {
+			for _, u := range units {
+				if u.done != nil {
+					u.done(ErrClosed)
+				}
+			}
+		})
+	}
+	return w.log.Close()
+}
