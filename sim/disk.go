@@ -337,6 +337,15 @@ func (d *Disk) StallSyncsUntil(t time.Duration) {
 	}
 }
 
+// ClearFaults cancels injected faults that have not fired yet (pending
+// FailNextSyncs and FailNextWrites counts, and a stall for syncs issued from
+// now on): the liveness phase heals the disk with it. Syncs already delayed
+// by a stall keep their completion time.
+func (d *Disk) ClearFaults() {
+	d.failSyncs, d.failWrites = 0, 0
+	d.stallUntil = 0
+}
+
 // FailNextSyncs makes the next n syncs issued (File.Sync or FS.SyncDir)
 // complete with env.ErrIO. It adds to any budget left from an earlier call.
 func (d *Disk) FailNextSyncs(n int) {

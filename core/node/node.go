@@ -428,6 +428,11 @@ func (n *Node) Produce(req ProduceRequest, reply func(ProduceResponse)) {
 	base, err := w.Append(req.Records, func(err error) { n.onDurable(u, err) })
 	if err != nil {
 		reply(ProduceResponse{Err: n.walError(err)})
+		if errors.Is(err, wal.ErrFailed) {
+			// The WAL stopped on its own I/O (a recovery sync, say):
+			// stop the node so that it is restarted and recovers.
+			n.fail(fmt.Errorf("WAL %s/%d: %w", k.Topic, k.Partition, err))
+		}
 		return
 	}
 	u.base = base
@@ -532,6 +537,10 @@ func (n *Node) onNotice(k statemach.Key, nt wal.BatchNotice) {
 	}
 	defer n.maybeReady()
 	n.trace("wal.notice", int64(k.Partition), nt.Base, nt.Last, int64(nt.Seq))
+	// The batch may also hold records the state machine appended (a
+	// follower's apply writes, or committed entries still queued when the
+	// leader's first produce arrived): only the produce units in it are
+	// proposed, and they are a contiguous run at the batch's end.
 	q := n.queued[k]
 	i := 0
 	for i < len(q) && q[i].base <= nt.Last {
@@ -550,21 +559,32 @@ func (n *Node) onNotice(k statemach.Key, nt wal.BatchNotice) {
 	if len(units) == 0 || n.bugs.NoticeBeforeFsync {
 		return // a follower's apply write, or already proposed
 	}
-	if units[0].base != nt.Base || units[len(units)-1].end() != nt.Last+1 {
-		panic(fmt.Sprintf("node %d: notice [%d,%d] of %s/%d does not match its units [%d,%d)",
-			n.cfg.ID, nt.Base, nt.Last, k.Topic, k.Partition, units[0].base, units[len(units)-1].end()))
+	contiguous := units[0].base >= nt.Base && units[len(units)-1].end() == nt.Last+1
+	for j := 1; j < len(units); j++ {
+		contiguous = contiguous && units[j].base == units[j-1].end()
+	}
+	if !contiguous || !n.acceptsProduce() {
+		n.failUnproposed(units)
+		return
 	}
 	for _, u := range units {
-		if u.term != n.term || !n.acceptsProduce() {
-			for _, u := range units {
-				if u.acks == AcksAll {
-					n.answer(u, ProduceResponse{Err: ErrNotLeader, LeaderHint: n.lead})
-				}
-			}
+		if u.term != n.term {
+			n.failUnproposed(units)
 			return
 		}
 	}
-	n.propose(k, units, nt.Records)
+	n.propose(k, units, nt.Records[units[0].base-nt.Base:])
+}
+
+// failUnproposed ends the acks=-1 units of a batch that will not be
+// proposed (this node is no longer the leader of the term that accepted
+// them): definite, since no entry carries them.
+func (n *Node) failUnproposed(units []*unit) {
+	for _, u := range units {
+		if u.acks == AcksAll {
+			n.answer(u, ProduceResponse{Err: ErrNotLeader, LeaderHint: n.lead})
+		}
+	}
 }
 
 // propose proposes units' records (offsets units[0].base onward) as one batch
@@ -581,7 +601,10 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) {
 	waiter := func(u *unit) proposer.Waiter {
 		return func(r proposer.Result) {
 			if r.Err != nil {
-				n.answer(u, ProduceResponse{Err: r.Err})
+				// A node that stopped may still see the entry commit
+				// elsewhere: that outcome is unknown. Every other
+				// proposer error is definite.
+				n.answer(u, ProduceResponse{Err: r.Err, Indeterminate: errors.Is(r.Err, ErrNodeFailed)})
 				return
 			}
 			n.answer(u, ProduceResponse{Term: r.Term, Index: r.Index})
@@ -799,7 +822,9 @@ func (n *Node) afterPersist(rd raft.Ready, err error) {
 	for _, e := range rd.CommittedEntries {
 		if err := n.applyEntry(e); err != nil {
 			n.fail(err)
-			return
+		}
+		if n.failed != nil {
+			return // a log write failed while applying: the node stops here
 		}
 		n.applied = e.GetIndex()
 		if n.role == RoleLeader && !n.gate && e.GetTerm() == n.term {

@@ -36,17 +36,21 @@
 //
 // The rest of a segment is a sequence of chunks. A file is divided into
 // 4096-byte blocks, and a chunk never crosses a block boundary: when fewer
-// than 24 bytes remain in a block, the writer pads them with zeros. A record
+// than 28 bytes remain in a block, the writer pads them with zeros. A record
 // is stored as one FULL chunk, or as FIRST, MIDDLE..., LAST chunks
 // (consecutive, in one segment) when it does not fit in the rest of the
-// block. A chunk is a 24-byte header followed by its data:
+// block. A chunk is a 28-byte header followed by its data:
 //
-//	[0:4)   CRC32C of header bytes [4:24) followed by the data
-//	[4:6)   data length (at most 4072)
-//	[6]     type: 1 FULL, 2 FIRST, 3 MIDDLE, 4 LAST
-//	[7]     format version (1)
-//	[8:16)  seq of the record the chunk belongs to
-//	[16:24) durable mark (see below)
+//	[0:4)   CRC32C of header bytes [4:28)
+//	[4:8)   CRC32C of the data
+//	[8:10)  data length (at most 4068)
+//	[10]    type: 1 FULL, 2 FIRST, 3 MIDDLE, 4 LAST
+//	[11]    format version (1)
+//	[12:20) seq of the record the chunk belongs to
+//	[20:28) durable mark (see below)
+//
+// The header has its own checksum so that a header that verifies can be
+// trusted (its length locates the next chunk) even when its data does not.
 //
 // # Torn writes versus corruption
 //
@@ -75,19 +79,25 @@
 //     drops the rest: later segments are removed and the segment is
 //     truncated. Nothing past p is ever read again.
 //
-// The search must find genuine chunks only, never bytes inside a payload
-// that happen to look like a chunk (a client may put anything in a record).
-// The block structure guarantees that: a block boundary is always the start
-// of a chunk header written by this package, so the search parses chunks
-// from each block boundary after p (and the chunk chain inside each block
-// from there, each link verified), and never tries arbitrary offsets.
+// The search must find genuine chunk headers only, never bytes inside a
+// payload that happen to look like one (a client may put anything in a
+// record). It therefore starts only where a header is known to be: right
+// after the bad chunk if that chunk's header verified (only its data is
+// bad), at every block boundary (a block always starts with a header
+// written by this package), and after each segment header; and from there
+// it follows lengths of verified headers only. It never tries arbitrary
+// offsets. A verified header is proof enough: its mark is what the writer
+// knew, whether or not the chunk's data survived.
 //
 // The mark is conservative: after Open it is the largest mark recovered
 // until the first sync of the recovered data completes; after a truncation
 // it is the truncation point. An understated mark can only make recovery
 // call real corruption a torn tail, never the reverse. The one blind spot is
 // inherent: corruption inside the last synced records, with no chunk written
-// after that sync completed, looks exactly like a torn tail and is cut.
+// after that sync completed, looks exactly like a torn tail and is cut. A
+// narrower one comes from the search rules: when the damage hits a chunk
+// header, chunks later in the same block cannot be located, so only later
+// blocks and segments can prove it.
 //
 // # Durability rules followed
 //

@@ -17,7 +17,7 @@ const (
 	// segHeaderSize is the size of the header at the start of a segment.
 	segHeaderSize = 40
 	// chunkHeaderSize is the size of a chunk header.
-	chunkHeaderSize = 24
+	chunkHeaderSize = 28
 	// maxChunkData is the most data one chunk carries (a whole block minus
 	// its header).
 	maxChunkData = blockSize - chunkHeaderSize
@@ -94,11 +94,11 @@ func decodeSegHeader(b []byte) (segHeader, string) {
 
 // chunkHeader is a decoded chunk header.
 type chunkHeader struct {
-	crc  uint32
-	n    int // data length
-	typ  byte
-	seq  uint64
-	mark uint64
+	dataCRC uint32
+	n       int // data length
+	typ     byte
+	seq     uint64
+	mark    uint64
 }
 
 // putChunk appends one chunk (header and data) to dst.
@@ -109,65 +109,63 @@ func putChunk(dst []byte, typ byte, seq, mark uint64, data []byte) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, chunkHeaderSize)...)
 	h := dst[start:]
-	binary.LittleEndian.PutUint16(h[4:6], uint16(len(data)))
-	h[6] = typ
-	h[7] = formatVersion
-	binary.LittleEndian.PutUint64(h[8:16], seq)
-	binary.LittleEndian.PutUint64(h[16:24], mark)
-	crc := crc32.Update(crc32.Checksum(h[4:chunkHeaderSize], castagnoli), castagnoli, data)
-	binary.LittleEndian.PutUint32(h[0:4], crc)
+	binary.LittleEndian.PutUint32(h[4:8], crc32.Checksum(data, castagnoli))
+	binary.LittleEndian.PutUint16(h[8:10], uint16(len(data)))
+	h[10] = typ
+	h[11] = formatVersion
+	binary.LittleEndian.PutUint64(h[12:20], seq)
+	binary.LittleEndian.PutUint64(h[20:28], mark)
+	binary.LittleEndian.PutUint32(h[0:4], crc32.Checksum(h[4:chunkHeaderSize], castagnoli))
 	return append(dst, data...)
 }
 
-// decodeChunkHeader parses the fixed fields of a chunk header. It checks
-// what can be checked without the data (type, version); the checksum is
-// verified by chunkOK.
+// decodeChunkHeader parses and verifies a chunk header on its own (its
+// checksum, type, version and length bound). A header that verifies was
+// written by this package, so its length can be trusted to find the next
+// chunk even when the chunk's data is damaged.
 func decodeChunkHeader(b []byte) (chunkHeader, string) {
 	if len(b) < chunkHeaderSize {
 		return chunkHeader{}, "short chunk header"
 	}
+	if crc32.Checksum(b[4:chunkHeaderSize], castagnoli) != binary.LittleEndian.Uint32(b[0:4]) {
+		return chunkHeader{}, "chunk header checksum mismatch"
+	}
 	h := chunkHeader{
-		crc:  binary.LittleEndian.Uint32(b[0:4]),
-		n:    int(binary.LittleEndian.Uint16(b[4:6])),
-		typ:  b[6],
-		seq:  binary.LittleEndian.Uint64(b[8:16]),
-		mark: binary.LittleEndian.Uint64(b[16:24]),
+		dataCRC: binary.LittleEndian.Uint32(b[4:8]),
+		n:       int(binary.LittleEndian.Uint16(b[8:10])),
+		typ:     b[10],
+		seq:     binary.LittleEndian.Uint64(b[12:20]),
+		mark:    binary.LittleEndian.Uint64(b[20:28]),
 	}
-	if h.typ < chunkFull || h.typ > chunkLast {
+	switch {
+	case h.typ < chunkFull || h.typ > chunkLast:
 		return h, "bad chunk type " + strconv.Itoa(int(h.typ))
-	}
-	if b[7] != formatVersion {
-		return h, "unknown chunk format version " + strconv.Itoa(int(b[7]))
-	}
-	if h.n > maxChunkData {
+	case b[11] != formatVersion:
+		return h, "unknown chunk format version " + strconv.Itoa(int(b[11]))
+	case h.n > maxChunkData:
 		return h, "chunk length " + strconv.Itoa(h.n) + " exceeds a block"
 	}
 	return h, ""
 }
 
-// chunkOK reports whether the checksum in hdr (24 bytes) covers hdr[4:] and
-// data.
-func chunkOK(hdr, data []byte) bool {
-	crc := crc32.Update(crc32.Checksum(hdr[4:chunkHeaderSize], castagnoli), castagnoli, data)
-	return crc == binary.LittleEndian.Uint32(hdr[0:4])
-}
-
 // decodeChunk parses and verifies the chunk at the start of b, which must
 // not extend past the end of the chunk's block. It returns the header, the
 // data (aliasing b) and the number of bytes the chunk occupies, or a reason.
-func decodeChunk(b []byte) (chunkHeader, []byte, int, string) {
-	h, why := decodeChunkHeader(b)
+// headerOK reports whether the header verified on its own (then n is the
+// chunk's true size even if the data is damaged).
+func decodeChunk(b []byte) (h chunkHeader, data []byte, n int, why string, headerOK bool) {
+	h, why = decodeChunkHeader(b)
 	if why != "" {
-		return h, nil, 0, why
+		return h, nil, 0, why, false
 	}
-	end := chunkHeaderSize + h.n
-	if end > len(b) {
-		return h, nil, 0, "chunk of " + strconv.Itoa(h.n) + " bytes runs past the block or file end"
+	n = chunkHeaderSize + h.n
+	if n > len(b) {
+		return h, nil, n, "chunk of " + strconv.Itoa(h.n) + " bytes runs past the block or file end", true
 	}
-	if !chunkOK(b[:chunkHeaderSize], b[chunkHeaderSize:end]) {
-		return h, nil, 0, "chunk checksum mismatch"
+	if crc32.Checksum(b[chunkHeaderSize:n], castagnoli) != h.dataCRC {
+		return h, nil, n, "chunk data checksum mismatch", true
 	}
-	return h, b[chunkHeaderSize:end], end, ""
+	return h, b[chunkHeaderSize:n], n, "", true
 }
 
 // blockRemaining returns the bytes from off to the end of its block.

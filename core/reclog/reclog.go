@@ -173,8 +173,9 @@ func (l *Log) Append(payload []byte) (uint64, error) {
 }
 
 // AppendBatch appends payloads as consecutive records with one write per
-// segment touched, and returns the seq of the first. Either every payload
-// is accepted or none is (ErrTooLarge, ErrClosed, fail-stop).
+// segment touched, and returns the seq of the first. ErrTooLarge and
+// ErrClosed reject the whole batch; a write error makes the log fail-stop
+// (ErrFailed) and may leave a prefix of the batch written.
 func (l *Log) AppendBatch(payloads [][]byte) (uint64, error) {
 	if l.closed {
 		return 0, ErrClosed
@@ -247,7 +248,7 @@ func (l *Log) flush(seg *segment, buf []byte, starts []uint32) error {
 	seg.size += int64(n)
 	seg.dirty = true
 	if err == nil && n != len(buf) {
-		err = fmt.Errorf("short write: %d of %d bytes", n, len(buf))
+		err = fmt.Errorf("short write of %d of %d bytes: %w", n, len(buf), env.ErrIO)
 	}
 	if err != nil {
 		return l.fail(fmt.Errorf("write %s: %w", seg.name, err))
@@ -501,9 +502,13 @@ func (l *Log) finish(o *op) {
 			l.durable = o.pos
 		}
 		if l.cuts == 0 && len(l.pending) > 0 {
-			p := l.pending
+			p, first := l.pending, l.written()
 			l.pending = nil
-			l.write(p) // a failure is recorded in l.err
+			if err := l.write(p); err != nil {
+				// Fail-stop (recorded in l.err); what did not reach a file
+				// stays readable from memory.
+				l.pending = p[l.written()-first:]
+			}
 		}
 	}
 	res := l.stopErr()
@@ -567,7 +572,7 @@ func readRecord(seg *segment, seq uint64, start, end int64, limit int) ([]byte, 
 		if off >= lim {
 			return nil, fmt.Errorf("%w: %s byte %d: record %d ends early", ErrCorrupt, seg.name, off, seq)
 		}
-		h, data, n, why := decodeChunk(span[off-start : lim-start])
+		h, data, n, why, _ := decodeChunk(span[off-start : lim-start])
 		if why == "" {
 			switch {
 			case h.seq != seq:

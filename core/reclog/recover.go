@@ -57,6 +57,10 @@ type badSpot struct {
 	// cutSize is the size the file keeps if this is a torn tail: the end
 	// of its last complete record. Unused for a bad header (off == 0).
 	cutSize int64
+	// next is the offset in the same file where the search for a proving
+	// chunk starts: right after the bad chunk when its header verified (its
+	// length is genuine), else the next block boundary.
+	next int64
 }
 
 func (r *recovery) run() error {
@@ -129,7 +133,7 @@ func (r *recovery) scan() (*badSpot, error) {
 			why = fmt.Sprintf("segment starts at record %d position %d, previous segment ends at record %d position %d", h.baseSeq, h.basePos, expSeq, expPos)
 		}
 		if why != "" {
-			return &badSpot{file: i, off: 0, pos: expPos, why: why}, nil
+			return &badSpot{file: i, off: 0, pos: expPos, why: why, next: segHeaderSize}, nil
 		}
 		s.baseSeq, s.basePos = h.baseSeq, h.basePos
 		bad, err := r.scanChunks(i, s, size)
@@ -149,14 +153,20 @@ func (r *recovery) scanChunks(i int, s *segment, size int64) (*badSpot, error) {
 	inRecord := false
 	recLen := 0
 	seq := s.baseSeq
-	bad := func(why string) *badSpot {
-		return &badSpot{file: i, off: off, pos: s.basePos + uint64(off), why: why, cutSize: recStart}
+	// bad reports the spot at off; n > 0 is the size of the chunk there
+	// when its header verified.
+	bad := func(why string, n int) *badSpot {
+		next := off + blockRemaining(off)
+		if n > 0 && off+int64(n) <= next {
+			next = off + int64(n)
+		}
+		return &badSpot{file: i, off: off, pos: s.basePos + uint64(off), why: why, cutSize: recStart, next: next}
 	}
 	blockStart, blockEnd := int64(-1), int64(0) // block held in r.buf
 	for {
 		if rem := blockRemaining(off); rem < chunkHeaderSize {
 			if inRecord {
-				return bad("record continues into block padding"), nil
+				return bad("record continues into block padding", 0), nil
 			}
 			if off+rem >= size {
 				// The file ends in padding: the next record (written with
@@ -171,13 +181,13 @@ func (r *recovery) scanChunks(i int, s *segment, size int64) (*badSpot, error) {
 		}
 		if off >= size {
 			if inRecord {
-				return bad("segment ends inside a record"), nil
+				return bad("segment ends inside a record", 0), nil
 			}
 			s.size = size
 			return nil, nil
 		}
 		if off+chunkHeaderSize > maxFileOffset {
-			return bad("segment larger than the index can address"), nil
+			return bad("segment larger than the index can address", 0), nil
 		}
 		b := off - off%blockSize
 		if b != blockStart {
@@ -188,9 +198,9 @@ func (r *recovery) scanChunks(i int, s *segment, size int64) (*badSpot, error) {
 			blockStart, blockEnd = b, b+int64(n)
 		}
 		if off >= blockEnd {
-			return bad("file shorter than its size"), nil
+			return bad("file shorter than its size", 0), nil
 		}
-		h, data, n, why := decodeChunk(r.buf[off-blockStart : blockEnd-blockStart])
+		h, data, n, why, headerOK := decodeChunk(r.buf[off-blockStart : blockEnd-blockStart])
 		if why == "" {
 			pos := s.basePos + uint64(off)
 			switch {
@@ -205,7 +215,10 @@ func (r *recovery) scanChunks(i int, s *segment, size int64) (*badSpot, error) {
 			}
 		}
 		if why != "" {
-			return bad(why), nil
+			if !headerOK {
+				n = 0
+			}
+			return bad(why, n), nil
 		}
 		recLen += len(data)
 		if recLen > r.l.opts.MaxRecordBytes {
@@ -227,38 +240,40 @@ func (r *recovery) scanChunks(i int, s *segment, size int64) (*badSpot, error) {
 	}
 }
 
-// findProof searches everything after bad for a genuine chunk whose durable
-// mark shows bad.pos had been synced. It returns a description of the
-// proving chunk, or "" if there is none.
+// findProof searches everything after bad for a chunk header whose
+// durable mark shows bad.pos had been synced. It returns a description of
+// the proving chunk, or "" if there is none.
+//
+// Only genuine headers count: the search starts from positions known to
+// hold one (block boundaries, the first chunk after a segment header, the
+// chunk after a bad chunk whose header verified) and follows lengths from
+// verified headers only, so bytes inside a payload are never taken for a
+// header. A verified header is enough: its mark is what the writer knew
+// when it wrote the chunk, whether or not the chunk's data survived.
 func (r *recovery) findProof(bad *badSpot) (string, error) {
 	for i := bad.file; i < len(r.files); i++ {
 		s := r.files[i]
 		size := s.f.Size()
-		// Block 0 of every later segment (and of a segment whose header
-		// is bad) has its first chunk right after the header.
 		from := int64(segHeaderSize)
-		if i == bad.file && bad.off > 0 {
-			from = (bad.off/blockSize + 1) * blockSize
+		if i == bad.file {
+			from = bad.next
 		}
 		for b := from - from%blockSize; b < size && b <= maxFileOffset; b += blockSize {
-			start := max(b, from)
 			n, err := s.f.ReadAt(r.buf[:min(blockSize, size-b)], b)
 			if err != nil && !errors.Is(err, io.EOF) {
 				return "", fmt.Errorf("read %s at %d: %w", s.name, b, err)
 			}
 			blk := r.buf[:n]
-			// Follow the chunk chain from the block's first chunk; each
-			// link is verified before its length is trusted.
-			for off := start - b; off < int64(n) && blockSize-off >= chunkHeaderSize; {
-				h, _, cn, why := decodeChunk(blk[off:])
+			for off := max(b, from) - b; off < int64(n) && blockSize-off >= chunkHeaderSize; {
+				h, why := decodeChunkHeader(blk[off:])
 				if why != "" {
 					break
 				}
 				if h.mark > bad.pos {
-					return fmt.Sprintf("chunk of record %d at %s byte %d was written after a sync covering position %d (bad spot at position %d)",
+					return fmt.Sprintf("the chunk of record %d at %s byte %d was written after a sync covering position %d, past the bad spot at position %d",
 						h.seq, s.name, b+off, h.mark, bad.pos), nil
 				}
-				off += int64(cn)
+				off += chunkHeaderSize + int64(h.n)
 			}
 		}
 	}
@@ -312,12 +327,17 @@ func (r *recovery) fresh(remove []*segment) error {
 	if err != nil {
 		return err
 	}
-	r.files = append(r.files, &segment{name: seg.name, f: f}) // closed on error
 	l.nextID++
 	seg.f = f
 	hdr := encodeSegHeader(segHeader{id: seg.id})
 	if n, err := f.Write(hdr); err != nil || n != len(hdr) {
-		return fmt.Errorf("write %s header: %w", seg.name, errors.Join(err, env.ErrIO))
+		if err == nil {
+			err = fmt.Errorf("short write of %d bytes: %w", n, env.ErrIO)
+		}
+		// Best effort: the next Open would find the file and cut it anyway.
+		f.Close()
+		l.fs.Remove(seg.name)
+		return fmt.Errorf("write %s header: %w", seg.name, err)
 	}
 	seg.size = segHeaderSize
 	seg.dirty = true

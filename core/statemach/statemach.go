@@ -36,6 +36,8 @@ type PartitionLog interface {
 	End() int64
 	Read(offset int64, maxBytes int) ([][]byte, error)
 	Truncate(offset int64, done func(error))
+	// Err is non-nil once the log failed (fail-stop).
+	Err() error
 }
 
 // Result says what Apply did with an entry.
@@ -168,6 +170,9 @@ func (sm *StateMachine) Apply(e *Entry) (Result, error) {
 	if e.Base != p.committed {
 		return Stale, nil
 	}
+	if err := p.Log.Err(); err != nil {
+		return Stale, fmt.Errorf("statemach: %s/%d: log failed: %w", e.Topic, e.Partition, err)
+	}
 	end := e.Base + e.Count
 	logEnd := p.Log.End()
 	if logEnd < e.Base && !e.MetadataOnly {
@@ -210,9 +215,15 @@ func (sm *StateMachine) write(p *Partition, e *Entry, logEnd int64) {
 // matching counts how many of e's records the log already holds, from the
 // start of e.
 func (sm *StateMachine) matching(p *Partition, e *Entry, logEnd int64) int {
+	// Read no more than the entry's own bytes: the log may hold a long
+	// suffix after it.
+	size := 0
+	for _, r := range e.Records {
+		size += len(r)
+	}
 	n := 0
 	for n < len(e.Records) && e.Base+int64(n) < logEnd {
-		recs, err := p.Log.Read(e.Base+int64(n), 1<<20)
+		recs, err := p.Log.Read(e.Base+int64(n), size)
 		if err != nil || len(recs) == 0 {
 			return n
 		}
@@ -220,6 +231,7 @@ func (sm *StateMachine) matching(p *Partition, e *Entry, logEnd int64) int {
 			if n >= len(e.Records) || !bytes.Equal(r, e.Records[n]) {
 				return n
 			}
+			size -= len(r)
 			n++
 		}
 	}

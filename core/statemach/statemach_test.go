@@ -23,6 +23,7 @@ func (m *memLog) Append(records [][]byte, done func(error)) (int64, error) {
 	return base, nil
 }
 func (m *memLog) End() int64 { return int64(len(m.recs)) }
+func (m *memLog) Err() error { return nil }
 func (m *memLog) Read(off int64, maxBytes int) ([][]byte, error) {
 	if off < 0 || off > int64(len(m.recs)) {
 		return nil, errors.New("out of range")

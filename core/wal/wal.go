@@ -35,8 +35,24 @@
 // it, and Append fails until the WAL is reopened, which recovers what is
 // durable. The fsync is never retried.
 //
-// # Trace events (through env.Tracer; A is always the partition, Text the
-// topic)
+// # Truncation
+//
+// Truncate(off) drops every record at or beyond off at once (End() == off).
+// Appends not yet durable that hold such records fail with ErrTruncated; an
+// append that straddles off fails too, but its records below off stay in
+// the log (they are written and noticed like any other, with no one waiting
+// for them). If the batch in flight is cut, its notice covers only what is
+// left of it. The reclog makes the truncation durable before it writes any
+// later record.
+//
+// # Notices
+//
+// A notice covers exactly the records written by its batch, whoever
+// appended them: a batch may mix appends of several callers.
+//
+// # Trace events
+//
+// Events go to env.Tracer; A is always the partition and Text the topic.
 //
 //	wal.open       B=start C=end (recovered)
 //	wal.batch      B=base C=last D=records        a batch was cut and written
@@ -220,7 +236,11 @@ type WAL struct {
 // Open recovers the partition log in files under dir (via reclog) and
 // returns it ready to append at the recovered end. onNotice may be nil.
 // Records recovered are reported durable (DurableEnd() == End()): after a
-// crash they are what the disk kept.
+// crash they are what the disk kept. (After a process restart on a real OS
+// they may still sit in the page cache; the reclog syncs them as its first
+// I/O, before any later batch can complete.) Open fails with ErrCorrupt if
+// data that had been synced is damaged, and with ErrTooLarge if a record
+// exceeds cfg.MaxRecordBytes.
 func Open(e env.Env, dir, topic string, partition int32, cfg Config, onNotice func(BatchNotice)) (*WAL, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -235,8 +255,11 @@ func Open(e env.Env, dir, topic string, partition int32, cfg Config, onNotice fu
 	}
 	log, err := reclog.Open(e.FS, dir, reclog.Options{SegmentBytes: cfg.SegmentBytes, MaxRecordBytes: cfg.MaxRecordBytes + recHeader})
 	if err != nil {
-		if errors.Is(err, reclog.ErrCorrupt) {
+		switch {
+		case errors.Is(err, reclog.ErrCorrupt):
 			return nil, fmt.Errorf("%w: %s/%d: %w", ErrCorrupt, topic, partition, err)
+		case errors.Is(err, reclog.ErrTooLarge):
+			return nil, fmt.Errorf("%w: %s/%d: a recovered record exceeds MaxRecordBytes: %w", ErrTooLarge, topic, partition, err)
 		}
 		return nil, fmt.Errorf("wal %s/%d: %w", topic, partition, err)
 	}
