@@ -1,0 +1,130 @@
+package scenarios
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"walraft/core/node"
+	"walraft/sim"
+)
+
+// Scenario is a named family of runs: Draw turns a seed into Options.
+type Scenario struct {
+	Name    string
+	Summary string
+	draw    func(o *Options, rng *sim.Rand)
+}
+
+// DefaultScenario is what campaigns run when none is named.
+const DefaultScenario = "default"
+
+var catalogue = []Scenario{
+	{Name: "default", Summary: "3 nodes, 2 partitions, swarm of every in-budget fault, batch path", draw: func(o *Options, rng *sim.Rand) {
+		o.Nodes = 3
+		swarmFaults(o, rng, clusterFaults)
+	}},
+	{Name: "standalone", Summary: "1 node without Raft: crashes, torn crashes, fsync stalls and EIO", draw: func(o *Options, rng *sim.Rand) {
+		o.Nodes = 1
+		swarmFaults(o, rng, []FaultKind{FaultCrash, FaultTornCrash, FaultPause, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultSkew})
+	}},
+	{Name: "five", Summary: "5 nodes, swarm of every in-budget fault", draw: func(o *Options, rng *sim.Rand) {
+		o.Nodes = 5
+		swarmFaults(o, rng, clusterFaults)
+	}},
+	{Name: "legacy", Summary: "3 nodes on the legacy per-record path, swarm faults", draw: func(o *Options, rng *sim.Rand) {
+		o.Nodes = 3
+		o.Path = node.PathLegacy
+		swarmFaults(o, rng, clusterFaults)
+	}},
+	{Name: "crashes", Summary: "3 nodes, whole-cluster and torn crashes with fsync faults", draw: func(o *Options, rng *sim.Rand) {
+		o.Nodes = 3
+		swarmFaults(o, rng, []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultStall, FaultSyncEIO})
+	}},
+	{Name: "calm", Summary: "3 nodes, no faults: the baseline", draw: func(o *Options, rng *sim.Rand) {
+		o.Nodes = 3
+	}},
+}
+
+var clusterFaults = []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultPause, FaultPartition, FaultIsolate,
+	FaultOneWay, FaultBridge, FaultHeal, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultDrop, FaultDup, FaultSkew}
+
+// swarmFaults draws per-seed fault probabilities: each kind gets a weight
+// in 0..3 (so some seeds never see a kind at all), and a fault rate.
+func swarmFaults(o *Options, rng *sim.Rand, kinds []FaultKind) {
+	o.FaultWeights = map[FaultKind]int{}
+	any := false
+	for _, k := range kinds {
+		if w := rng.IntN(4); w > 0 {
+			o.FaultWeights[k] = w
+			any = true
+		}
+	}
+	if !any {
+		o.FaultWeights[kinds[rng.IntN(len(kinds))]] = 1
+	}
+	o.FaultEvery = rng.Duration(300*time.Millisecond, 2*time.Second)
+	if rng.Chance(0.3) {
+		o.Disk.StallProb = 0.01 * rng.Float64()
+	}
+	if rng.Chance(0.5) {
+		o.Disk.TornKeepProb = rng.Float64()
+	}
+}
+
+// Scenarios returns the catalogue sorted by name.
+func Scenarios() []Scenario {
+	out := append([]Scenario(nil), catalogue...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Lookup finds a scenario by name.
+func Lookup(name string) (Scenario, error) {
+	for _, s := range catalogue {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	var names []string
+	for _, s := range Scenarios() {
+		names = append(names, s.Name)
+	}
+	return Scenario{}, fmt.Errorf("unknown scenario %q (known: %s)", name, strings.Join(names, ", "))
+}
+
+// Draw derives the options of one run of the scenario from seed. The
+// workload mix is drawn per seed as well (swarm testing).
+func (s Scenario) Draw(seed uint64) Options {
+	rng := sim.NewStreams(seed).Stream("options")
+	o := Options{
+		Scenario:      s.Name,
+		Seed:          seed,
+		Topics:        []node.TopicConfig{{Name: "t", Partitions: int32(1 + rng.IntN(2))}},
+		AcksTimeout:   5 * time.Second,
+		Producers:     2 + rng.IntN(15),
+		AcksWeights:   [3]int{rng.IntN(3), rng.IntN(4), 1 + rng.IntN(4)},
+		MaxBatchRecs:  1 + rng.IntN(4),
+		MsgMin:        16,
+		MsgMax:        16 + rng.IntN(1024),
+		ThinkMin:      time.Millisecond,
+		ThinkMax:      rng.Duration(2*time.Millisecond, 40*time.Millisecond),
+		ClientLatency: rng.Duration(50*time.Microsecond, time.Millisecond),
+		Consumers:     1 + rng.IntN(3),
+		FetchEvery:    rng.Duration(5*time.Millisecond, 100*time.Millisecond),
+
+		SafetyDuration:   rng.Duration(3*time.Second, 10*time.Second),
+		LivenessDuration: 20 * time.Second,
+
+		Disk:       sim.DefaultDiskConfig(),
+		NetLatency: rng.Duration(100*time.Microsecond, 2*time.Millisecond),
+	}
+	o.NetJitter = o.NetLatency / 2
+	// The node's own timer ends an unanswered request at AcksTimeout; the
+	// client's timeout is only for requests a node never answers (a paused
+	// node), and stays within the slack L2 allows.
+	o.RequestTimeout = o.AcksTimeout + time.Second
+	s.draw(&o, rng)
+	return o
+}

@@ -1,0 +1,94 @@
+package scenarios
+
+import "slices"
+
+// checkL1: the liveness phase converged within its bound: one leader, every
+// HWM at the committed end, no waiter pending, and the probe acks=-1 write
+// succeeded. The harness's claims are cross-checked where the history can:
+// the probe op must be an acks=-1 produce that succeeded by the deadline,
+// and, when HWMs are claimed converged, the final state's HWMs must agree
+// across nodes.
+func checkL1(ix *index, c *collector) {
+	l := ix.h.Live
+	if l == nil {
+		return
+	}
+	c.judged()
+	deadline := l.HealedAt + l.Bound
+	var pr problems
+	if !l.OneLeader {
+		pr.add(deadline, "no single leader")
+	}
+	if !l.HWMsAtCommitEnd {
+		pr.add(deadline, "HWMs not all at the committed end")
+	}
+	if !l.WaitersResolved {
+		pr.add(deadline, "acks=-1 waiters still pending")
+	}
+	if !l.ProbeOK {
+		pr.add(deadline, "the probe acks=-1 write did not succeed")
+	}
+	if l.ConvergedAt > deadline {
+		pr.add(deadline, "converged at %v, after the deadline", l.ConvergedAt)
+	}
+	var ops []OpID
+	if p := ix.op(l.ProbeOp); p != nil {
+		ops = append(ops, p.ID)
+		if p.Acks != -1 {
+			pr.add(deadline, "probe op %d has acks=%d, not -1", p.ID, p.Acks)
+		}
+		if l.ProbeOK && (p.Outcome != OutcomeOK || p.Complete > deadline) {
+			pr.add(deadline, "reported probe success, but probe op %d is %q at %v", p.ID, p.Outcome, p.Complete)
+		}
+	}
+	if f := ix.h.Final; f != nil && l.HWMsAtCommitEnd {
+		parts := slices.Clone(ix.h.Run.Partitions)
+		slices.SortFunc(parts, cmpPartKey)
+		for _, pk := range parts {
+			var first *FinalPart
+			var firstNode NodeID
+			for _, n := range ix.finalNodes {
+				p := ix.finalPart[n.Node][pk]
+				if p == nil {
+					continue
+				}
+				if first == nil {
+					first, firstNode = p, n.Node
+				} else if p.HWM != first.HWM {
+					pr.add(deadline, "reported converged HWMs, but final %v HWM is %d on n%d and %d on n%d", pk, first.HWM, firstNode, p.HWM, n.Node)
+				}
+			}
+		}
+	}
+	if pr.n > 0 {
+		detail := ""
+		if l.Detail != "" {
+			detail = " (harness: " + l.Detail + ")"
+		}
+		c.fail(deadline, ops, "not converged within %v of healing at %v: %s%s", l.Bound, l.HealedAt, pr.String(), detail)
+	}
+}
+
+// checkL2: every acks=-1 produce is answered within AcksTimeout plus the
+// slack (RunInfo.TimeoutSlack, default DefaultTimeoutSlack), unless the run
+// ended before that much time had passed. A produce sent to a node that
+// crashed must be completed by the harness (indeterminate) when the client
+// sees the connection drop; otherwise it counts as unanswered.
+func checkL2(ix *index, c *collector) {
+	run := &ix.h.Run
+	limit := run.AcksTimeout + run.slack()
+	for _, o := range ix.ops {
+		if o.Kind != KindProduce || o.Acks != -1 {
+			continue
+		}
+		c.judged()
+		switch {
+		case o.Outcome == OutcomePending && run.End-o.Invoke > limit:
+			c.fail(o.Invoke+limit, []OpID{o.ID}, "acks=-1 op %d sent to n%d at %v still unanswered when the run ended at %v (timeout %v + slack %v)",
+				o.ID, o.Node, o.Invoke, run.End, run.AcksTimeout, run.slack())
+		case o.Outcome != OutcomePending && o.Complete-o.Invoke > limit:
+			c.fail(o.Complete, []OpID{o.ID}, "acks=-1 op %d sent to n%d at %v answered %q only at %v, after %v (timeout %v + slack %v)",
+				o.ID, o.Node, o.Invoke, o.Outcome, o.Complete, o.Complete-o.Invoke, run.AcksTimeout, run.slack())
+		}
+	}
+}

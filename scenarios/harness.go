@@ -1,0 +1,696 @@
+package scenarios
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"walraft/core/env"
+	"walraft/core/node"
+	"walraft/sim"
+)
+
+// The harness runs one simulated cluster: the nodes on a sim.World,
+// simulated producers and consumers, the fault schedule, then the liveness
+// phase, recording a History the checkers judge.
+//
+// Clients are not processes: they never crash, and they reach the nodes
+// through World.Post with their own latency (a request to a crashed node is
+// lost; the client times out). Every draw a client makes comes from the
+// "workload" stream, so a change in the nodes' code never shifts the
+// workload of a seed.
+
+const (
+	observeEvery   = 5 * time.Millisecond
+	livenessCheck  = 50 * time.Millisecond
+	failedRestart  = 50 * time.Millisecond
+	notLeaderPause = 10 * time.Millisecond
+)
+
+type harness struct {
+	o       Options
+	rc      RunConfig
+	variant Variant
+	sched   Schedule
+
+	w     *sim.World
+	s     *sim.Scheduler
+	rng   *sim.Rand // workload
+	nodes []*node.Node
+	ids   []uint64
+
+	rec     *recorder
+	probes  map[string]int
+	inLive  bool
+	stopped bool // producers stop issuing new requests
+	nextPID uint64
+	flight  int // client requests in flight
+
+	producers []*producer
+	liveAt    time.Duration // when L1 held, or -1
+	probeOK   bool
+	probeBusy bool
+	extra     []Violation
+	restarts  map[uint64]bool // node restarts the harness has scheduled
+	pending   map[uint64]map[OpID]func(node.ProduceResponse, evidence)
+	finished  bool
+}
+
+func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, error) {
+	wc := sim.WorldConfig{
+		Net:            sim.LinkConfig{Latency: o.NetLatency, Jitter: o.NetJitter},
+		ClockSkewPPM:   20_000,
+		ClockOffsetMax: time.Hour,
+		Trace:          sim.TraceConfig{Record: rc.RecordTrace, Ring: rc.TraceTail},
+	}
+	w, err := sim.NewWorld(o.Seed, wc)
+	if err != nil {
+		return nil, err
+	}
+	h := &harness{
+		o: o, rc: rc, variant: v, sched: sched, w: w, s: w.Sched(),
+		rng:      w.Streams().Stream("workload"),
+		nodes:    make([]*node.Node, o.Nodes),
+		probes:   map[string]int{},
+		liveAt:   -1,
+		restarts: map[uint64]bool{},
+		pending:  map[uint64]map[OpID]func(node.ProduceResponse, evidence){},
+	}
+	h.rec = newRecorder(h)
+	w.Trace().SetListener(h.onTrace)
+	for i := 1; i <= o.Nodes; i++ {
+		id := uint64(i)
+		h.ids = append(h.ids, id)
+		if err := w.AddNode(id, h.boot, o.Disk); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+func (h *harness) close() { h.w.Close() }
+
+// nodeConfig is the configuration every node of the run gets.
+func (h *harness) nodeConfig(id uint64) node.Config {
+	return node.Config{
+		ID:          id,
+		Peers:       append([]uint64(nil), h.ids...),
+		Topics:      h.o.Topics,
+		AcksTimeout: h.o.AcksTimeout,
+		Path:        h.o.Path,
+	}
+}
+
+func (h *harness) boot(id env.NodeID, e env.Env) (sim.Receiver, error) {
+	n, err := node.NewWithBugs(h.nodeConfig(id), e, h.variant.bugs)
+	if err != nil && errors.Is(err, env.ErrIO) {
+		// An injected I/O error during recovery: the process exits and
+		// its supervisor starts it again, as after a failed fsync.
+		h.probe("boot-io-error")
+		h.s.After(failedRestart, func() { h.restart(id) })
+		return nil, err
+	}
+	if err != nil {
+		// A node that cannot recover after in-budget faults is a bug (its
+		// acknowledged data is unreachable); the checkers see it as a
+		// liveness failure, and the detail says why.
+		h.harnessViolation("L1", fmt.Sprintf("node %d failed to recover at %v: %v", id, h.s.Now(), err))
+		return nil, err
+	}
+	h.nodes[id-1] = n
+	h.rec.observe(id, n)
+	return n, nil
+}
+
+// node returns the running node id, or nil.
+func (h *harness) node(id uint64) *node.Node {
+	if p := h.w.Process(id); p == nil || p.State() == sim.StateDown {
+		return nil
+	}
+	return h.nodes[id-1]
+}
+
+func (h *harness) harnessViolation(inv, detail string) {
+	h.extra = append(h.extra, Violation{Invariant: inv, Detail: detail, Time: h.s.Now()})
+}
+
+func (h *harness) probe(name string) { h.probes[name]++ }
+
+// run executes the safety phase, then the liveness phase, then collects the
+// final state.
+func (h *harness) run() {
+	if err := h.w.Start(); err != nil {
+		// Boot errors are recorded by boot; anything else is a harness bug.
+		if !errors.Is(err, sim.ErrNilReceiver) && len(h.extra) == 0 {
+			panic(fmt.Sprintf("scenarios: start world: %v", err))
+		}
+	}
+	for _, f := range h.sched {
+		f := f
+		h.s.At(f.At, func() { h.apply(f) })
+	}
+	h.s.After(0, h.observeTick)
+	for i := 0; i < h.o.Producers; i++ {
+		p := &producer{h: h, id: i + 1}
+		h.producers = append(h.producers, p)
+		h.s.After(h.rng.Duration(0, h.o.ThinkMax), p.next)
+	}
+	for i := 0; i < h.o.Consumers; i++ {
+		c := &consumer{h: h, id: h.o.Producers + i + 1}
+		h.s.After(h.rng.Duration(0, h.o.FetchEvery), c.next)
+	}
+	h.s.RunUntil(h.o.SafetyDuration)
+	h.startLiveness()
+	deadline := h.o.SafetyDuration + h.o.LivenessDuration
+	h.s.RunWhile(func() bool { return h.liveAt < 0 }, deadline)
+	// Let late replies and timeouts land so every request has an outcome.
+	h.stopped = true
+	h.s.RunWhile(func() bool { return h.flight > 0 }, h.s.Now()+h.o.RequestTimeout+time.Second)
+	h.rec.finish()
+	h.finished = true
+}
+
+// observeTick records node observations, and restarts nodes that stopped
+// themselves after a storage failure (as a supervisor restarts a process
+// that exited).
+func (h *harness) observeTick() {
+	for _, id := range h.ids {
+		n := h.node(id)
+		if n == nil {
+			continue
+		}
+		h.rec.observe(id, n)
+		if n.Failed() != nil && !h.restarts[id] {
+			h.probe("node-failstop")
+			h.restarts[id] = true
+			h.s.After(failedRestart, func() {
+				delete(h.restarts, id)
+				if h.node(id) != nil {
+					h.crash(id)
+					h.restart(id)
+				}
+			})
+		}
+	}
+	if !h.finished {
+		h.s.After(observeEvery, h.observeTick)
+	}
+}
+
+func (h *harness) crash(id uint64) {
+	if h.node(id) == nil {
+		return
+	}
+	if n := h.nodes[id-1]; n != nil && n.Status().Role == node.RoleLeader {
+		for _, ps := range n.Partitions() {
+			if ps.DurableEnd > ps.Committed {
+				h.probe("leader-crash-with-unreplicated-batch")
+				break
+			}
+		}
+	}
+	if err := h.w.Crash(id); err != nil {
+		panic(fmt.Sprintf("scenarios: crash %d: %v", id, err))
+	}
+	h.nodes[id-1] = nil
+	h.rec.down(id)
+	h.resetConnections(id)
+}
+
+func (h *harness) restart(id uint64) {
+	if p := h.w.Process(id); p.State() != sim.StateDown {
+		return
+	}
+	_ = h.w.Restart(id) // a boot error is recorded by boot
+}
+
+// apply performs one fault of the schedule.
+func (h *harness) apply(f Fault) {
+	if h.inLive {
+		return
+	}
+	net := h.w.Net()
+	switch f.Kind {
+	case FaultCrash, FaultTornCrash:
+		if h.node(f.Node) == nil {
+			return
+		}
+		d := h.w.Disk(f.Node)
+		cfg := d.Config()
+		torn := cfg
+		if f.Kind == FaultTornCrash {
+			torn.TornKeepProb = 0.5
+		} else {
+			torn.TornKeepProb = 0
+		}
+		d.SetConfig(torn)
+		h.crash(f.Node)
+		d.SetConfig(cfg)
+		h.probe("crash")
+		h.s.After(f.Dur, func() { h.restart(f.Node) })
+	case FaultCrashAll:
+		for _, id := range h.ids {
+			h.crash(id)
+		}
+		h.probe("crash-all")
+		for _, id := range h.ids {
+			id := id
+			h.s.After(f.Dur, func() { h.restart(id) })
+		}
+	case FaultPause:
+		if h.w.Process(f.Node).State() != sim.StateUp {
+			return
+		}
+		_ = h.w.Pause(f.Node)
+		h.probe("pause")
+		h.s.After(f.Dur, func() {
+			if h.w.Process(f.Node).State() == sim.StatePaused {
+				_ = h.w.Resume(f.Node)
+			}
+		})
+	case FaultPartition:
+		if err := net.Partition(f.Groups...); err != nil {
+			panic(fmt.Sprintf("scenarios: %s: %v", f, err))
+		}
+		h.netFault()
+	case FaultIsolate:
+		_ = net.Isolate(f.Node)
+		h.netFault()
+	case FaultOneWay:
+		_ = net.Cut(f.Node, f.Peer)
+		h.netFault()
+	case FaultBridge:
+		_ = net.Bridge(f.Groups[0], f.Groups[1], f.Node)
+		h.netFault()
+	case FaultHeal:
+		net.Heal()
+	case FaultStall:
+		h.w.Disk(f.Node).StallSyncsUntil(h.s.Now() + f.Dur)
+		h.probe("fsync-stall")
+	case FaultSyncEIO:
+		h.w.Disk(f.Node).FailNextSyncs(f.Count)
+		h.probe("fsync-eio")
+	case FaultWriteEIO:
+		h.w.Disk(f.Node).FailNextWrites(f.Count)
+		h.probe("write-eio")
+	case FaultDrop, FaultDup:
+		def := net.Default()
+		c := def
+		if f.Kind == FaultDrop {
+			c.DropProb = f.Prob
+		} else {
+			c.DupProb = f.Prob
+		}
+		_ = net.SetDefault(c)
+		h.s.After(f.Dur, func() {
+			if !h.inLive {
+				_ = net.SetDefault(def)
+			}
+		})
+	case FaultSkew:
+		_ = h.w.SetClockRate(f.Node, int64(f.Rate*float64(sim.RateOne)))
+	case FaultCorrupt:
+		d := h.w.Disk(f.Node)
+		for _, name := range d.DurableFiles() {
+			img, _ := d.DurableImage(name)
+			if len(img) > 16 {
+				d.CorruptDurable(name, int64(h.rng.IntN(len(img)-8)), 4)
+				h.probe("corrupt")
+				break
+			}
+		}
+	}
+}
+
+// netFault counts a partition that cut a node with an fsync in flight.
+func (h *harness) netFault() {
+	h.probe("partition")
+	for _, id := range h.ids {
+		if h.w.Disk(id).PendingSyncs() > 0 {
+			h.probe("partition-during-fsync")
+			return
+		}
+	}
+}
+
+// startLiveness heals everything: network, paused and down nodes, slow or
+// failing disks, skewed clocks. From here the cluster must converge (L1).
+func (h *harness) startLiveness() {
+	h.inLive = true
+	h.stopped = true
+	net := h.w.Net()
+	net.Heal()
+	_ = net.SetDefault(sim.LinkConfig{Latency: h.o.NetLatency, Jitter: h.o.NetJitter})
+	for _, id := range h.ids {
+		d := h.w.Disk(id)
+		d.SetConfig(sim.DefaultDiskConfig())
+		d.ClearFaults()
+		_ = h.w.SetClockRate(id, sim.RateOne)
+		switch h.w.Process(id).State() {
+		case sim.StatePaused:
+			_ = h.w.Resume(id)
+		case sim.StateDown:
+			h.restart(id)
+		}
+	}
+	h.rec.livenessStart(h.s.Now())
+	h.s.After(0, h.checkLive)
+}
+
+// checkLive evaluates L1 every livenessCheck until it holds, keeping the
+// last evaluation for the liveness report.
+func (h *harness) checkLive() {
+	if h.liveAt >= 0 {
+		return
+	}
+	ls := h.evalLive()
+	h.rec.lastLive = ls
+	if ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && !ls.probe && !h.probeBusy {
+		h.sendProbe(ls.leader)
+	}
+	if ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && ls.probe {
+		h.liveAt = h.s.Now()
+		h.rec.live(h.s.Now(), ls.leader)
+		return
+	}
+	h.s.After(livenessCheck, h.checkLive)
+}
+
+// evalLive evaluates the L1 conditions now.
+func (h *harness) evalLive() liveState {
+	ls := liveState{allUp: true, probe: h.probeOK}
+	var leaders []uint64
+	for _, id := range h.ids {
+		n := h.node(id)
+		if n == nil || n.Failed() != nil {
+			ls.allUp = false
+			ls.detail = fmt.Sprintf("node %d is down", id)
+			if n == nil && h.w.Process(id).State() == sim.StateDown && !h.restarts[id] {
+				h.restart(id)
+			}
+			continue
+		}
+		if r := n.Status().Role; r == node.RoleLeader || r == node.RoleStandalone {
+			leaders = append(leaders, id)
+		}
+	}
+	if !ls.allUp {
+		return ls
+	}
+	if len(leaders) != 1 {
+		ls.detail = fmt.Sprintf("leaders %v", leaders)
+		return ls
+	}
+	ls.leader = leaders[0]
+	ln := h.node(ls.leader)
+	ls.oneLeader = ln.Status().Gate
+	for _, id := range h.ids {
+		if st := h.node(id).Status(); h.o.Nodes > 1 && st.Lead != ls.leader {
+			ls.oneLeader = false
+			ls.detail = fmt.Sprintf("node %d follows %d, leader is %d", id, st.Lead, ls.leader)
+		}
+	}
+	ls.hwms = true
+	for _, lp := range ln.Partitions() {
+		for _, id := range h.ids {
+			ps, _ := h.node(id).PartitionStatus(lp.Topic, lp.Partition)
+			if ps.HWM != lp.Committed {
+				ls.hwms = false
+				ls.detail = fmt.Sprintf("node %d %s/%d HWM %d, committed end %d", id, lp.Topic, lp.Partition, ps.HWM, lp.Committed)
+			}
+		}
+	}
+	ls.waiters = h.flight == 0
+	if !ls.waiters {
+		ls.detail = fmt.Sprintf("%d client requests unanswered", h.flight)
+	}
+	if ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && !ls.probe {
+		ls.detail = "probe acks=-1 write has not succeeded"
+	}
+	return ls
+}
+
+// sendProbe writes one acks=-1 record to the leader: L1 requires it to
+// succeed once everything healed.
+func (h *harness) sendProbe(leader uint64) {
+	h.probeBusy = true
+	t := h.o.Topics[0]
+	op := h.rec.invoke(0, leader, t.Name, 0, node.AcksAll, h.payloads(1), true)
+	h.flight++
+	h.post(leader, op, func(resp node.ProduceResponse) {
+		h.probeBusy = false
+		if resp.Err == nil {
+			h.probeOK = true
+		}
+	})
+}
+
+// payloads makes n records, each starting with a fresh payload id and
+// padded to a drawn size. Payload ids start at 1.
+func (h *harness) payloads(n int) [][]byte {
+	recs := make([][]byte, n)
+	for i := range recs {
+		h.nextPID++
+		size := h.o.MsgMin
+		if h.o.MsgMax > h.o.MsgMin {
+			size += h.rng.IntN(h.o.MsgMax - h.o.MsgMin + 1)
+		}
+		recs[i] = NewPayload(h.nextPID, size)
+	}
+	return recs
+}
+
+// payloadID reads a record's payload id (0 if it has none).
+func payloadID(rec []byte) uint64 {
+	id, _ := PayloadIDOf(rec)
+	return id
+}
+
+// post delivers a produce request to node id after the client latency and
+// the reply back to the client after the same latency. If the node crashes
+// first, the client sees its connection reset (indeterminate); if no reply
+// comes at all (a paused node), the client times out (indeterminate).
+func (h *harness) post(id uint64, op *clientOp, done func(node.ProduceResponse)) {
+	lat := h.o.ClientLatency
+	finished := false
+	finish := func(resp node.ProduceResponse, ev evidence) {
+		if finished {
+			return
+		}
+		finished = true
+		delete(h.pending[id], op.id)
+		h.flight--
+		h.rec.complete(op, resp, ev)
+		done(resp)
+	}
+	h.s.After(h.o.RequestTimeout, func() {
+		finish(node.ProduceResponse{Err: errClientTimeout, Indeterminate: true}, evidence{})
+	})
+	err := h.w.Post(id, lat, func() {
+		n := h.node(id)
+		if n == nil {
+			return
+		}
+		n.Produce(op.req, func(resp node.ProduceResponse) {
+			ev := h.evidence(n, op, resp)
+			h.s.After(lat, func() { finish(resp, ev) })
+		})
+	})
+	if err != nil {
+		// Connection refused: the request never reached a node.
+		h.s.After(lat, func() { finish(node.ProduceResponse{Err: errUnreachable}, evidence{}) })
+		return
+	}
+	if h.pending[id] == nil {
+		h.pending[id] = map[OpID]func(node.ProduceResponse, evidence){}
+	}
+	h.pending[id][op.id] = finish
+}
+
+// resetConnections answers every request in flight to node id as a client
+// whose connection was reset would see it: indeterminate.
+func (h *harness) resetConnections(id uint64) {
+	p := h.pending[id]
+	ids := make([]OpID, 0, len(p))
+	for op := range p {
+		ids = append(ids, op)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, op := range ids {
+		finish := p[op]
+		h.s.After(h.o.ClientLatency, func() {
+			finish(node.ProduceResponse{Err: errConnReset, Indeterminate: true}, evidence{})
+		})
+	}
+}
+
+var (
+	errConnReset     = errors.New("client: connection reset (node crashed)")
+	errClientTimeout = errors.New("client: request timed out")
+	errUnreachable   = errors.New("client: node unreachable")
+)
+
+// evidence is what the harness reads from the replying node at reply time,
+// so the checkers need not trust the node's word.
+type evidence struct {
+	DurableEnd int64
+	HWM        int64
+	Term       uint64
+}
+
+func (h *harness) evidence(n *node.Node, op *clientOp, resp node.ProduceResponse) evidence {
+	ps, _ := n.PartitionStatus(op.req.Topic, op.req.Partition)
+	return evidence{DurableEnd: ps.DurableEnd, HWM: ps.HWM, Term: n.Status().Term}
+}
+
+// onTrace counts probes from node trace events.
+func (h *harness) onTrace(e sim.TraceEvent) {
+	switch e.Kind {
+	case "apply":
+		if e.D == 1 {
+			h.probe("stale-batch-rejected")
+		}
+	case "apply.legacy":
+		h.probe("legacy-entry-applied")
+	case "wal.truncate":
+		h.probe("uncommitted-suffix-truncated")
+	case "node.fail":
+		h.probe("node-fail")
+	case "gate.open":
+		h.probe("leader-gate-open")
+	}
+}
+
+// producer is one closed-loop client: one request at a time, think time
+// between requests, leader discovery through NotLeader hints.
+type producer struct {
+	h      *harness
+	id     int
+	leader uint64
+}
+
+func (p *producer) next() {
+	h := p.h
+	if h.stopped {
+		return
+	}
+	t := h.o.Topics[h.rng.IntN(len(h.o.Topics))]
+	part := int32(h.rng.IntN(int(t.Partitions)))
+	acks := h.drawAcks()
+	recs := h.payloads(1 + h.rng.IntN(h.o.MaxBatchRecs))
+	p.send(t.Name, part, acks, recs, 0)
+}
+
+func (h *harness) drawAcks() node.Acks {
+	w := h.o.AcksWeights
+	x := h.rng.IntN(w[0] + w[1] + w[2])
+	switch {
+	case x < w[0]:
+		return node.AcksNone
+	case x < w[0]+w[1]:
+		return node.AcksLeader
+	}
+	return node.AcksAll
+}
+
+func (p *producer) target() uint64 {
+	if p.leader == 0 {
+		p.leader = p.h.ids[p.h.rng.IntN(len(p.h.ids))]
+	}
+	return p.leader
+}
+
+func (p *producer) send(topic string, part int32, acks node.Acks, recs [][]byte, retryOf int) {
+	h := p.h
+	id := p.target()
+	op := h.rec.invoke(p.id, id, topic, part, acks, recs, false)
+	h.rec.retry(op, retryOf)
+	h.flight++
+	h.post(id, op, func(resp node.ProduceResponse) {
+		think := h.rng.Duration(h.o.ThinkMin, h.o.ThinkMax)
+		switch {
+		case resp.Err == nil:
+			h.s.After(think, p.next)
+		case errors.Is(resp.Err, node.ErrNotLeader) || errors.Is(resp.Err, errUnreachable):
+			p.leader = resp.LeaderHint
+			if p.leader == 0 || p.leader == id {
+				p.leader = h.ids[h.rng.IntN(len(h.ids))]
+			}
+			// The write definitely did not happen: send it again.
+			h.s.After(notLeaderPause, func() {
+				if !h.stopped {
+					p.send(topic, part, acks, recs, 0)
+				}
+			})
+		case resp.Indeterminate:
+			p.leader = 0
+			if h.rng.Chance(0.5) {
+				h.probe("indeterminate-retry")
+				h.s.After(think, func() {
+					if !h.stopped {
+						p.send(topic, part, acks, recs, int(op.id))
+					}
+				})
+				return
+			}
+			h.s.After(think, p.next)
+		default:
+			h.s.After(think+notLeaderPause, p.next)
+		}
+	})
+}
+
+// consumer fetches from random nodes and partitions at random offsets below
+// what it has seen as the HWM.
+type consumer struct {
+	h   *harness
+	id  int
+	hwm map[string]int64
+}
+
+func (c *consumer) next() {
+	h := c.h
+	if h.stopped {
+		return
+	}
+	defer h.s.After(h.o.FetchEvery, c.next)
+	id := h.ids[h.rng.IntN(len(h.ids))]
+	t := h.o.Topics[h.rng.IntN(len(h.o.Topics))]
+	part := int32(h.rng.IntN(int(t.Partitions)))
+	if c.hwm == nil {
+		c.hwm = map[string]int64{}
+	}
+	key := fmt.Sprintf("%s/%d", t.Name, part)
+	from := int64(0)
+	if hw := c.hwm[key]; hw > 0 {
+		from = h.rng.Int64N(hw + 1)
+	}
+	lat := h.o.ClientLatency
+	invoked := h.s.Now()
+	_ = h.w.Post(id, lat, func() {
+		n := h.node(id)
+		if n == nil {
+			return
+		}
+		resp := n.Fetch(node.FetchRequest{Topic: t.Name, Partition: part, Offset: from, MaxBytes: 64 << 10})
+		served := h.s.Now()
+		h.s.After(lat, func() {
+			if resp.Err == nil && resp.HWM > c.hwm[key] {
+				c.hwm[key] = resp.HWM
+			}
+			h.rec.fetch(c.id, id, t.Name, part, from, invoked, served, resp)
+		})
+	})
+}
+
+// sortedIDs returns map keys sorted (deterministic iteration).
+func sortedIDs[V any](m map[uint64]V) []uint64 {
+	out := make([]uint64, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

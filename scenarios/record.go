@@ -1,0 +1,237 @@
+package scenarios
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+	"walraft/core/env"
+	"walraft/core/node"
+	"walraft/core/statemach"
+)
+
+// recorder connects the harness to the history Recorder: it translates node
+// responses and states into history records.
+type recorder struct {
+	h *harness
+	r *Recorder
+
+	healedAt  time.Duration
+	probeOp   OpID
+	lastLive  liveState
+	converged time.Duration
+	leader    uint64
+}
+
+// clientOp is a produce in flight.
+type clientOp struct {
+	id      OpID
+	req     node.ProduceRequest
+	retryOf int
+}
+
+func newRecorder(h *harness) *recorder {
+	info := RunInfo{Mode: ModeCluster, Seed: h.o.Seed, AcksTimeout: h.o.AcksTimeout}
+	if h.o.Nodes == 1 {
+		info.Mode = ModeStandalone
+	}
+	for i := 1; i <= h.o.Nodes; i++ {
+		info.Nodes = append(info.Nodes, NodeID(i))
+	}
+	for _, t := range h.o.Topics {
+		for p := int32(0); p < t.Partitions; p++ {
+			info.Partitions = append(info.Partitions, PartKey{Topic: t.Name, Partition: p})
+		}
+	}
+	rec := &recorder{h: h, r: NewRecorder(info)}
+	if why := h.sched.BeyondBudget(); why != "" {
+		rec.r.MarkBeyondBudget(why)
+	}
+	return rec
+}
+
+func (rec *recorder) invoke(client int, to uint64, topic string, part int32, acks node.Acks, recs [][]byte, probe bool) *clientOp {
+	pids := make([]uint64, len(recs))
+	for i, r := range recs {
+		pids[i] = payloadID(r)
+	}
+	op := &clientOp{req: node.ProduceRequest{Topic: topic, Partition: part, Acks: acks, Records: recs}}
+	op.id = rec.r.Invoke(Op{Client: uint64(client), Node: to, Kind: KindProduce, Topic: topic, Partition: part,
+		Acks: int8(acks), Payloads: pids, Invoke: rec.h.s.Now()})
+	if probe {
+		rec.probeOp = op.id
+	}
+	return op
+}
+
+// retry marks op as re-sending the payloads of an earlier indeterminate op.
+func (rec *recorder) retry(op *clientOp, of int) {
+	if of > 0 {
+		rec.r.History().Ops[op.id-1].RetryOf = OpID(of)
+	}
+}
+
+func (rec *recorder) complete(op *clientOp, resp node.ProduceResponse, ev evidence) {
+	rep := Reply{}
+	switch {
+	case op.req.Acks == node.AcksNone && (resp.Err == nil || resp.Indeterminate):
+		// An acks=0 client waits for nothing: it learns nothing either way.
+		rep.Outcome = OutcomeNone
+	case resp.Err == nil:
+		rep.Outcome = OutcomeOK
+		rep.Offset = resp.BaseOffset
+		rep.Evidence = &Evidence{Term: ev.Term, DurableEnd: ev.DurableEnd, HWM: ev.HWM, EntryTerm: resp.Term, EntryIndex: resp.Index}
+	case resp.Indeterminate:
+		rep.Outcome = OutcomeIndeterminate
+		rep.Err = resp.Err.Error()
+	default:
+		rep.Outcome = OutcomeFail
+		rep.Err = resp.Err.Error()
+	}
+	if errors.Is(resp.Err, node.ErrTimeout) || errors.Is(resp.Err, errClientTimeout) {
+		rec.h.probe("request-timeout")
+	}
+	rec.r.Complete(op.id, rec.h.s.Now(), rep)
+}
+
+func (rec *recorder) fetch(client int, to uint64, topic string, part int32, from int64, invoked, served time.Duration, resp node.FetchResponse) {
+	id := rec.r.Invoke(Op{Client: uint64(client), Node: to, Kind: KindFetch, Topic: topic, Partition: part, From: from, Invoke: invoked})
+	if resp.Err != nil {
+		rec.r.Complete(id, rec.h.s.Now(), Reply{Outcome: OutcomeFail, Err: resp.Err.Error()})
+		return
+	}
+	fr := &FetchReply{HWM: resp.HWM, LogEnd: resp.LogEnd, At: served}
+	for _, r := range resp.Records {
+		fr.Records = append(fr.Records, Rec{Offset: r.Offset, Payload: payloadID(r.Value)})
+	}
+	rec.r.Complete(id, rec.h.s.Now(), Reply{Outcome: OutcomeOK, Fetch: fr})
+}
+
+var roleNames = map[node.Role]Role{node.RoleLeader: RoleLeader, node.RoleFollower: RoleFollower,
+	node.RoleCandidate: RoleCandidate, node.RoleStandalone: RoleLeader}
+
+func (rec *recorder) observe(id uint64, n *node.Node) {
+	st := n.Status()
+	o := Observation{Time: rec.h.s.Now(), Node: id, Incarnation: rec.h.w.Process(id).Incarnation(), Up: st.Failed == nil,
+		Role: roleNames[st.Role], Term: st.Term, Leader: st.Lead}
+	if st.Role == node.RoleStandalone {
+		o.Leader = id
+	}
+	if o.Up {
+		for _, p := range n.Partitions() {
+			o.Parts = append(o.Parts, PartState{Topic: p.Topic, Partition: p.Partition, HWM: p.HWM, LogEnd: p.LogEnd})
+		}
+	} else {
+		o.Role, o.Term, o.Leader = RoleNone, 0, 0
+	}
+	if rec.r.Observe(o) {
+		// Put each changed observation in the trace too, so a replay's
+		// timeline shows every node's HWM and log end.
+		for _, p := range o.Parts {
+			rec.h.w.Emit(id, env.Event{Kind: "obs", A: int64(p.Partition), B: p.HWM, C: p.LogEnd, D: int64(o.Term)})
+		}
+	}
+}
+
+func (rec *recorder) down(id uint64) {
+	rec.r.Observe(Observation{Time: rec.h.s.Now(), Node: id, Incarnation: rec.h.w.Process(id).Incarnation()})
+}
+
+func (rec *recorder) livenessStart(t time.Duration) { rec.healedAt = t }
+
+func (rec *recorder) live(t time.Duration, leader uint64) {
+	rec.converged, rec.leader = t, leader
+}
+
+// liveState is one evaluation of the L1 conditions.
+type liveState struct {
+	allUp, oneLeader, hwms, waiters, probe bool
+	leader                                 uint64
+	detail                                 string
+}
+
+// finish captures the final state and the liveness report and ends the
+// history.
+func (rec *recorder) finish() {
+	h := rec.h
+	now := h.s.Now()
+	final := FinalState{Time: now}
+	for _, id := range h.ids {
+		fn := FinalNode{Node: id, Incarnation: h.w.Process(id).Incarnation()}
+		n := h.node(id)
+		if n != nil && n.Failed() == nil {
+			fn.Up = true
+			for _, ps := range n.Partitions() {
+				fn.Parts = append(fn.Parts, finalPart(n, ps))
+			}
+			if h.o.Nodes > 1 {
+				ents, err := n.RaftEntries(1, n.Status().Applied+1)
+				if err != nil {
+					panic(fmt.Sprintf("scenarios: node %d raft entries: %v", id, err))
+				}
+				if len(ents) > 0 {
+					fn.RaftFirst = ents[0].GetIndex()
+				}
+				for _, e := range ents {
+					fn.Raft = append(fn.Raft, raftEntry(e))
+				}
+			}
+		}
+		final.Nodes = append(final.Nodes, fn)
+	}
+	rec.r.SetFinal(final)
+	ls := rec.lastLive
+	lr := LivenessReport{HealedAt: rec.healedAt, Bound: h.o.LivenessDuration, ProbeOp: rec.probeOp,
+		OneLeader: ls.oneLeader, Leader: ls.leader, HWMsAtCommitEnd: ls.hwms, WaitersResolved: ls.waiters, ProbeOK: ls.probe,
+		Detail: ls.detail}
+	if rec.converged > 0 || h.liveAt >= 0 {
+		lr.ConvergedAt = max(h.liveAt, 1)
+		lr.OneLeader, lr.Leader, lr.HWMsAtCommitEnd, lr.WaitersResolved, lr.ProbeOK = true, rec.leader, true, true, true
+		lr.Detail = ""
+	}
+	rec.r.SetLiveness(lr)
+	rec.r.End(now)
+}
+
+// finalPart reads every record below the HWM.
+func finalPart(n *node.Node, ps node.PartitionStatus) FinalPart {
+	fp := FinalPart{Topic: ps.Topic, Partition: ps.Partition, HWM: ps.HWM, LogEnd: ps.LogEnd}
+	off := int64(0)
+	for off < ps.HWM {
+		resp := n.Fetch(node.FetchRequest{Topic: ps.Topic, Partition: ps.Partition, Offset: off, MaxBytes: 1 << 20})
+		if resp.Err != nil || len(resp.Records) == 0 {
+			break // the checkers see the gap (S3: HWM beyond what the node holds)
+		}
+		for _, r := range resp.Records {
+			fp.Records = append(fp.Records, Rec{Offset: r.Offset, Payload: payloadID(r.Value)})
+		}
+		off = resp.Records[len(resp.Records)-1].Offset + 1
+	}
+	return fp
+}
+
+// raftEntry describes a committed entry for the final state.
+func raftEntry(e *pb.Entry) RaftEntry {
+	re := RaftEntry{Index: e.GetIndex(), Term: e.GetTerm(), Kind: EntryEmpty}
+	if e.GetType() != pb.EntryNormal {
+		re.Kind = EntryConf
+		return re
+	}
+	if len(e.Data) == 0 {
+		return re
+	}
+	ent, err := statemach.Decode(e.Data)
+	if err != nil {
+		panic(fmt.Sprintf("scenarios: committed entry %d does not decode: %v", e.GetIndex(), err))
+	}
+	re.Kind = EntryBatch
+	if ent.Tag == statemach.TagCanonical {
+		re.Kind = EntryCanonical
+	}
+	re.Topic, re.Partition, re.Base = ent.Topic, ent.Partition, ent.Base
+	for _, r := range ent.Records {
+		re.Payloads = append(re.Payloads, payloadID(r))
+	}
+	return re
+}

@@ -1,0 +1,206 @@
+package scenarios
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// FaultKind names a fault event.
+type FaultKind string
+
+// The fault kinds a schedule can hold. Each is applied by the harness at its
+// time; "window" faults (stall, drop, dup, pause) end by themselves after
+// Dur.
+const (
+	// FaultCrash crashes Node (memory and unsynced data lost, a clean crash)
+	// and restarts it after Dur.
+	FaultCrash FaultKind = "crash"
+	// FaultTornCrash is a crash whose disk keeps a seeded subset of the
+	// unsynced blocks (torn, out-of-order persistence), restarted after Dur.
+	FaultTornCrash FaultKind = "torn-crash"
+	// FaultCrashAll crashes every node at once (each loses its unsynced
+	// data), restarting each after Dur.
+	FaultCrashAll FaultKind = "crash-all"
+	// FaultPause pauses Node's process for Dur (its clock runs on).
+	FaultPause FaultKind = "pause"
+	// FaultPartition splits the nodes into Groups (symmetric).
+	FaultPartition FaultKind = "partition"
+	// FaultIsolate cuts Node off from every other node.
+	FaultIsolate FaultKind = "isolate"
+	// FaultOneWay cuts the link from Node to Peer only.
+	FaultOneWay FaultKind = "one-way"
+	// FaultBridge splits the nodes into Groups[0] and Groups[1] that reach
+	// each other only through Node, which talks to both.
+	FaultBridge FaultKind = "bridge"
+	// FaultHeal removes every partition and cut.
+	FaultHeal FaultKind = "heal"
+	// FaultStall stalls Node's fsyncs for Dur.
+	FaultStall FaultKind = "stall"
+	// FaultSyncEIO makes Node's next Count fsyncs fail with EIO.
+	FaultSyncEIO FaultKind = "sync-eio"
+	// FaultWriteEIO makes Node's next Count writes fail with EIO.
+	FaultWriteEIO FaultKind = "write-eio"
+	// FaultDrop drops messages with probability Prob for Dur.
+	FaultDrop FaultKind = "drop"
+	// FaultDup duplicates messages with probability Prob for Dur.
+	FaultDup FaultKind = "dup"
+	// FaultSkew sets Node's clock rate to Rate.
+	FaultSkew FaultKind = "skew"
+	// FaultCorrupt flips bytes of Node's synced data: latent corruption,
+	// outside the fault budget (a run that uses it is labelled, not counted).
+	FaultCorrupt FaultKind = "corrupt"
+)
+
+// faultKinds lists every kind, for validation and generators.
+var faultKinds = []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultPause, FaultPartition, FaultIsolate,
+	FaultOneWay, FaultBridge, FaultHeal, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultDrop, FaultDup, FaultSkew, FaultCorrupt}
+
+// Fault is one timed fault event. Fields that a kind does not use are zero
+// (and omitted from JSON).
+type Fault struct {
+	At     time.Duration `json:"at"`
+	Kind   FaultKind     `json:"kind"`
+	Node   uint64        `json:"node,omitempty"`
+	Peer   uint64        `json:"peer,omitempty"`
+	Groups [][]uint64    `json:"groups,omitempty"`
+	Dur    time.Duration `json:"dur,omitempty"`
+	Prob   float64       `json:"prob,omitempty"`
+	Rate   float64       `json:"rate,omitempty"`
+	Count  int           `json:"count,omitempty"`
+}
+
+// String renders the fault on one line, stably.
+func (f Fault) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%9.3fs %s", f.At.Seconds(), f.Kind)
+	if f.Node != 0 {
+		fmt.Fprintf(&b, " n%d", f.Node)
+	}
+	if f.Peer != 0 {
+		fmt.Fprintf(&b, "->n%d", f.Peer)
+	}
+	if len(f.Groups) > 0 {
+		fmt.Fprintf(&b, " %v", f.Groups)
+	}
+	if f.Dur != 0 {
+		fmt.Fprintf(&b, " for %v", f.Dur)
+	}
+	if f.Prob != 0 {
+		fmt.Fprintf(&b, " p=%.3f", f.Prob)
+	}
+	if f.Rate != 0 {
+		fmt.Fprintf(&b, " rate=%.3f", f.Rate)
+	}
+	if f.Count != 0 {
+		fmt.Fprintf(&b, " x%d", f.Count)
+	}
+	return b.String()
+}
+
+// BeyondBudget reports whether the fault is outside what the design promises
+// to survive (DESIGN.md section 5).
+func (f Fault) BeyondBudget() bool { return f.Kind == FaultCorrupt }
+
+// Validate checks the fault against a cluster of nodes 1..n.
+func (f Fault) Validate(n int) error {
+	known := false
+	for _, k := range faultKinds {
+		known = known || k == f.Kind
+	}
+	if !known {
+		return fmt.Errorf("unknown fault kind %q", f.Kind)
+	}
+	if f.At < 0 || f.Dur < 0 || f.Count < 0 || f.Prob < 0 || f.Prob > 1 || f.Rate < 0 {
+		return fmt.Errorf("fault %s: negative or out-of-range value", f)
+	}
+	okNode := func(id uint64) bool { return id >= 1 && id <= uint64(n) }
+	switch f.Kind {
+	case FaultCrash, FaultTornCrash, FaultPause, FaultIsolate, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultSkew, FaultCorrupt:
+		if !okNode(f.Node) {
+			return fmt.Errorf("fault %s: node %d not in 1..%d", f, f.Node, n)
+		}
+	case FaultOneWay:
+		if !okNode(f.Node) || !okNode(f.Peer) || f.Node == f.Peer {
+			return fmt.Errorf("fault %s: bad link %d->%d", f, f.Node, f.Peer)
+		}
+	case FaultPartition, FaultBridge:
+		for _, g := range f.Groups {
+			for _, id := range g {
+				if !okNode(id) {
+					return fmt.Errorf("fault %s: node %d not in 1..%d", f, id, n)
+				}
+			}
+		}
+		if f.Kind == FaultBridge && (len(f.Groups) != 2 || !okNode(f.Node)) {
+			return fmt.Errorf("fault %s: a bridge needs two groups and a bridge node", f)
+		}
+	}
+	if f.Kind == FaultSkew && (f.Rate < 0.5 || f.Rate > 2) {
+		return fmt.Errorf("fault %s: clock rate must be in [0.5, 2]", f)
+	}
+	return nil
+}
+
+// Schedule is a fault schedule: fault events in time order. It is plain data:
+// generated from a seed or drawn by rapid, printed, saved in case files and
+// loaded again.
+type Schedule []Fault
+
+// Sort orders the schedule by time (stably).
+func (s Schedule) Sort() {
+	sort.SliceStable(s, func(i, j int) bool { return s[i].At < s[j].At })
+}
+
+// Validate checks every fault for a cluster of n nodes.
+func (s Schedule) Validate(n int) error {
+	for i, f := range s {
+		if err := f.Validate(n); err != nil {
+			return fmt.Errorf("schedule[%d]: %w", i, err)
+		}
+		if i > 0 && f.At < s[i-1].At {
+			return fmt.Errorf("schedule[%d]: not in time order", i)
+		}
+	}
+	return nil
+}
+
+// BeyondBudget returns a reason if any fault is outside the fault budget.
+func (s Schedule) BeyondBudget() string {
+	for _, f := range s {
+		if f.BeyondBudget() {
+			return fmt.Sprintf("latent corruption of synced data (%s)", f)
+		}
+	}
+	return ""
+}
+
+// String renders the schedule one fault per line.
+func (s Schedule) String() string {
+	if len(s) == 0 {
+		return "(no faults)\n"
+	}
+	var b strings.Builder
+	for _, f := range s {
+		b.WriteString(f.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// MarshalSchedule encodes a schedule as JSON.
+func MarshalSchedule(s Schedule) ([]byte, error) { return json.MarshalIndent(s, "", "  ") }
+
+// UnmarshalSchedule decodes and validates a schedule for n nodes.
+func UnmarshalSchedule(b []byte, n int) (Schedule, error) {
+	var s Schedule
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("schedule: %w", err)
+	}
+	if err := s.Validate(n); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

@@ -1,0 +1,106 @@
+package scenarios
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The harness must prove it can fail (DESIGN.md section 6): every
+// known-bad variant is caught within variantSeedCap seeds of its scenario,
+// by an invariant that speaks about its bug, while the correct system
+// passes the very seed that caught it.
+
+// variantSeedCap is the promise: each variant is caught by one of seeds
+// 1..variantSeedCap.
+const variantSeedCap = 200
+
+// variantCatchers lists, per variant, the invariants whose violation
+// shows that variant's bug (DESIGN.md section 6); a catch by anything
+// else (a harness panic, say) is not the harness understanding the bug.
+var variantCatchers = map[string][]string{
+	// Followers never hold the bytes: after a leader change acks=-1 data
+	// is missing (S1), nodes disagree (S2), readers see records change
+	// (S4), or the cluster cannot converge (L1).
+	"metadata-only": {InvS1, InvS2, InvS3, InvS4, InvS6, InvL1},
+	// An acks=1 reply before its fsync (S7), whose data a crash then
+	// loses (S5).
+	"ack-before-fsync": {InvS5, InvS7},
+	// A batch replicated before it is durable on the leader: a leader
+	// crash loses it locally while the cluster has it, or loses the acked
+	// data (S1, S5), or logs disagree (S2, S4).
+	"notice-before-fsync": {InvS1, InvS2, InvS3, InvS4, InvS5, InvS7},
+	// The HWM moves before commit: it exposes uncommitted data (S4), then
+	// moves back after a leader change (S3), or acks=-1 replies come before
+	// commit (S7).
+	"hwm-before-commit": {InvS3, InvS4, InvS7, InvS1, InvS2},
+	// A new leader keeps its uncommitted suffix: logs disagree (S2),
+	// offsets are reused (S6), acks=1 data is lost uncleanly (S5) or reads
+	// change (S4).
+	"no-truncate": {InvS2, InvS3, InvS4, InvS5, InvS6},
+	// A waiter succeeds for another leader's entry at its index (S8), so
+	// its data is not there (S1) or is somewhere else (S6).
+	"waiter-by-index": {InvS8, InvS1, InvS6},
+	// A restarted node forgets its votes and log: two leaders in a term
+	// (S8), committed entries lost (S1, S2, S3, S4).
+	"memory-raft-log": {InvS1, InvS2, InvS3, InvS4, InvS8, InvL1},
+}
+
+// variantCatch is where the search found a variant.
+type variantCatch struct {
+	seed       uint64
+	invariants []string
+	res        *Result
+}
+
+// catchVariant runs seeds 1..limit of the variant's scenario until one
+// fails, returning the first catch (seed 0 if none).
+func catchVariant(t *testing.T, v Variant, limit uint64) variantCatch {
+	t.Helper()
+	sc, err := Lookup(v.Scenario)
+	if err != nil {
+		t.Fatalf("variant %s: scenario: %v", v.Name, err)
+	}
+	for seed := uint64(1); seed <= limit; seed++ {
+		res := mustRun(t, sc.Draw(seed), RunConfig{Variant: v.Name})
+		if !res.OK() {
+			return variantCatch{seed: seed, invariants: res.Invariants(), res: res}
+		}
+	}
+	return variantCatch{}
+}
+
+func TestVariantsCaught(t *testing.T) {
+	var table strings.Builder
+	table.WriteString("variant               scenario  seed  invariants\n")
+	for _, v := range Variants() {
+		t.Run(v.Name, func(t *testing.T) {
+			want, ok := variantCatchers[v.Name]
+			if !ok {
+				t.Fatalf("variant %s has no entry in variantCatchers: say which invariants show its bug", v.Name)
+			}
+			c := catchVariant(t, v, variantSeedCap)
+			if c.seed == 0 {
+				t.Fatalf("variant %s (%s) not caught in seeds 1..%d of scenario %s", v.Name, v.Summary, variantSeedCap, v.Scenario)
+			}
+			t.Logf("caught by seed %d: %v", c.seed, c.invariants)
+			fmt.Fprintf(&table, "%-21s %-9s %4d  %s\n", v.Name, v.Scenario, c.seed, strings.Join(c.invariants, ","))
+			if !slices.ContainsFunc(c.invariants, func(inv string) bool { return slices.Contains(want, inv) }) {
+				t.Errorf("variant %s caught by seed %d, but only by %v, none of which shows its bug (want one of %v):\n%s",
+					v.Name, c.seed, c.invariants, want, c.res.Report.String())
+			}
+			if c.res.BeyondBudget != "" {
+				t.Errorf("variant %s: catching seed %d is beyond the fault budget (%s)", v.Name, c.seed, c.res.BeyondBudget)
+			}
+			// The catch is the bug, not noise: the correct system passes
+			// the same seed.
+			sc, _ := Lookup(v.Scenario)
+			if res := mustRun(t, sc.Draw(c.seed), RunConfig{}); !res.OK() {
+				t.Errorf("the correct system fails seed %d of %s too (%v): the catch of %s is not evidence:\n%s",
+					c.seed, v.Scenario, res.Invariants(), v.Name, res.Report.String())
+			}
+		})
+	}
+	t.Logf("first catching seed per variant:\n%s", table.String())
+}
