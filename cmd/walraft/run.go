@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"walraft/scenarios"
+)
+
+// cmdRun runs one simulation: `walraft run`.
+func cmdRun(args []string, st stdio) int {
+	fs := newFlags("run", st)
+	scenario := fs.String("scenario", scenarios.DefaultScenario, "`name` of the scenario to run (walraft scenarios); when not given: the variant's scenario")
+	seed := fs.Uint64("seed", 1, "the `seed`: every option, the workload and the fault schedule derive from it")
+	variant := fs.String("variant", "", "`name` of a known-bad variant to run instead of the correct system (walraft variants)")
+	tracePath := fs.String("trace", "", "write the full event trace to `FILE`, one event per line")
+	historyPath := fs.String("history", "", "write the client history to `FILE` as JSON lines")
+	out := fs.String("out", "", "on a violation, write a case file into `DIR`")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	if _, code := parseFlags(fs, args, 0, 0); code >= 0 {
+		return code
+	}
+	sc, _, err := lookupRun(*scenario, flagSet(fs, "scenario"), *variant)
+	if err != nil {
+		return usageErr(st, "run", "%v", err)
+	}
+	o := drawOptions(sc, *seed, *variant)
+	commit := buildCommit()
+	if !*asJSON {
+		fmt.Fprintf(st.out, "walraft run: scenario %s, seed %d, variant %s\n", o.Scenario, o.Seed, variantName(*variant))
+		printOptions(st.out, o)
+	}
+	rc := scenarios.RunConfig{Variant: *variant, RecordTrace: *tracePath != ""}
+	res, wall, simErr := simulate(o, rc)
+	r := summarize(o, *variant, res, wall, simErr, commit)
+	code := exitOK
+	if r.failed() {
+		code = exitFail
+	}
+	if res != nil {
+		if *tracePath != "" {
+			if err := writeTrace(*tracePath, res.Trace); err != nil {
+				fmt.Fprintf(st.err, "walraft run: %v\n", err)
+				code = exitFail
+			}
+		}
+		if *historyPath != "" {
+			if err := writeHistory(*historyPath, res); err != nil {
+				fmt.Fprintf(st.err, "walraft run: %v\n", err)
+				code = exitFail
+			}
+		}
+		if r.failed() && *out != "" {
+			c := newCase(*variant, res, r)
+			path := filepath.Join(*out, c.FileName())
+			if err := scenarios.WriteCase(path, c); err != nil {
+				fmt.Fprintf(st.err, "walraft run: %v\n", err)
+			} else {
+				r.Case = path
+			}
+		}
+	}
+	if *asJSON {
+		r.Options = &o
+		if res != nil {
+			r.Options = &res.Options
+			r.Schedule = &res.Schedule
+		}
+		if err := writeJSON(st.out, r); err != nil {
+			fmt.Fprintf(st.err, "walraft run: %v\n", err)
+			return exitFail
+		}
+		return code
+	}
+	if res != nil {
+		printSchedule(st.out, res.Schedule)
+	}
+	printVerdict(st.out, r)
+	if r.failed() {
+		fmt.Fprintf(st.out, "FAIL: %d violation(s) of %v\n", len(r.Violations), r.invariantNames())
+		fmt.Fprintf(st.out, "replay: %s\n", r.Replay)
+		if r.Case != "" {
+			fmt.Fprintf(st.out, "case file: %s (go run ./cmd/walraft replay %s)\n", r.Case, r.Case)
+		}
+	} else {
+		fmt.Fprintln(st.out, "PASS")
+	}
+	return code
+}
+
+// variantName renders "" as the correct system.
+func variantName(v string) string {
+	if v == "" {
+		return "none (the correct system)"
+	}
+	return v
+}
