@@ -493,8 +493,13 @@ func (h *harness) post(id uint64, op *clientOp, done func(node.ProduceResponse))
 		if n == nil {
 			return
 		}
+		// The term the node is in when it accepts the write: an acks=1
+		// write accepted in term t may be lost once a later term begins,
+		// even if the node replies after it learned of that term.
+		acceptTerm := n.Status().Term
 		n.Produce(op.req, func(resp node.ProduceResponse) {
 			ev := h.evidence(n, op, resp)
+			ev.Term = acceptTerm
 			h.s.After(lat, func() { finish(resp, ev) })
 		})
 	})
@@ -542,7 +547,7 @@ type evidence struct {
 
 func (h *harness) evidence(n *node.Node, op *clientOp, resp node.ProduceResponse) evidence {
 	ps, _ := n.PartitionStatus(op.req.Topic, op.req.Partition)
-	return evidence{DurableEnd: ps.DurableEnd, HWM: ps.HWM, Term: n.Status().Term}
+	return evidence{DurableEnd: ps.DurableEnd, HWM: ps.HWM}
 }
 
 // onTrace counts probes from node trace events.

@@ -147,7 +147,9 @@ const (
 // the instant it replied to a produce, so the checkers can judge S5, S7 and
 // S8 without trusting the node's word.
 type Evidence struct {
-	// Term is the replying node's Raft term at reply time (0 in standalone).
+	// Term is the replying node's Raft term when it accepted the request
+	// (0 in standalone): an acks=1 write accepted in a term may be lost once
+	// a later term begins, even if the ack was sent after that.
 	Term uint64 `json:"term,omitempty"`
 	// DurableEnd (acks=1): the end offset of the partition's fsynced WAL
 	// data on the leader at reply time (one past the last durable record).

@@ -598,13 +598,18 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) {
 		waiters []proposer.Waiter
 	}
 	var props []prop
+	legacy := n.cfg.Path == PathLegacy
 	waiter := func(u *unit) proposer.Waiter {
 		return func(r proposer.Result) {
 			if r.Err != nil {
 				// A node that stopped may still see the entry commit
-				// elsewhere: that outcome is unknown. Every other
-				// proposer error is definite.
-				n.answer(u, ProduceResponse{Err: r.Err, Indeterminate: errors.Is(r.Err, ErrNodeFailed)})
+				// elsewhere: that outcome is unknown. On the legacy path a
+				// request of several records is several entries, resolved
+				// by the last: when it fails, earlier ones may have
+				// committed (the per-record design is not atomic). Every
+				// other proposer error is definite.
+				indet := errors.Is(r.Err, ErrNodeFailed) || (legacy && u.n > 1)
+				n.answer(u, ProduceResponse{Err: r.Err, Indeterminate: indet})
 				return
 			}
 			n.answer(u, ProduceResponse{Term: r.Term, Index: r.Index})
