@@ -32,7 +32,7 @@ import (
 // -rapid.checks nor RAPID_CHECKS asks for a number: rapid's default (100
 // full cluster simulations per property) would make a plain `go test`
 // take minutes.
-const propChecks = 6
+const propChecks = 20
 
 // setDefaultChecks lowers rapid's check count to n for the rest of the test
 // unless the user chose a count. It sets the flag's value directly (not

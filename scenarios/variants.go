@@ -25,7 +25,7 @@ var variants = []Variant{
 	{Name: "ack-before-fsync", Summary: "acks=1 is answered when the write is queued, before its fsync",
 		Scenario: "default", bugs: node.Bugs{AckBeforeFsync: true}},
 	{Name: "notice-before-fsync", Summary: "a batch is proposed to Raft when appended, before its fsync completes",
-		Scenario: "crashes", bugs: node.Bugs{NoticeBeforeFsync: true}},
+		Scenario: "fsync", bugs: node.Bugs{NoticeBeforeFsync: true}},
 	{Name: "hwm-before-commit", Summary: "the leader moves the HWM when it proposes, before the entry commits",
 		Scenario: "default", bugs: node.Bugs{HWMBeforeCommit: true}},
 	{Name: "no-truncate", Summary: "a new leader keeps its uncommitted local suffix; applying keeps whatever the log holds",

@@ -27,10 +27,12 @@ var variantCatchers = map[string][]string{
 	// An acks=1 reply before its fsync (S7), whose data a crash then
 	// loses (S5).
 	"ack-before-fsync": {InvS5, InvS7},
-	// A batch replicated before it is durable on the leader: a leader
-	// crash loses it locally while the cluster has it, or loses the acked
-	// data (S1, S5), or logs disagree (S2, S4).
-	"notice-before-fsync": {InvS1, InvS2, InvS3, InvS4, InvS5, InvS7},
+	// A batch replicated before it is durable on the leader: when its
+	// fsync then fails, the client is told the write definitely failed,
+	// yet the entry commits (S6: a payload present after a definite
+	// failure); or a leader crash loses it locally while the cluster has
+	// it (S1, S5), or logs disagree (S2, S4).
+	"notice-before-fsync": {InvS1, InvS2, InvS3, InvS4, InvS5, InvS6, InvS7},
 	// The HWM moves before commit: it exposes uncommitted data (S4), then
 	// moves back after a leader change (S3), or acks=-1 replies come before
 	// commit (S7).
