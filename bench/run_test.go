@@ -1,0 +1,141 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"walraft/core/node"
+)
+
+// shortConfig is a run small enough for `go test`: 16 producers, 64-byte
+// records, a 1 s window after a short warmup.
+func shortConfig(t testing.TB, mode string, acks node.Acks) Config {
+	c := DefaultConfig()
+	c.Mode = mode
+	c.Acks = acks
+	c.Producers = 16
+	c.Size = 64
+	c.Warmup = 100 * time.Millisecond
+	c.Duration = time.Second
+	c.Dir = t.TempDir()
+	c.Logf = t.Logf
+	return c
+}
+
+// checkRun fails t unless the run acknowledged something, lost nothing and
+// verified everything it acknowledged.
+func checkRun(t *testing.T, r Result) {
+	t.Helper()
+	var b strings.Builder
+	r.Print(&b)
+	t.Log("\n" + b.String())
+	switch {
+	case r.Acked == 0 || r.MsgsPerSec <= 0:
+		t.Fatalf("nothing acknowledged")
+	case r.Lost != 0:
+		t.Fatalf("lost %d acknowledged records: %v", r.Lost, r.LostSamples)
+	case r.Verified != r.Acked:
+		t.Fatalf("verified %d of %d acknowledged", r.Verified, r.Acked)
+	case r.P50Ms <= 0 || r.P99Ms < r.P50Ms || r.MaxMs < r.P99Ms:
+		t.Fatalf("latency summary out of order: %+v", r.Latency)
+	case r.FsyncsPerSec <= 0:
+		t.Fatalf("no fsyncs counted")
+	case r.Acks != "0" && r.MeanBatch < 1:
+		t.Fatalf("mean batch %v", r.MeanBatch)
+	}
+}
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		mode  string
+		acks  node.Acks
+		path  node.Path
+		parts int
+	}{
+		{ModeStandalone, node.AcksNone, node.PathBatch, 1},
+		{ModeStandalone, node.AcksLeader, node.PathBatch, 1},
+		{ModeStandalone, node.AcksAll, node.PathBatch, 2},
+		{ModeCluster, node.AcksLeader, node.PathBatch, 1},
+		{ModeCluster, node.AcksAll, node.PathBatch, 1},
+		{ModeCluster, node.AcksAll, node.PathLegacy, 2},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%s/acks=%s/%s/partitions=%d", tc.mode, tc.acks, tc.path, tc.parts), func(t *testing.T) {
+			cfg := shortConfig(t, tc.mode, tc.acks)
+			cfg.Path = tc.path
+			cfg.Partitions = tc.parts
+			r, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRun(t, r)
+			if r.Mode != tc.mode || r.Acks != tc.acks.String() || r.Path != tc.path.String() || r.Partitions != tc.parts {
+				t.Fatalf("result describes another run: %+v", r)
+			}
+			if want := cfg.nodeCount(); r.Nodes != want {
+				t.Fatalf("nodes %d, want %d", r.Nodes, want)
+			}
+		})
+	}
+}
+
+// TestKillLeader kills the leader of a 3-node cluster mid-run: a new leader
+// takes over, the producers carry on, and no acks=all record is lost.
+func TestKillLeader(t *testing.T) {
+	cfg := shortConfig(t, ModeCluster, node.AcksAll)
+	cfg.Duration = 3 * time.Second
+	cfg.KillLeaderAfter = 800 * time.Millisecond
+	r, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRun(t, r)
+	if r.KilledLeader == 0 || r.NewLeader == 0 || r.NewLeader == r.KilledLeader {
+		t.Fatalf("killed %d, new leader %d", r.KilledLeader, r.NewLeader)
+	}
+	if r.AckedAfterKill == 0 {
+		t.Fatal("nothing acknowledged after the kill: the producers did not carry on")
+	}
+}
+
+func TestRunCancel(t *testing.T) {
+	cfg := shortConfig(t, ModeStandalone, node.AcksLeader)
+	cfg.Duration = time.Hour
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	r, err := Run(ctx, cfg)
+	if err != context.DeadlineExceeded {
+		t.Fatalf("Run = %v, want DeadlineExceeded", err)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Fatal("cancellation did not end the run")
+	}
+	checkRun(t, r)
+}
+
+func TestRunCeiling(t *testing.T) {
+	cfg := shortConfig(t, ModeStandalone, node.AcksLeader)
+	cfg.Duration = 500 * time.Millisecond
+	c, err := RunCeiling(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", c)
+	for _, run := range []CeilingRun{c.OneFile, c.Quorum} {
+		if run.MsgsPerSec <= 0 || run.P99Ms <= 0 || run.FsyncsPerSec <= 0 || run.MeanBatch < 1 {
+			t.Fatalf("empty ceiling run: %+v", run)
+		}
+	}
+	if c.OneFile.Files != 1 || c.Quorum.Files != 3 || c.Quorum.Quorum != 2 {
+		t.Fatalf("wrong shapes: %+v", c)
+	}
+	// Nothing left behind.
+	if ents, err := os.ReadDir(cfg.Dir); err != nil || len(ents) != 0 {
+		t.Fatalf("run directory not cleaned: %v %v", ents, err)
+	}
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"walraft/bench"
+)
+
+// The bench command drives the real runtime (package bench): the same core
+// on real files with fsync, the wall clock and TCP on loopback.
+func init() {
+	commands = append(commands, command{
+		name:    "bench",
+		args:    "[-mode standalone|cluster] [-nodes 3] [-producers 64] [-duration 20s] [-warmup 2s] [-acks 0|1|all] [-size 256] [-path batch|legacy] [-partitions 1] [-dir DIR] [-kill-leader-after D] [-ceiling] [-json]",
+		summary: "benchmark the real runtime with closed-loop producers, then verify every acknowledged message",
+		run:     cmdBench,
+	})
+}
+
+func cmdBench(args []string, st stdio) int {
+	def := bench.DefaultConfig()
+	fs := newFlags("bench", st)
+	mode := fs.String("mode", def.Mode, "`standalone` (one node, no Raft) or cluster")
+	nodes := fs.Int("nodes", def.Nodes, "cluster size (cluster mode)")
+	producers := fs.Int("producers", def.Producers, "closed-loop producers")
+	duration := fs.Duration("duration", def.Duration, "measured window")
+	warmup := fs.Duration("warmup", def.Warmup, "unmeasured warm-up before the window")
+	acks := fs.String("acks", "all", "acks level: 0, 1 or all (-1)")
+	size := fs.Int("size", def.Size, "record size in bytes")
+	path := fs.String("path", def.Path.String(), "proposal path: batch or legacy (one Raft entry per record)")
+	partitions := fs.Int("partitions", def.Partitions, "partitions of the one topic")
+	dir := fs.String("dir", "", "directory for the nodes' files (default: a temporary directory)")
+	kill := fs.Duration("kill-leader-after", 0, "kill the leader this long into the window (0: never)")
+	ceiling := fs.Bool("ceiling", false, "also measure the raw group-commit ceilings (one file; three files acked on two syncs)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if _, code := parseFlags(fs, args, 0, 0); code >= 0 {
+		return code
+	}
+	cfg := def
+	cfg.Mode, cfg.Nodes, cfg.Producers, cfg.Duration, cfg.Warmup = *mode, *nodes, *producers, *duration, *warmup
+	cfg.Size, cfg.Partitions, cfg.Dir, cfg.KillLeaderAfter, cfg.Ceiling = *size, *partitions, *dir, *kill, *ceiling
+	var err error
+	if cfg.Acks, err = bench.ParseAcks(*acks); err != nil {
+		return usageErr(st, "bench", "%v", err)
+	}
+	if cfg.Path, err = bench.ParsePath(*path); err != nil {
+		return usageErr(st, "bench", "%v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageErr(st, "bench", "%v", err)
+	}
+	if !*asJSON {
+		cfg.Logf = func(format string, a ...any) { fmt.Fprintf(st.err, format+"\n", a...) }
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := bench.Run(ctx, cfg)
+	if err != nil && ctx.Err() == nil {
+		fmt.Fprintf(st.err, "walraft bench: %v\n", err)
+		return exitFail
+	}
+	if *asJSON {
+		b, jerr := res.JSON()
+		if jerr != nil {
+			fmt.Fprintf(st.err, "walraft bench: %v\n", jerr)
+			return exitFail
+		}
+		fmt.Fprintln(st.out, string(b))
+	} else if perr := res.Print(st.out); perr != nil {
+		fmt.Fprintf(st.err, "walraft bench: %v\n", perr)
+		return exitFail
+	}
+	if res.Lost > 0 && ((cfg.Mode == bench.ModeStandalone && cfg.Acks != 0) || cfg.Acks == -1) {
+		fmt.Fprintf(st.err, "walraft bench: %d acknowledged messages lost\n", res.Lost)
+		return exitFail
+	}
+	return exitOK
+}
