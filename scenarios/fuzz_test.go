@@ -12,7 +12,12 @@ import (
 // bytes rapid draws from (rapid.MakeFuzz): every 8 input bytes are one
 // 64-bit draw, and an input that runs out of bytes is skipped. Run them with
 //
-//	go test ./scenarios -run '^$' -fuzz FuzzCluster -fuzztime 10m
+//	go test ./scenarios -run '^$' -fuzz FuzzCluster -fuzztime 10m -fuzzminimizetime 50x
+//
+// Bound -fuzzminimizetime: go's fuzzer minimises every new interesting
+// input, and each candidate that rapid accepts is a whole simulation, so
+// the default (60s per input) leaves the fuzzer minimising most of the
+// time.
 //
 // A crasher lands in testdata/fuzz/FuzzCluster/ and from then on replays
 // under a plain `go test ./scenarios`, as do the seed entries committed
@@ -24,7 +29,7 @@ import (
 
 // corpusWords is the length of a generated seed input in 64-bit words:
 // enough for the options and a schedule of the longest length drawn.
-const corpusWords = 512
+const corpusWords = 256
 
 // corpusEntry returns a seed input: corpusWords pseudo-random words from a
 // seeded stream, so the corpus is the same on every run.

@@ -262,6 +262,28 @@ func TestClusterProperty(t *testing.T) {
 	rapid.Check(t, clusterProperty)
 }
 
+// TestCorruptIsBeyondBudget: a schedule that also corrupts synced data is
+// labelled beyond the fault budget, so whatever the run then finds is not
+// counted as a bug (DESIGN.md section 5), and the label names the fault.
+func TestCorruptIsBeyondBudget(t *testing.T) {
+	setDefaultChecks(t, propChecks/4)
+	rapid.Check(t, func(t *rapid.T) {
+		o := drawOptions(t, []int{1, 3})
+		s := scheduleGen(o.Nodes, o.SafetyDuration, propKinds(o.Nodes), 3).Draw(t, "schedule")
+		s = append(s, Fault{Kind: FaultCorrupt, Node: uint64(rapid.IntRange(1, o.Nodes).Draw(t, "corrupt-node")),
+			At: msDur(t, 0, o.SafetyDuration-time.Millisecond, "corrupt-at")})
+		s.Sort()
+		res, err := Run(o, RunConfig{Schedule: s, UseSchedule: true})
+		if err != nil {
+			t.Fatalf("run could not start: %v\nschedule:\n%s", err, s)
+		}
+		if !strings.Contains(res.BeyondBudget, string(FaultCorrupt)) || !res.OK() || !res.Report.BeyondBudget || len(res.Report.Bugs()) != 0 {
+			t.Fatalf("corrupting run not labelled beyond the budget: label %q, OK %v, report label %v, bugs %d\nschedule:\n%s",
+				res.BeyondBudget, res.OK(), res.Report.BeyondBudget, len(res.Report.Bugs()), s)
+		}
+	})
+}
+
 // TestScheduleGenValid: every drawn schedule is valid for its cluster, in
 // time order, inside the safety phase (heals may land after it, where the
 // harness ignores them), and in budget; and the generator reaches every
