@@ -152,6 +152,7 @@ func startCluster(cfg Config, dir string) (*cluster, error) {
 			Topics: []node.TopicConfig{{Name: Topic, Partitions: int32(cfg.Partitions)}},
 			Path:   cfg.Path,
 		}
+		cfg.raftTiming(&ncfg)
 		if cfg.Tune != nil {
 			cfg.Tune(&ncfg)
 		}

@@ -90,6 +90,14 @@ type Config struct {
 	// files are closed without a sync, and the producers carry on with the
 	// new leader.
 	KillLeaderAfter time.Duration
+	// ElectionTimeout is the Raft election timeout of every node, in
+	// multiples of the node's 10 ms tick, with the heartbeat at a tenth of
+	// it; 0 keeps the node's default (100 ms, tuned for the simulator's
+	// quick failovers). On a shared machine an fsync stall or a loop busy
+	// with a large backlog can exceed 100 ms: with it, 10 s cluster runs saw
+	// needless leader changes (and, for acks=0/1, the loss they allow).
+	// DefaultConfig uses 500 ms.
+	ElectionTimeout time.Duration
 	// Procs is GOMAXPROCS while the run lasts (restored afterwards); 0
 	// leaves it alone. An fsync is a blocking system call that keeps its
 	// P (Go's scheduler slot) until the runtime's monitor takes it back,
@@ -112,19 +120,21 @@ type Config struct {
 
 // DefaultConfig returns the defaults of `walraft bench`: a 3-node cluster,
 // 64 producers, 20 s measured after a 2 s warmup, acks=all, 256-byte
-// records, the batch path, one partition.
+// records, the batch path, one partition, GOMAXPROCS DefaultProcs and a
+// 500 ms Raft election timeout.
 func DefaultConfig() Config {
 	return Config{
-		Mode:       ModeCluster,
-		Nodes:      3,
-		Producers:  64,
-		Duration:   20 * time.Second,
-		Warmup:     2 * time.Second,
-		Acks:       node.AcksAll,
-		Size:       256,
-		Path:       node.PathBatch,
-		Partitions: 1,
-		Procs:      DefaultProcs(),
+		Mode:            ModeCluster,
+		Nodes:           3,
+		Producers:       64,
+		Duration:        20 * time.Second,
+		Warmup:          2 * time.Second,
+		Acks:            node.AcksAll,
+		Size:            256,
+		Path:            node.PathBatch,
+		Partitions:      1,
+		Procs:           DefaultProcs(),
+		ElectionTimeout: 500 * time.Millisecond,
 	}
 }
 
@@ -179,12 +189,27 @@ func (c Config) Validate() error {
 		return bad("path %d", c.Path)
 	case c.Partitions < 1 || c.Partitions > MaxPartitions:
 		return bad("%d partitions (1 to %d allowed)", c.Partitions, MaxPartitions)
+	case c.ElectionTimeout != 0 && (c.ElectionTimeout < 10*tick || c.ElectionTimeout > time.Minute):
+		return bad("election timeout %v (0, or %v to 1m)", c.ElectionTimeout, 10*tick)
 	case c.Procs < 0 || c.Procs > MaxProcs:
 		return bad("procs %d (0 to %d allowed)", c.Procs, MaxProcs)
 	case c.KillLeaderAfter < 0 || (c.KillLeaderAfter > 0 && c.KillLeaderAfter >= c.Duration):
 		return bad("KillLeaderAfter %v must be 0 or inside the %v window", c.KillLeaderAfter, c.Duration)
 	}
 	return nil
+}
+
+// tick is the node's Raft tick (node.Config's default TickInterval).
+const tick = 10 * time.Millisecond
+
+// raftTiming applies ElectionTimeout to a node's config.
+func (c Config) raftTiming(n *node.Config) {
+	if c.ElectionTimeout == 0 {
+		return
+	}
+	n.TickInterval = tick
+	n.ElectionTicks = int(c.ElectionTimeout / tick)
+	n.HeartbeatTicks = max(1, n.ElectionTicks/10)
 }
 
 // nodeCount is the number of nodes the run starts.

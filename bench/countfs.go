@@ -134,6 +134,7 @@ func (f *countingFile) Close() error {
 //	wal.notice  A=partition B=base C=last     its fsync completed
 //	propose     A=partition B=base            it was proposed to Raft
 //	apply       C=base D=result (0 applied)   an entry was applied
+//	apply.legacy  the same for a canonical (one-record) entry
 //
 // Batches a follower writes while applying entries are not counted: the
 // mean batch size is about the leader's group commit. The Raft stage is
@@ -215,7 +216,7 @@ func (t *nodeTracer) Trace(e env.Event) {
 				t.props[e.B] = time.Now()
 			}
 		}
-	case "apply":
+	case "apply", "apply.legacy":
 		if at, ok := t.props[e.C]; ok && e.D == 0 {
 			t.raft.add(time.Since(at))
 			delete(t.props, e.C)

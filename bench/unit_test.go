@@ -42,6 +42,8 @@ func TestValidate(t *testing.T) {
 		{"bad path", func(c *Config) { c.Path = 7 }, ok, true},
 		{"no partitions", func(c *Config) { c.Partitions = 0 }, ok, true},
 		{"procs untouched", func(c *Config) { c.Procs = 0 }, ok, false},
+		{"node's election timeout", func(c *Config) { c.ElectionTimeout = 0 }, ok, false},
+		{"election timeout too short", func(c *Config) { c.ElectionTimeout = 50 * time.Millisecond }, ok, true},
 		{"negative procs", func(c *Config) { c.Procs = -1 }, ok, true},
 		{"kill after window", func(c *Config) { c.KillLeaderAfter = c.Duration }, ok, true},
 		{"kill standalone", func(c *Config) { c.KillLeaderAfter = time.Second }, standalone, true},
@@ -254,7 +256,7 @@ func TestNodeTracer(t *testing.T) {
 		{Kind: "wal.batch", B: 15, C: 15},
 		{Kind: "wal.notice", B: 15, C: 15},
 		{Kind: "apply", C: 10},
-		{Kind: "apply", C: 15}, // never proposed here: not timed
+		{Kind: "apply.legacy", C: 15}, // never proposed here: not timed
 	} {
 		time.Sleep(time.Millisecond)
 		tr.Trace(e)
