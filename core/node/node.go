@@ -593,6 +593,7 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) {
 	base := units[0].base
 	p := n.sm.Partition(k)
 	type prop struct {
+		off     int64 // offset of the entry's first record
 		id      statemach.BatchID
 		data    []byte
 		waiters []proposer.Waiter
@@ -620,7 +621,7 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) {
 		for i, rec := range records {
 			n.batchSeq++
 			id := statemach.BatchID{Node: n.cfg.ID, Term: n.term, Seq: n.batchSeq}
-			pr := prop{id: id, data: statemach.EncodeCanonical(id, k.Topic, k.Partition, base+int64(i), rec)}
+			pr := prop{off: base + int64(i), id: id, data: statemach.EncodeCanonical(id, k.Topic, k.Partition, base+int64(i), rec)}
 			for ui < len(units) && units[ui].end() == base+int64(i)+1 {
 				if units[ui].acks == AcksAll {
 					pr.waiters = append(pr.waiters, waiter(units[ui]))
@@ -632,7 +633,7 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) {
 	} else {
 		n.batchSeq++
 		id := statemach.BatchID{Node: n.cfg.ID, Term: n.term, Seq: n.batchSeq}
-		pr := prop{id: id, data: statemach.EncodeBatch(id, k.Topic, k.Partition, base, records, n.bugs.MetadataOnly)}
+		pr := prop{off: base, id: id, data: statemach.EncodeBatch(id, k.Topic, k.Partition, base, records, n.bugs.MetadataOnly)}
 		for _, u := range units {
 			if u.acks == AcksAll {
 				pr.waiters = append(pr.waiters, waiter(u))
@@ -641,27 +642,35 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) {
 		props = append(props, pr)
 	}
 	for i, pr := range props {
-		if err := n.prop.Add(pr.id, pr.waiters); err != nil {
-			for _, w := range pr.waiters {
-				w(proposer.Result{Err: err})
-			}
-			continue
+		// Only entries with acks=-1 waiters are tracked (and count against
+		// MaxPendingBatches); an acks=0/1-only entry needs no bookkeeping.
+		err := error(nil)
+		if len(pr.waiters) > 0 {
+			err = n.prop.Add(pr.id, pr.waiters)
 		}
-		if n.cfg.Path == PathBatch {
-			p.NoteOwn(base, pr.id)
-		}
-		if err := n.rn.Propose(pr.data); err != nil {
-			n.prop.Fail(pr.id, fmt.Errorf("%w: %v", ErrProposalDropped, err))
-			// Later offsets can never apply after a gap: fail what follows
-			// and reuse the offsets from here.
-			for _, rest := range props[i+1:] {
-				n.prop.Add(rest.id, rest.waiters)
-				n.prop.Fail(rest.id, ErrProposalDropped)
+		if err == nil {
+			if n.cfg.Path == PathBatch {
+				p.NoteOwn(base, pr.id)
 			}
-			n.dropSuffix(k, base)
+			if perr := n.rn.Propose(pr.data); perr != nil {
+				n.prop.Fail(pr.id, fmt.Errorf("%w: %v", ErrProposalDropped, perr))
+				err = ErrProposalDropped
+				pr.waiters = nil
+			}
+		}
+		if err != nil {
+			// This entry is not in the Raft log, and later offsets can
+			// never apply after a gap: fail it and what follows, and reuse
+			// the offsets from here.
+			for _, rest := range props[i:] {
+				for _, w := range rest.waiters {
+					w(proposer.Result{Err: err})
+				}
+			}
+			n.dropSuffix(k, pr.off)
 			return
 		}
-		n.trace("propose", int64(k.Partition), base, int64(len(records)), int64(pr.id.Seq))
+		n.trace("propose", int64(k.Partition), pr.off, int64(len(records)), int64(pr.id.Seq))
 		if n.bugs.HWMBeforeCommit {
 			p.BugHWMAhead(base + int64(len(records)))
 		}
