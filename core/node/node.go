@@ -807,15 +807,49 @@ func (n *Node) maybeReady() {
 			}
 		}
 	}
+	prev := n.storage.HardState()
 	if err := n.storage.Save(rd.HardState, rd.Entries); err != nil {
 		n.fail(err)
 		return
 	}
 	if n.storage.Dirty() {
+		// A leader may send its appends while its own copy of the same
+		// entries is being persisted (etcd raft's doc.go, and the Raft
+		// thesis 10.2.1): its own acknowledgement still waits for the sync
+		// (raft counts it at Advance). Only when the term and vote are
+		// unchanged: a new vote or term must be durable before any
+		// message that depends on it leaves.
+		if n.role == RoleLeader && (rd.HardState == nil ||
+			(rd.HardState.GetTerm() == prev.GetTerm() && rd.HardState.GetVote() == prev.GetVote())) {
+			rd.Messages = n.sendEarly(rd.Messages)
+		}
 		n.storage.Sync(func(err error) { n.afterPersist(rd, err) })
 		return
 	}
 	n.afterPersist(rd, nil)
+}
+
+// sendEarly sends a leader's append and heartbeat messages now and returns
+// the rest, in order, for after the sync.
+func (n *Node) sendEarly(msgs []*pb.Message) []*pb.Message {
+	var rest []*pb.Message
+	for _, m := range msgs {
+		switch m.GetType() {
+		case pb.MsgApp, pb.MsgHeartbeat:
+			n.send(m)
+		default:
+			rest = append(rest, m)
+		}
+	}
+	return rest
+}
+
+func (n *Node) send(m *pb.Message) {
+	b, err := marshal.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("node %d: marshal %s: %v", n.cfg.ID, raft.DescribeMessage(m, nil), err))
+	}
+	n.env.Net.Send(m.GetTo(), b)
 }
 
 func (n *Node) afterPersist(rd raft.Ready, err error) {
@@ -827,11 +861,7 @@ func (n *Node) afterPersist(rd raft.Ready, err error) {
 		return
 	}
 	for _, m := range rd.Messages {
-		b, err := marshal.Marshal(m)
-		if err != nil {
-			panic(fmt.Sprintf("node %d: marshal %s: %v", n.cfg.ID, raft.DescribeMessage(m, nil), err))
-		}
-		n.env.Net.Send(m.GetTo(), b)
+		n.send(m)
 	}
 	for _, e := range rd.CommittedEntries {
 		if err := n.applyEntry(e); err != nil {
