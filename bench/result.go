@@ -53,10 +53,12 @@ type Result struct {
 
 	// KilledLeader is the node killed by KillLeaderAfter (0: none);
 	// NewLeader the node that led afterwards; AckedAfterKill the requests
-	// acknowledged after the kill.
-	KilledLeader   uint64 `json:"killed_leader,omitempty"`
-	NewLeader      uint64 `json:"new_leader,omitempty"`
-	AckedAfterKill int64  `json:"acked_after_kill,omitempty"`
+	// acknowledged after the kill; FailoverMs the time from the kill to
+	// the first of them.
+	KilledLeader   uint64  `json:"killed_leader,omitempty"`
+	NewLeader      uint64  `json:"new_leader,omitempty"`
+	AckedAfterKill int64   `json:"acked_after_kill,omitempty"`
+	FailoverMs     float64 `json:"failover_ms,omitempty"`
 
 	// Ceiling holds the raw group-commit ceilings when Config.Ceiling was
 	// set, and the run's ratios to them.
@@ -127,8 +129,8 @@ func (r Result) Print(w io.Writer) error {
 	fmt.Fprintf(&b, "  requests    acked %s  failed %s  redirected %s\n",
 		group(float64(r.Acked)), group(float64(r.Failed)), group(float64(r.Redirects)))
 	if r.KilledLeader != 0 {
-		fmt.Fprintf(&b, "  kill        leader %d killed; new leader %d; %s acked after the kill\n",
-			r.KilledLeader, r.NewLeader, group(float64(r.AckedAfterKill)))
+		fmt.Fprintf(&b, "  kill        leader %d killed; new leader %d; %s acked after the kill, the first %s ms after it\n",
+			r.KilledLeader, r.NewLeader, group(float64(r.AckedAfterKill)), ms(r.FailoverMs))
 	}
 	fmt.Fprintf(&b, "  verify      verified %s  lost %s\n", group(float64(r.Verified)), group(float64(r.Lost)))
 	for _, s := range r.LostSamples {

@@ -45,7 +45,10 @@ type runState struct {
 	c      *cluster
 	phase  atomic.Int32
 	killed atomic.Bool
-	abort  chan struct{} // closed when producers must drop what is in flight
+	// killedAt and firstAck (UnixNano) time the failover: from the kill to
+	// the first request acknowledged after it.
+	killedAt, firstAck atomic.Int64
+	abort              chan struct{} // closed when producers must drop what is in flight
 }
 
 // producer is one closed-loop producer.
@@ -139,6 +142,7 @@ func runOn(ctx context.Context, cfg Config, c *cluster) (Result, error) {
 		if ok = sleep(cfg.KillLeaderAfter); ok {
 			if l := c.leader(nil); l != nil {
 				cfg.logf("bench: killing leader %d", l.id)
+				st.killedAt.Store(time.Now().UnixNano())
 				st.killed.Store(true)
 				l.stop(true)
 				res.KilledLeader = l.id
@@ -193,6 +197,9 @@ func runOn(ctx context.Context, cfg Config, c *cluster) (Result, error) {
 	if l := c.leader(nil); l != nil && l.id != res.KilledLeader && res.KilledLeader != 0 {
 		res.NewLeader = l.id
 	}
+	if f := st.firstAck.Load(); f != 0 {
+		res.FailoverMs = float64(f-st.killedAt.Load()) / float64(time.Millisecond)
+	}
 	if err := verify(cfg, c, acks, &res); err != nil {
 		return res, err
 	}
@@ -244,6 +251,7 @@ func (st *runState) produce(p *producer) {
 			}
 			if st.killed.Load() {
 				p.afterKill++
+				st.firstAck.CompareAndSwap(0, time.Now().UnixNano())
 			}
 			p.acks = append(p.acks, ack{off: r.BaseOffset, producer: p.id, seq: seq})
 		case errors.Is(r.Err, node.ErrNotLeader):

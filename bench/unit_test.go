@@ -83,7 +83,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestRecord(t *testing.T) {
-	for _, size := range []int{HeaderSize, 17, 256, 1000} {
+	for _, size := range []int{HeaderSize, 17, 24, 27, 256, 1000} {
 		r := makeRecord(7, 42, size)
 		if len(r) != size || !matchRecord(r, 7, 42, size) {
 			t.Fatalf("size %d: record does not match itself", size)
@@ -91,11 +91,12 @@ func TestRecord(t *testing.T) {
 		if matchRecord(r, 7, 43, size) || matchRecord(r, 8, 42, size) || matchRecord(r, 7, 42, size+1) {
 			t.Fatalf("size %d: record matches another producer, seq or size", size)
 		}
-		if size > HeaderSize {
-			r[size-1] ^= 1
+		for i := HeaderSize; i < size; i++ { // every filler byte is checked
+			r[i] ^= 1
 			if matchRecord(r, 7, 42, size) {
-				t.Fatalf("size %d: a flipped filler byte still matches", size)
+				t.Fatalf("size %d: flipped filler byte %d still matches", size, i)
 			}
+			r[i] ^= 1
 		}
 	}
 	if bytes.Equal(makeRecord(1, 1, 64)[HeaderSize:], makeRecord(1, 2, 64)[HeaderSize:]) {
