@@ -413,6 +413,12 @@ func (h *harness) evalLive() liveState {
 		}
 	}
 	ls.hwms = true
+	for _, id := range h.ids {
+		if h.node(id).Status().Recovering {
+			ls.hwms = false
+			ls.detail = fmt.Sprintf("node %d is still recovering", id)
+		}
+	}
 	for _, lp := range ln.Partitions() {
 		for _, id := range h.ids {
 			ps, _ := h.node(id).PartitionStatus(lp.Topic, lp.Partition)
@@ -565,6 +571,10 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 		h.probe("node-fail")
 	case "gate.open":
 		h.probe("leader-gate-open")
+	case "node.recovering":
+		h.probe("restart-recovering")
+	case "node.recover.cut":
+		h.probe("recovery-cut-by-overwrite")
 	}
 }
 

@@ -118,7 +118,9 @@ func (rec *recorder) observe(id uint64, n *node.Node) {
 	if st.Role == node.RoleStandalone {
 		o.Leader = id
 	}
-	if o.Up {
+	// A recovering node withholds its HWMs from clients (node package
+	// doc): it is up, but there is nothing to observe until it caught up.
+	if o.Up && !st.Recovering {
 		for _, p := range n.Partitions() {
 			o.Parts = append(o.Parts, PartState{Topic: p.Topic, Partition: p.Partition, HWM: p.HWM, LogEnd: p.LogEnd})
 		}
@@ -162,7 +164,12 @@ func (rec *recorder) finish() {
 		n := h.node(id)
 		if n != nil && n.Failed() == nil {
 			fn.Up = true
+			// A node still recovering (only when liveness failed) withholds
+			// its HWMs and records: it has no partition state to check.
 			for _, ps := range n.Partitions() {
+				if n.Status().Recovering {
+					break
+				}
 				fn.Parts = append(fn.Parts, finalPart(n, ps))
 			}
 			if h.o.Nodes > 1 {

@@ -16,10 +16,21 @@
 // state that would otherwise need a second copy.
 //
 // The Raft loop follows etcd raft's Ready contract with one Ready in flight:
-// save HardState and entries, sync when anything was saved (this includes a
-// commit-index change, which raft.MustSync does not require but which we
-// need so that a restarted node's HWM never moves backward), then send the
-// Ready's messages, apply its committed entries, and Advance.
+// save HardState and entries, sync when raft.MustSync says so (new entries,
+// a new term or vote), then send the Ready's messages, apply its committed
+// entries, and Advance. A Ready that only moves the commit index is written
+// but not synced before its entries are applied: the next sync carries it.
+//
+// That makes the HWM a node exposed able to run ahead of its durable commit
+// index, and a restarted node re-applies only what its durable commit index
+// covers. So that no client ever sees a node's HWM move backward (DESIGN.md
+// S3, restarts included), a restarted node whose log holds entries past its
+// durable commit index is recovering: it withholds its HWM (Fetch answers
+// ErrRecovering, Status.Recovering is true) until it has applied up to that
+// log end, or up to the point where a leader overwrote its log (an entry
+// overwritten was never committed, so no HWM exposed before the crash covered
+// it). Everything a node applies is in its synced log, so the HWM it exposed
+// before a crash never exceeds the log end it recovers.
 package node
 
 import (
@@ -59,6 +70,11 @@ var (
 	// ErrNodeFailed: the node stopped after a storage failure (it must be
 	// restarted). Indeterminate for requests in flight.
 	ErrNodeFailed = errors.New("node: failed")
+	// ErrRecovering: the node restarted and has not yet applied every
+	// entry its durable log may have exposed before the crash; it withholds
+	// its HWM until then (see the package doc). Retriable: ask another node
+	// or later.
+	ErrRecovering = errors.New("node: recovering")
 	// ErrOffsetOutOfRange: a fetch offset beyond the HWM.
 	ErrOffsetOutOfRange = errors.New("node: offset out of range")
 	// ErrProposalDropped: Raft refused the proposal. Definite.
@@ -169,7 +185,10 @@ type Status struct {
 	Gate    bool // accepts produce
 	Applied uint64
 	Ready   bool
-	Failed  error
+	// Recovering: restarted and not yet caught up with what it may have
+	// exposed before the crash; HWMs are withheld from clients until then.
+	Recovering bool
+	Failed     error
 }
 
 type unit struct {
@@ -208,9 +227,12 @@ type Node struct {
 	term, lead    uint64
 	gate          bool
 	applied       uint64
-	batchSeq      uint64
-	failed        error
-	closed        bool
+	// recoverTo is the Raft index a restarted node must apply before it
+	// exposes its HWM again (0: not recovering). See the package doc.
+	recoverTo uint64
+	batchSeq  uint64
+	failed    error
+	closed    bool
 }
 
 // New opens (recovering from disk) and starts a node.
@@ -288,6 +310,16 @@ func (n *Node) openRaft() error {
 	}
 	n.applied = commit
 	n.term = hs.GetTerm()
+	last, err := st.LastIndex()
+	if err != nil {
+		return fmt.Errorf("node %d: raft log last index: %w", n.cfg.ID, err)
+	}
+	if last > commit {
+		// Entries past the durable commit index may have been applied
+		// (and their HWM exposed) before the crash.
+		n.recoverTo = last
+		n.trace("node.recovering", int64(last), int64(commit), 0, 0)
+	}
 	rc := &raft.Config{
 		ID:                        n.cfg.ID,
 		ElectionTick:              n.cfg.ElectionTicks,
@@ -344,7 +376,7 @@ func (n *Node) Failed() error { return n.failed }
 // Status returns the node's observable state.
 func (n *Node) Status() Status {
 	return Status{ID: n.cfg.ID, Role: n.role, Term: n.term, Lead: n.lead, Gate: n.acceptsProduce(),
-		Applied: n.applied, Ready: true, Failed: n.failed}
+		Applied: n.applied, Ready: true, Recovering: n.recoverTo > 0, Failed: n.failed}
 }
 
 // Partitions returns every partition's state, sorted by topic and partition.
@@ -727,6 +759,9 @@ func (n *Node) Fetch(req FetchRequest) FetchResponse {
 	if n.failed != nil || n.closed {
 		return FetchResponse{Err: ErrNodeFailed}
 	}
+	if n.recoverTo > 0 {
+		return FetchResponse{Err: ErrRecovering}
+	}
 	w := n.wals[k]
 	resp := FetchResponse{HWM: p.HWM(), LogEnd: w.End()}
 	if req.Offset < w.Start() || req.Offset > resp.HWM {
@@ -807,12 +842,28 @@ func (n *Node) maybeReady() {
 			}
 		}
 	}
+	if len(rd.Entries) > 0 && rd.Entries[0].GetIndex() <= n.recoverTo {
+		// A leader overwrites our log from this index: our entries from
+		// here on were never committed, so no HWM we exposed covered them.
+		n.recoverTo = rd.Entries[0].GetIndex() - 1
+		n.trace("node.recover.cut", int64(n.recoverTo), int64(n.applied), 0, 0)
+		n.checkRecovered()
+	}
 	prev := n.storage.HardState()
 	if err := n.storage.Save(rd.HardState, rd.Entries); err != nil {
 		n.fail(err)
 		return
 	}
-	if n.storage.Dirty() {
+	// Only new entries and a new term or vote must be durable before the
+	// Ready's messages leave and its entries apply (raft.MustSync). A
+	// commit-index change alone is written now and synced with the next
+	// Ready that needs a sync; a crash before then makes the restarted node
+	// recover (package doc) instead of exposing a lower HWM.
+	hs := rd.HardState
+	if hs == nil {
+		hs = prev
+	}
+	if n.storage.Dirty() && raft.MustSync(hs, prev, len(rd.Entries)) {
 		// A leader may send its appends while its own copy of the same
 		// entries is being persisted (etcd raft's doc.go, and the Raft
 		// thesis 10.2.1): its own acknowledgement still waits for the sync
@@ -871,6 +922,7 @@ func (n *Node) afterPersist(rd raft.Ready, err error) {
 			return // a log write failed while applying: the node stops here
 		}
 		n.applied = e.GetIndex()
+		n.checkRecovered()
 		if n.role == RoleLeader && !n.gate && e.GetTerm() == n.term {
 			n.openGate()
 		}
@@ -904,6 +956,14 @@ func (n *Node) applyEntry(e *pb.Entry) error {
 	n.trace(kind, int64(e.GetIndex()), int64(e.GetTerm()), ent.Base, int64(res))
 	n.prop.Applied(e.GetTerm(), e.GetIndex(), ent.ID, res)
 	return nil
+}
+
+// checkRecovered ends recovery once the node applied up to recoverTo.
+func (n *Node) checkRecovered() {
+	if n.recoverTo > 0 && n.applied >= n.recoverTo {
+		n.recoverTo = 0
+		n.trace("node.recovered", int64(n.applied), 0, 0, 0)
+	}
 }
 
 // onSoftState tracks leadership.
