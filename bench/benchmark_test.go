@@ -88,14 +88,15 @@ func BenchmarkRun(b *testing.B) {
 	}
 }
 
-// BenchmarkCeiling measures the raw group-commit ceilings with 64
-// producers for 256 B and 1 KiB records.
+// BenchmarkCeiling measures the raw group-commit ceilings (one file; 2 of 3
+// files; one file then 2 of 3 files) with 64 producers for 256 B and 1 KiB
+// records.
 func BenchmarkCeiling(b *testing.B) {
 	for _, size := range []int{256, 1024} {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
 			cfg := DefaultConfig()
 			cfg.Size, cfg.Duration, cfg.Warmup, cfg.Dir = size, benchWindow(b), 2*time.Second, benchDir(b)
-			var oneMsgs, oneP99, qMsgs, qP99 []float64
+			var oneMsgs, oneP99, qMsgs, qP99, wqMsgs, wqP99 []float64
 			for range b.N {
 				c, err := RunCeiling(context.Background(), cfg)
 				if err != nil {
@@ -105,11 +106,15 @@ func BenchmarkCeiling(b *testing.B) {
 				oneP99 = append(oneP99, c.OneFile.P99Ms)
 				qMsgs = append(qMsgs, c.Quorum.MsgsPerSec)
 				qP99 = append(qP99, c.Quorum.P99Ms)
+				wqMsgs = append(wqMsgs, c.WALThenQuorum.MsgsPerSec)
+				wqP99 = append(wqP99, c.WALThenQuorum.P99Ms)
 			}
 			b.ReportMetric(median(oneMsgs), "one-file-msgs/s")
 			b.ReportMetric(median(oneP99), "one-file-p99-ms")
 			b.ReportMetric(median(qMsgs), "quorum-msgs/s")
 			b.ReportMetric(median(qP99), "quorum-p99-ms")
+			b.ReportMetric(median(wqMsgs), "wal-then-quorum-msgs/s")
+			b.ReportMetric(median(wqP99), "wal-then-quorum-p99-ms")
 		})
 	}
 }

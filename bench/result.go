@@ -89,9 +89,11 @@ type Stages struct {
 // CeilingReport is a Result's comparison with the ceilings.
 type CeilingReport struct {
 	CeilingResult
-	// RatioOneFile and RatioQuorum are the run's msg/s over the ceiling's.
-	RatioOneFile float64 `json:"ratio_one_file"`
-	RatioQuorum  float64 `json:"ratio_quorum"`
+	// RatioOneFile, RatioQuorum and RatioWALThenQuorum are the run's msg/s
+	// over the ceiling's.
+	RatioOneFile       float64 `json:"ratio_one_file"`
+	RatioQuorum        float64 `json:"ratio_quorum"`
+	RatioWALThenQuorum float64 `json:"ratio_wal_then_quorum"`
 }
 
 func (r *Result) setCeiling(c CeilingResult) {
@@ -101,6 +103,9 @@ func (r *Result) setCeiling(c CeilingResult) {
 	}
 	if c.Quorum.MsgsPerSec > 0 {
 		rep.RatioQuorum = r.MsgsPerSec / c.Quorum.MsgsPerSec
+	}
+	if c.WALThenQuorum.MsgsPerSec > 0 {
+		rep.RatioWALThenQuorum = r.MsgsPerSec / c.WALThenQuorum.MsgsPerSec
 	}
 	r.Ceiling = rep
 }
@@ -141,6 +146,8 @@ func (r Result) Print(w io.Writer) error {
 			group(c.OneFile.MsgsPerSec), ms(c.OneFile.P99Ms), 100*c.RatioOneFile)
 		fmt.Fprintf(&b, "              2 of 3 files: %s msg/s p99 %s ms (we are at %.0f%%)\n",
 			group(c.Quorum.MsgsPerSec), ms(c.Quorum.P99Ms), 100*c.RatioQuorum)
+		fmt.Fprintf(&b, "              1 file, then 2 of 3 files (WAL first, then replicate): %s msg/s p99 %s ms (we are at %.0f%%)\n",
+			group(c.WALThenQuorum.MsgsPerSec), ms(c.WALThenQuorum.P99Ms), 100*c.RatioWALThenQuorum)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

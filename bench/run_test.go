@@ -126,13 +126,18 @@ func TestRunCeiling(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", c)
-	for _, run := range []CeilingRun{c.OneFile, c.Quorum} {
+	for _, run := range []CeilingRun{c.OneFile, c.Quorum, c.WALThenQuorum} {
 		if run.MsgsPerSec <= 0 || run.P99Ms <= 0 || run.FsyncsPerSec <= 0 || run.MeanBatch < 1 {
 			t.Fatalf("empty ceiling run: %+v", run)
 		}
 	}
-	if c.OneFile.Files != 1 || c.Quorum.Files != 3 || c.Quorum.Quorum != 2 {
+	if c.OneFile.Files != 1 || c.Quorum.Files != 3 || c.Quorum.Quorum != 2 ||
+		c.WALThenQuorum.Shape != "1 file, then 2 of 3 files" || c.WALThenQuorum.Quorum != 2 {
 		t.Fatalf("wrong shapes: %+v", c)
+	}
+	// Two fsyncs in series cannot beat one: every record waits for both.
+	if c.WALThenQuorum.P50Ms < c.Quorum.P50Ms/2 {
+		t.Errorf("two-stage p50 %.3f ms is below half the one-stage p50 %.3f ms", c.WALThenQuorum.P50Ms, c.Quorum.P50Ms)
 	}
 	// Nothing left behind.
 	if ents, err := os.ReadDir(cfg.Dir); err != nil || len(ents) != 0 {

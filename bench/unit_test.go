@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -307,14 +308,15 @@ func TestGroupCommitRelease(t *testing.T) {
 		{3, 3, []uint64{5, 4, 1}, 1},
 	}
 	for _, tc := range tests {
-		g := &groupCommit{quorum: tc.quorum}
+		var runErr error
+		g := &groupCommit{quorum: tc.quorum, err: &runErr, fsyncs: new(atomic.Int64)}
 		for i := range tc.files {
 			g.files = append(g.files, &gcFile{f: fakeFile{}, synced: tc.synced[i]})
 		}
 		chans := make([]chan struct{}, 6)
 		for i := range chans {
 			chans[i] = make(chan struct{})
-			g.waiters = append(g.waiters, chans[i])
+			g.waiters = append(g.waiters, gcWaiter{done: chans[i]})
 		}
 		g.release()
 		for i, ch := range chans {
@@ -335,11 +337,57 @@ func TestGroupCommitRelease(t *testing.T) {
 	}
 }
 
+// TestGroupCommitStages: a record that passes a stage is not acked but
+// appended to the next stage, in order, and acked only when that one
+// releases it.
+func TestGroupCommitStages(t *testing.T) {
+	var runErr error
+	fsyncs := new(atomic.Int64)
+	second := &groupCommit{quorum: 2, err: &runErr, fsyncs: fsyncs}
+	for range 3 {
+		// syncing: kick leaves the file alone, so nothing is written.
+		second.files = append(second.files, &gcFile{f: fakeFile{}, syncing: true})
+	}
+	first := &groupCommit{quorum: 1, err: &runErr, fsyncs: fsyncs, then: second}
+	first.files = []*gcFile{{f: fakeFile{}, synced: 2}}
+	chans := make([]chan struct{}, 3)
+	for i := range chans {
+		chans[i] = make(chan struct{})
+		first.waiters = append(first.waiters, gcWaiter{rec: []byte{byte(i)}, done: chans[i]})
+	}
+	first.release()
+	if len(second.waiters) != 2 || second.waiters[0].rec[0] != 0 || second.waiters[1].rec[0] != 1 {
+		t.Fatalf("second stage holds %+v, want records 0 and 1", second.waiters)
+	}
+	for i, ch := range chans {
+		select {
+		case <-ch:
+			t.Fatalf("record %d acked after the first stage only", i)
+		default:
+		}
+	}
+	second.files[0].synced, second.files[2].synced = 2, 1
+	second.release()
+	for i, ch := range chans {
+		select {
+		case <-ch:
+			if i >= 1 {
+				t.Fatalf("record %d acked, only record 0 is on 2 of 3 files", i)
+			}
+		default:
+			if i < 1 {
+				t.Fatalf("record %d not acked", i)
+			}
+		}
+	}
+}
+
 func TestResultOutput(t *testing.T) {
 	r := Result{Mode: ModeCluster, Nodes: 3, Acks: "all", Path: "batch", Producers: 64, Size: 1024, Partitions: 1,
 		Seconds: 20, MsgsPerSec: 12345.6, MBPerSec: 12.6, Latency: Latency{P50Ms: 1.5, P99Ms: 4.25, P999Ms: 12.5, MaxMs: 150},
 		Acked: 250000, Verified: 250000, FsyncsPerSec: 3000, MeanBatch: 9.5, KilledLeader: 1, NewLeader: 2}
-	r.setCeiling(CeilingResult{OneFile: CeilingRun{MsgsPerSec: 24691.2}, Quorum: CeilingRun{MsgsPerSec: 12345.6}})
+	r.setCeiling(CeilingResult{OneFile: CeilingRun{MsgsPerSec: 24691.2}, Quorum: CeilingRun{MsgsPerSec: 12345.6},
+		WALThenQuorum: CeilingRun{MsgsPerSec: 6172.8}})
 	js, err := r.JSON()
 	if err != nil {
 		t.Fatal(err)
@@ -354,7 +402,8 @@ func TestResultOutput(t *testing.T) {
 			t.Errorf("JSON lacks %q: %s", k, js)
 		}
 	}
-	if c := m["ceiling"].(map[string]any); c["ratio_one_file"].(float64) != 0.5 || c["ratio_quorum"].(float64) != 1 {
+	if c := m["ceiling"].(map[string]any); c["ratio_one_file"].(float64) != 0.5 || c["ratio_quorum"].(float64) != 1 ||
+		c["ratio_wal_then_quorum"].(float64) != 2 {
 		t.Errorf("ceiling ratios: %v", c)
 	}
 	var b strings.Builder

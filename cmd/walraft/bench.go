@@ -34,7 +34,7 @@ func cmdBench(args []string, st stdio) int {
 	partitions := fs.Int("partitions", def.Partitions, "partitions of the one topic")
 	dir := fs.String("dir", "", "directory for the nodes' files (default: a temporary directory)")
 	kill := fs.Duration("kill-leader-after", 0, "kill the leader this long into the window (0: never)")
-	ceiling := fs.Bool("ceiling", false, "also measure the raw group-commit ceilings (one file; three files acked on two syncs)")
+	ceiling := fs.Bool("ceiling", false, "also measure the raw group-commit ceilings (one file; three files acked on two syncs; one file, then three acked on two)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if _, code := parseFlags(fs, args, 0, 0); code >= 0 {
 		return code
