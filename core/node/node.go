@@ -795,8 +795,8 @@ func (n *Node) Receive(from uint64, msg []byte) {
 	if n.standalone || n.closed || n.failed != nil {
 		return
 	}
-	m := &pb.Message{}
-	if err := proto.Unmarshal(msg, m); err != nil {
+	m, err := decodeMessage(msg)
+	if err != nil {
 		n.trace("msg.bad", int64(from), int64(len(msg)), 0, 0)
 		return
 	}
@@ -896,7 +896,7 @@ func (n *Node) sendEarly(msgs []*pb.Message) []*pb.Message {
 }
 
 func (n *Node) send(m *pb.Message) {
-	b, err := marshal.Marshal(m)
+	b, err := encodeMessage(m)
 	if err != nil {
 		panic(fmt.Sprintf("node %d: marshal %s: %v", n.cfg.ID, raft.DescribeMessage(m, nil), err))
 	}
