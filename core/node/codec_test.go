@@ -111,7 +111,9 @@ func TestCodecRandomMessages(t *testing.T) {
 // exactly as protobuf decodes them.
 func TestDecodeFallsBack(t *testing.T) {
 	ok, _ := marshal.Marshal(&pb.Message{Type: new(pb.MsgApp), To: u64(2)})
-	tag := func(b []byte, num protowire.Number, typ protowire.Type) []byte { return protowire.AppendTag(b, num, typ) }
+	tag := func(b []byte, num protowire.Number, typ protowire.Type) []byte {
+		return protowire.AppendTag(b, num, typ)
+	}
 	tests := []struct {
 		name string
 		in   []byte
