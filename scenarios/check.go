@@ -267,13 +267,23 @@ type termStep struct {
 }
 
 func newIndex(h *History) *index {
+	// Size the big maps up front: growing them rehashes every entry
+	// several times over in a run of thousands of ops.
+	npay, nread := 0, 0
+	for i := range h.Ops {
+		npay += len(h.Ops[i].Payloads)
+		if f := h.Ops[i].Fetch; f != nil {
+			nread += len(f.Records)
+		}
+	}
 	ix := &index{
 		h:           h,
 		cluster:     h.Run.Mode == ModeCluster,
-		reads:       map[offKey][]read{},
-		payloadRead: map[uint64]read{},
+		ops:         make([]*Op, 0, len(h.Ops)),
+		reads:       make(map[offKey][]read, nread),
+		payloadRead: make(map[uint64]read, nread),
 		finalPart:   map[NodeID]map[PartKey]*FinalPart{},
-		attempts:    map[uint64][]*Op{},
+		attempts:    make(map[uint64][]*Op, npay),
 		obsByNode:   map[NodeID][]int{},
 	}
 	for i := range h.Obs {

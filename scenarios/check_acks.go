@@ -243,26 +243,39 @@ func checkS6(ix *index, c *collector) {
 	}
 	for _, n := range ix.finalNodes {
 		c.judged()
-		count := map[uint64]int{}
-		where := map[uint64][]Rec{}
-		var ps []uint64
+		nrecs := 0
+		for j := range n.Parts {
+			nrecs += len(n.Parts[j].Records)
+		}
+		count := make(map[uint64]int, nrecs)
+		ps := make([]uint64, 0, nrecs)
 		for j := range n.Parts {
 			for _, rec := range n.Parts[j].Records {
 				if count[rec.Payload] == 0 {
 					ps = append(ps, rec.Payload)
 				}
 				count[rec.Payload]++
-				if len(where[rec.Payload]) < maxProblemsListed {
-					where[rec.Payload] = append(where[rec.Payload], rec)
-				}
 			}
 		}
 		slices.Sort(ps)
+		// where lists, per payload, its first records; only a violation
+		// needs it, so it is built at the first one.
+		var where map[uint64][]Rec
 		for _, p := range ps {
 			atts := ix.attempts[p]
 			allowed := allowedCopies(ix, atts)
 			if count[p] <= allowed {
 				continue
+			}
+			if where == nil {
+				where = map[uint64][]Rec{}
+				for j := range n.Parts {
+					for _, rec := range n.Parts[j].Records {
+						if len(where[rec.Payload]) < maxProblemsListed {
+							where[rec.Payload] = append(where[rec.Payload], rec)
+						}
+					}
+				}
 			}
 			ids := make([]OpID, len(atts))
 			var desc strings.Builder

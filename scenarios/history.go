@@ -726,7 +726,15 @@ func NewPayload(id uint64, size int) []byte {
 	size = max(size, PayloadIDSize)
 	b := make([]byte, size)
 	binary.BigEndian.PutUint64(b, id)
-	for i := PayloadIDSize; i < size; i++ {
+	// Byte i is byte(id>>(8*(i%8))) ^ byte(i). Eight at a time: for i =
+	// 8q+r the low byte of i is 8q%256 + r without a carry, so a word is
+	// id (little-endian) XOR 0x0706050403020100 + (8q%256) * 0x0101...01.
+	i := PayloadIDSize
+	for ; i+8 <= size; i += 8 {
+		pat := 0x0706050403020100 + uint64(byte(i))*0x0101010101010101
+		binary.LittleEndian.PutUint64(b[i:], id^pat)
+	}
+	for ; i < size; i++ {
 		b[i] = byte(id>>(8*(i%8))) ^ byte(i)
 	}
 	return b

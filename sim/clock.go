@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/bits"
@@ -39,9 +40,11 @@ type NodeClock struct {
 	offset time.Duration // local time at global time t0
 	t0     time.Duration
 
-	// timers are the timers queued in the scheduler, by id, so a rate
-	// change can move them and a crash can cancel them.
-	timers    map[uint64]*timer
+	// timers are the timers queued in the scheduler, so a rate change can
+	// move them and a crash can cancel them. A slice in no particular
+	// order (each timer knows its slot) rather than a map: timers come and
+	// go several times per simulated message.
+	timers    []*timer
 	nextTimer uint64
 }
 
@@ -51,7 +54,7 @@ func newNodeClock(s *Scheduler, ppm int64, offset time.Duration) *NodeClock {
 	if err := validRate(ppm); err != nil {
 		panic(err.Error())
 	}
-	return &NodeClock{s: s, ppm: ppm, offset: offset, t0: s.Now(), timers: map[uint64]*timer{}}
+	return &NodeClock{s: s, ppm: ppm, offset: offset, t0: s.Now()}
 }
 
 func validRate(ppm int64) error {
@@ -82,15 +85,11 @@ func (c *NodeClock) setRatePPM(ppm int64) error {
 	c.t0 = c.s.Now()
 	c.ppm = ppm
 	// Registration order, so timers due at the same instant keep it.
-	ids := make([]uint64, 0, len(c.timers))
-	for id := range c.timers {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		t := c.timers[id]
+	ts := slices.Clone(c.timers)
+	slices.SortFunc(ts, func(a, b *timer) int { return cmp.Compare(a.id, b.id) })
+	for _, t := range ts {
 		t.item.Cancel(c.s)
-		t.item = c.s.At(c.globalAt(t.deadline), t.expire)
+		c.s.schedule(&t.item, c.globalAt(t.deadline), t)
 	}
 	return nil
 }
@@ -135,12 +134,32 @@ func satAdd(base time.Duration, d uint64) time.Duration {
 
 // cancelTimers cancels every queued timer: their incarnation crashed.
 func (c *NodeClock) cancelTimers() {
+	// Any order: which event runs when depends on (time, sequence)
+	// alone, not on the order items leave the queue.
 	for _, t := range c.timers {
 		t.item.Cancel(c.s)
-		t.item = nil
 		t.stopped = true
 	}
 	clear(c.timers)
+	c.timers = c.timers[:0]
+}
+
+// addTimer registers a queued timer.
+func (c *NodeClock) addTimer(t *timer) {
+	t.slot = len(c.timers)
+	c.timers = append(c.timers, t)
+}
+
+// removeTimer unregisters a queued timer: the last one takes its slot.
+func (c *NodeClock) removeTimer(t *timer) {
+	last := len(c.timers) - 1
+	if t.slot > last || c.timers[t.slot] != t {
+		panic(fmt.Sprintf("sim clock: timer %d is not registered", t.id))
+	}
+	c.timers[t.slot] = c.timers[last]
+	c.timers[t.slot].slot = t.slot
+	c.timers[last] = nil
+	c.timers = c.timers[:last]
 }
 
 // clockHandle is the env.Clock of one process incarnation.
@@ -170,9 +189,9 @@ func (h *clockHandle) AfterFunc(d time.Duration, f func()) env.Timer {
 	t.deadline = satAdd(now, uint64(max(d, 0)))
 	c.nextTimer++
 	t.id = c.nextTimer
-	c.timers[t.id] = t
+	c.addTimer(t)
 	// d <= 0 lands at the current instant: the next event, never inline.
-	t.item = c.s.At(c.globalAt(t.deadline), t.expire)
+	c.s.schedule(&t.item, c.globalAt(t.deadline), t)
 	return t
 }
 
@@ -182,8 +201,9 @@ func (h *clockHandle) AfterFunc(d time.Duration, f func()) env.Timer {
 type timer struct {
 	c        *NodeClock
 	id       uint64
+	slot     int           // index in c.timers while queued
 	deadline time.Duration // local
-	item     *Item
+	item     Item          // queued in the scheduler while Pending
 	fn       func()
 	p        *Process
 	epoch    uint64
@@ -199,20 +219,22 @@ func (t *timer) Stop() bool {
 		return false
 	}
 	t.stopped = true
-	if t.item != nil {
+	if t.item.Pending() {
 		t.item.Cancel(t.c.s)
-		t.item = nil
-		delete(t.c.timers, t.id)
+		t.c.removeTimer(t)
 	}
 	return true
 }
 
-// expire is the timer's scheduler event.
-func (t *timer) expire() {
-	t.item = nil
-	delete(t.c.timers, t.id)
-	t.p.dispatch(t.epoch, t.run, nil)
+// fire is the timer's scheduler event: it expires into the process's
+// event loop.
+func (t *timer) fire() {
+	t.c.removeTimer(t)
+	t.p.dispatchEvent(t.epoch, t)
 }
+
+// drop is the timer's fate when its incarnation is gone: nothing.
+func (t *timer) drop() {}
 
 // run is the timer's event on the process's loop.
 func (t *timer) run() {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,13 @@ import (
 // The blocks where the two images may differ are therefore always the
 // unsnapped blocks plus the blocks of pending deltas, which is also the
 // candidate set for torn persistence at a crash.
+//
+// Both images are paged (image.go), so an append never copies the file.
+// Once a sync has made a whole page durable and nothing has written to it
+// since, the durable image shares the volatile image's page copy-on-write
+// (settle), so a synced file is held once. Delta buffers and the pages the
+// durable images give up are recycled (deltaPool, pagePool): none of this
+// changes a byte either image holds, or any random draw.
 
 // Errors specific to the simulated disk (the env sentinels cover the rest).
 var (
@@ -169,13 +177,19 @@ type Disk struct {
 	failWrites  int           // FailNextWrites budget
 	stats       DiskStats
 	nextInodeID uint64
+
+	// Buffers of applied deltas, for the next snapshots (see deltaPool).
+	pool deltaPool
+	// Pages the durable images gave up to share the volatile ones (see
+	// settle), for the next pages any image of the disk needs.
+	pages pagePool
 }
 
 // diskInode is a file's content, independent of the names that point at it.
 type diskInode struct {
 	id       uint64
-	data     []byte   // volatile image
-	durable  []byte   // durable image
+	data     image    // volatile image
+	durable  image    // durable image
 	unsnap   []uint64 // block indices written since the last Sync call, kept sorted, unique
 	queue    []*diskOp
 	lastDone time.Duration // completion time of the last issued Sync
@@ -186,22 +200,37 @@ type diskInode struct {
 // file size at call time and a copy of every block written since.
 type diskDelta struct {
 	size   int64
-	blocks []uint64 // sorted
-	data   [][]byte // data[i] is block blocks[i], cut at size
+	blocks []deltaBlock // sorted by index
+
+	// The buffers the blocks' data lives in: buf from the snapshot, and
+	// carried from failed syncs folded in. Once the delta is applied (or
+	// folded into the unsnapped set) nothing refers to them any more and
+	// they go back to the disk's pool.
+	buf     []byte
+	carried [][]byte
+}
+
+// deltaBlock is one block of a delta: its index and its content, cut at
+// the delta's size.
+type deltaBlock struct {
+	b    uint64
+	data []byte
 }
 
 // diskOp is a pending File.Sync or FS.SyncDir.
 type diskOp struct {
-	id      uint64
-	at      time.Duration
-	item    *Item
-	err     error                 // result decided at issue time (nil or wrapped ErrIO)
-	ino     *diskInode            // file sync: the inode
-	delta   *diskDelta            // file sync: its snapshot
-	names   map[string]*diskInode // dir sync: namespace snapshot
-	done    func(error)
-	deliver func(func())
-	issued  time.Duration
+	id     uint64
+	at     time.Duration
+	item   Item   // the completion event
+	gen    uint64 // the disk generation the completion was queued in
+	d      *Disk
+	err    error                 // result decided at issue time (nil or wrapped ErrIO)
+	ino    *diskInode            // file sync: the inode
+	delta  diskDelta             // file sync: its snapshot
+	names  map[string]*diskInode // dir sync: namespace snapshot
+	done   func(error)
+	fs     *diskFS // the view that issued it: how the callback is delivered
+	issued time.Duration
 }
 
 // NewDisk returns an empty disk whose randomness comes only from rng and
@@ -277,6 +306,15 @@ func (d *Disk) FS(deliver func(fn func())) env.FS {
 	return &diskFS{d: d, gen: d.gen, deliver: deliver}
 }
 
+// procFS is FS for the process layer: completions go to incarnation epoch
+// of p through Process.dispatchEvent, as FS(func(fn func()) {
+// p.dispatch(epoch, fn, nil) }) would, without a closure per completion.
+func (d *Disk) procFS(p *Process, epoch uint64) env.FS {
+	fs := &diskFS{d: d, gen: d.gen, p: p, epoch: epoch}
+	fs.deliver = func(fn func()) { p.dispatch(epoch, fn, nil) }
+	return fs
+}
+
 // Files returns the names in the volatile namespace, sorted.
 func (d *Disk) Files() []string { return sortedNames(d.vol) }
 
@@ -291,7 +329,7 @@ func (d *Disk) DurableImage(name string) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	return slices.Clone(ino.durable), true
+	return ino.durable.Bytes(), true
 }
 
 // VolatileImage returns a copy of the volatile bytes of name (what a read
@@ -301,7 +339,7 @@ func (d *Disk) VolatileImage(name string) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	return slices.Clone(ino.data), true
+	return ino.data.Bytes(), true
 }
 
 // PendingSyncs returns how many syncs (file and dir) have been issued and
@@ -325,7 +363,7 @@ func (d *Disk) StallSyncsUntil(t time.Duration) {
 		}
 		op.item.Cancel(d.sched)
 		op.at = t
-		op.item = d.sched.At(t, d.completer(op))
+		d.queue(op)
 	}
 	for _, op := range d.pending {
 		if op.ino != nil && op.ino.lastDone < t {
@@ -370,12 +408,12 @@ func (d *Disk) FailNextWrites(n int) {
 // its durable image.
 func (d *Disk) CorruptDurable(name string, off int64, n int) bool {
 	ino, ok := d.dur[name]
-	if !ok || off < 0 || off >= int64(len(ino.durable)) || n <= 0 {
+	if !ok || off < 0 || off >= ino.durable.Len() || n <= 0 {
 		return false
 	}
-	end := min(off+int64(n), int64(len(ino.durable)))
+	end := min(off+int64(n), ino.durable.Len())
 	for i := off; i < end; i++ {
-		ino.durable[i] ^= byte(1 + d.rng.IntN(255))
+		ino.durable.XorByte(i, byte(1+d.rng.IntN(255)))
 	}
 	d.stats.Corruptions++
 	return true
@@ -404,7 +442,8 @@ func (d *Disk) Crash() {
 	for _, name := range sortedNames(d.dur) {
 		ino := d.dur[name]
 		d.tear(ino)
-		ino.data = slices.Clone(ino.durable)
+		// Copy-on-write: the two images share pages until either writes.
+		ino.data = ino.durable.Clone()
 		ino.unsnap = nil
 		ino.queue = nil
 		ino.lastDone = 0
@@ -422,12 +461,14 @@ func (d *Disk) tear(ino *diskInode) {
 	p := d.cfg.TornKeepProb
 	cands := slices.Clone(ino.unsnap)
 	for _, op := range ino.queue {
-		cands = append(cands, op.delta.blocks...)
+		for _, blk := range op.delta.blocks {
+			cands = append(cands, blk.b)
+		}
 	}
 	slices.Sort(cands)
 	cands = slices.Compact(cands)
 	bs := int64(d.cfg.BlockSize)
-	size := int64(len(ino.data))
+	size := ino.data.Len()
 	// Blocks at or past the volatile end were cut by a truncate; there is
 	// no data to persist for them.
 	n := 0
@@ -442,9 +483,10 @@ func (d *Disk) tear(ino *diskInode) {
 		d.stats.TornLost += int64(len(cands))
 		return
 	}
-	if size < int64(len(ino.durable)) && d.rng.Chance(p) {
-		ino.durable = ino.durable[:size]
+	if size < ino.durable.Len() && d.rng.Chance(p) {
+		ino.durable.Truncate(size)
 	}
+	buf := make([]byte, bs)
 	for _, b := range cands {
 		if !d.rng.Chance(p) {
 			d.stats.TornLost++
@@ -453,17 +495,10 @@ func (d *Disk) tear(ino *diskInode) {
 		d.stats.TornKept++
 		start := int64(b) * bs
 		end := min(start+bs, size)
-		ino.durable = writeAt(ino.durable, ino.data[start:end], start)
+		blk := buf[:end-start]
+		ino.data.ReadAt(blk, start)
+		ino.durable.WriteAt(blk, start)
 	}
-}
-
-// writeAt copies p into buf at off, growing buf with zero bytes as needed.
-func writeAt(buf, p []byte, off int64) []byte {
-	if need := off + int64(len(p)); need > int64(len(buf)) {
-		buf = append(buf, make([]byte, need-int64(len(buf)))...)
-	}
-	copy(buf[off:], p)
-	return buf
 }
 
 func (d *Disk) pendingInOrder() []*diskOp {
@@ -518,18 +553,37 @@ func (d *Disk) schedule(op *diskOp, after, lat time.Duration) time.Duration {
 	op.at = at
 	op.issued = d.sched.Now()
 	d.pending[op.id] = op
-	op.item = d.sched.At(at, d.completer(op))
+	d.queue(op)
 	return at
 }
 
-func (d *Disk) completer(op *diskOp) func() {
-	gen := d.gen
-	return func() {
-		if gen != d.gen {
-			panic(fmt.Sprintf("sim disk: sync op %d from generation %d completed in generation %d", op.id, gen, d.gen))
-		}
-		d.complete(op)
+// queue puts op's completion in the scheduler at op.at.
+func (d *Disk) queue(op *diskOp) {
+	op.d, op.gen = d, d.gen
+	d.sched.schedule(&op.item, op.at, op)
+}
+
+// fire is the op's completion event.
+func (op *diskOp) fire() {
+	d := op.d
+	if op.gen != d.gen {
+		panic(fmt.Sprintf("sim disk: sync op %d from generation %d completed in generation %d", op.id, op.gen, d.gen))
 	}
+	d.complete(op)
+}
+
+// run calls the op's callback on the issuing process's event loop.
+func (op *diskOp) run() { op.done(op.err) }
+
+// drop: the process that issued the op has crashed; nobody hears of it.
+func (op *diskOp) drop() {}
+
+// popOp removes q[0], shifting the rest down so the slice keeps its
+// capacity for the next append (these queues are short).
+func popOp(q []*diskOp) []*diskOp {
+	copy(q, q[1:])
+	q[len(q)-1] = nil
+	return q[:len(q)-1]
 }
 
 func (d *Disk) complete(op *diskOp) {
@@ -542,41 +596,95 @@ func (d *Disk) complete(op *diskOp) {
 		if len(ino.queue) == 0 || ino.queue[0] != op {
 			panic(fmt.Sprintf("sim disk: file sync op %d completed out of issue order", op.id))
 		}
-		ino.queue = ino.queue[1:]
+		ino.queue = popOp(ino.queue)
 		d.stats.SyncsDone++
 		if op.err == nil {
-			ino.durable = applyDelta(ino.durable, op.delta, d.cfg.BlockSize)
+			applyDelta(&ino.durable, &op.delta, d.cfg.BlockSize)
+			d.settle(ino, &op.delta)
+			d.pool.release(&op.delta)
 		} else {
 			d.stats.SyncErrors++
-			d.carryFailed(ino, op.delta)
+			d.carryFailed(ino, &op.delta)
 		}
 	} else {
 		if len(d.dirQueue) == 0 || d.dirQueue[0] != op {
 			panic(fmt.Sprintf("sim disk: dir sync op %d completed out of issue order", op.id))
 		}
-		d.dirQueue = d.dirQueue[1:]
+		d.dirQueue = popOp(d.dirQueue)
 		if op.err == nil {
 			d.dur = op.names
 		} else {
 			d.stats.DirSyncErrors++
 		}
 	}
-	done, err := op.done, op.err
-	op.deliver(func() { done(err) })
+	if fs := op.fs; fs.p != nil {
+		fs.p.dispatchEvent(fs.epoch, op)
+	} else {
+		done, err := op.done, op.err
+		fs.deliver(func() { done(err) })
+	}
 }
 
 // applyDelta makes dur the call-time image described by delta on top of the
 // previous snapshot.
-func applyDelta(dur []byte, delta *diskDelta, blockSize int) []byte {
-	if delta.size < int64(len(dur)) {
-		dur = dur[:delta.size]
-	} else if delta.size > int64(len(dur)) {
-		dur = append(dur, make([]byte, delta.size-int64(len(dur)))...)
+func applyDelta(dur *image, delta *diskDelta, blockSize int) {
+	if delta.size < dur.Len() {
+		dur.Truncate(delta.size)
+	} else if delta.size > dur.Len() {
+		dur.extend(delta.size)
 	}
-	for i, b := range delta.blocks {
-		copy(dur[int64(b)*int64(blockSize):], delta.data[i])
+	for _, blk := range delta.blocks {
+		dur.WriteAt(blk.data, int64(blk.b)*int64(blockSize))
 	}
-	return dur
+}
+
+// settle lets the durable image of ino share the volatile image's pages
+// that the sync of delta (just applied) made equal, so a synced file is held
+// once, not twice: the durable copy goes back to the disk's page pool.
+//
+// Right after the sync the durable image is the volatile image as it was at
+// the Sync call. Every byte written since is in a block of the unsnapped
+// set or of a later pending delta, and a truncate since either cut the
+// volatile image below the page or was followed by writes that are. So a
+// page that is whole in both images and has no such block holds the same
+// bytes in both. Only the pages delta touched can have changed.
+func (d *Disk) settle(ino *diskInode, delta *diskDelta) {
+	bs := int64(d.cfg.BlockSize)
+	limit := min(ino.durable.Len(), ino.data.Len()) / pageSize // whole pages of both
+	done := -1
+	for _, blk := range delta.blocks {
+		start := int64(blk.b) * bs
+		for pg := int(start / pageSize); pg <= int((start+bs-1)/pageSize); pg++ {
+			if pg <= done || int64(pg) >= limit {
+				continue
+			}
+			done = pg
+			if d.writtenSince(ino, int64(pg)*pageSize, int64(pg+1)*pageSize) {
+				continue
+			}
+			if old := ino.durable.adopt(pg, &ino.data); old != nil {
+				d.pages.put(old)
+			}
+		}
+	}
+}
+
+// writtenSince reports whether a block overlapping bytes [start, end) of
+// ino is unsnapped or in a pending delta.
+func (d *Disk) writtenSince(ino *diskInode, start, end int64) bool {
+	bs := int64(d.cfg.BlockSize)
+	lo, hi := uint64(start/bs), uint64((end-1)/bs)
+	if i, _ := slices.BinarySearch(ino.unsnap, lo); i < len(ino.unsnap) && ino.unsnap[i] <= hi {
+		return true
+	}
+	for _, op := range ino.queue {
+		blocks := op.delta.blocks
+		i, _ := slices.BinarySearchFunc(blocks, lo, func(e deltaBlock, b uint64) int { return cmp.Compare(e.b, b) })
+		if i < len(blocks) && blocks[i].b <= hi {
+			return true
+		}
+	}
+	return false
 }
 
 // carryFailed keeps a failed sync's blocks unsynced: it folds them under the
@@ -585,41 +693,47 @@ func (d *Disk) carryFailed(ino *diskInode, failed *diskDelta) {
 	if len(ino.queue) == 0 {
 		// The volatile image holds the newest content of these blocks; the
 		// next Sync call copies it.
-		for _, b := range failed.blocks {
-			ino.unsnap = insertSorted(ino.unsnap, b)
+		for _, blk := range failed.blocks {
+			ino.unsnap = insertSorted(ino.unsnap, blk.b)
 		}
+		d.pool.release(failed)
 		return
 	}
-	next := ino.queue[0].delta
+	next := &ino.queue[0].delta
 	bs := int64(d.cfg.BlockSize)
-	var blocks []uint64
-	var data [][]byte
+	var blocks []deltaBlock
 	i, j := 0, 0
 	for i < len(failed.blocks) || j < len(next.blocks) {
 		switch {
-		case j < len(next.blocks) && (i >= len(failed.blocks) || next.blocks[j] <= failed.blocks[i]):
+		case j < len(next.blocks) && (i >= len(failed.blocks) || next.blocks[j].b <= failed.blocks[i].b):
 			// The newer snapshot wins; a block in both is the newer copy.
-			if i < len(failed.blocks) && failed.blocks[i] == next.blocks[j] {
+			if i < len(failed.blocks) && failed.blocks[i].b == next.blocks[j].b {
 				i++
 			}
 			blocks = append(blocks, next.blocks[j])
-			data = append(data, next.data[j])
 			j++
 		default:
-			b := failed.blocks[i]
-			start := int64(b) * bs
+			blk := failed.blocks[i]
+			start := int64(blk.b) * bs
 			if start < next.size {
-				p := failed.data[i]
-				if start+int64(len(p)) > next.size {
-					p = p[:next.size-start]
+				if start+int64(len(blk.data)) > next.size {
+					blk.data = blk.data[:next.size-start]
 				}
-				blocks = append(blocks, b)
-				data = append(data, p)
+				blocks = append(blocks, blk)
 			}
 			i++
 		}
 	}
-	next.blocks, next.data = blocks, data
+	// The merged list replaces both block lists; the failed delta's data
+	// now lives on in next, so next owns its buffers too.
+	d.pool.putBlocks(next.blocks)
+	d.pool.putBlocks(failed.blocks)
+	next.blocks = blocks
+	if failed.buf != nil {
+		next.carried = append(next.carried, failed.buf)
+	}
+	next.carried = append(next.carried, failed.carried...)
+	*failed = diskDelta{}
 }
 
 func insertSorted(s []uint64, b uint64) []uint64 {
@@ -647,35 +761,39 @@ func (d *Disk) markDirty(ino *diskInode, off, end int64) {
 	}
 }
 
-// snapshot takes the delta of a Sync call and resets the unsnapped set.
-func (d *Disk) snapshot(ino *diskInode) *diskDelta {
+// snapshot fills delta with the delta of a Sync call and resets the
+// unsnapped set.
+func (d *Disk) snapshot(ino *diskInode, delta *diskDelta) {
 	bs := int64(d.cfg.BlockSize)
-	size := int64(len(ino.data))
-	delta := &diskDelta{size: size}
+	size := ino.data.Len()
+	*delta = diskDelta{size: size}
 	// Blocks past the end were cut by a truncate; the size carries that.
 	var total int64
+	nb := 0
 	for _, b := range ino.unsnap {
 		start := int64(b) * bs
 		if start >= size {
 			break
 		}
 		total += min(start+bs, size) - start
+		nb++
 	}
-	buf := make([]byte, 0, total)
-	for _, b := range ino.unsnap {
-		start := int64(b) * bs
-		if start >= size {
-			break
+	if nb > 0 {
+		buf := d.pool.getBuf(total)
+		delta.buf = buf
+		delta.blocks = d.pool.getBlocks(nb)
+		var off int64
+		for i, b := range ino.unsnap[:nb] {
+			start := int64(b) * bs
+			n := min(start+bs, size) - start
+			p := buf[off : off+n : off+n]
+			ino.data.ReadAt(p, start)
+			delta.blocks[i] = deltaBlock{b: b, data: p}
+			off += n
 		}
-		end := min(start+bs, size)
-		off := len(buf)
-		buf = append(buf, ino.data[start:end]...)
-		delta.blocks = append(delta.blocks, b)
-		delta.data = append(delta.data, buf[off:len(buf):len(buf)])
 	}
 	d.stats.SyncBytes += total
 	ino.unsnap = ino.unsnap[:0]
-	return delta
 }
 
 // diskFS is one incarnation's view of a Disk.
@@ -683,6 +801,10 @@ type diskFS struct {
 	d       *Disk
 	gen     uint64
 	deliver func(func())
+	// p and epoch, when p is set, replace deliver: completions go to that
+	// incarnation's event loop as event objects, without a closure each.
+	p     *Process
+	epoch uint64
 }
 
 var _ env.FS = (*diskFS)(nil)
@@ -700,6 +822,7 @@ func (fs *diskFS) Create(name string) (env.File, error) {
 	}
 	d.nextInodeID++
 	ino := &diskInode{id: d.nextInodeID}
+	ino.data.pool, ino.durable.pool = &d.pages, &d.pages
 	d.vol[name] = ino
 	return &diskFile{fs: fs, ino: ino, name: name}, nil
 }
@@ -760,7 +883,7 @@ func (fs *diskFS) SyncDir(done func(error)) {
 	for name, ino := range d.vol {
 		names[name] = ino
 	}
-	op := &diskOp{err: err, names: names, done: done, deliver: fs.deliver}
+	op := &diskOp{err: err, names: names, done: done, fs: fs}
 	d.dirLastDone = d.schedule(op, d.dirLastDone, lat)
 	d.dirQueue = append(d.dirQueue, op)
 }
@@ -800,7 +923,7 @@ func (f *diskFile) Size() int64 {
 	if !f.fs.live() {
 		return 0
 	}
-	return int64(len(f.ino.data))
+	return f.ino.data.Len()
 }
 
 // ReadAt implements env.File.
@@ -811,14 +934,14 @@ func (f *diskFile) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("sim disk: read %q at %d: %w", f.name, off, ErrBadOffset)
 	}
-	data := f.ino.data
-	if off >= int64(len(data)) {
+	data := &f.ino.data
+	if off >= data.Len() {
 		if len(p) == 0 {
 			return 0, nil
 		}
 		return 0, io.EOF
 	}
-	n := copy(p, data[off:])
+	n := data.ReadAt(p, off)
 	if n < len(p) {
 		return n, io.EOF
 	}
@@ -845,8 +968,8 @@ func (f *diskFile) Write(p []byte) (int, error) {
 		n = d.rng.IntN(len(p) + 1)
 	}
 	ino := f.ino
-	off := int64(len(ino.data))
-	ino.data = append(ino.data, p[:n]...)
+	off := ino.data.Len()
+	ino.data.Append(p[:n])
 	d.markDirty(ino, off, off+int64(n))
 	d.stats.BytesWritten += int64(n)
 	return n, err
@@ -858,14 +981,14 @@ func (f *diskFile) Truncate(size int64) error {
 		return err
 	}
 	ino := f.ino
-	if size < 0 || size > int64(len(ino.data)) {
-		return fmt.Errorf("sim disk: truncate %q to %d (size %d): %w", f.name, size, len(ino.data), ErrBadTruncate)
+	if size < 0 || size > ino.data.Len() {
+		return fmt.Errorf("sim disk: truncate %q to %d (size %d): %w", f.name, size, ino.data.Len(), ErrBadTruncate)
 	}
 	f.fs.d.stats.Truncates++
-	// Keep the bytes past size out of reach of a later append that reuses
-	// the capacity: the durable image and pending deltas never alias data,
-	// so reslicing is enough.
-	ino.data = ino.data[:size]
+	// The durable image and pending deltas never alias the volatile pages
+	// in a writable way (shared pages are copy-on-write), so this cannot
+	// change them.
+	ino.data.Truncate(size)
 	return nil
 }
 
@@ -882,7 +1005,8 @@ func (f *diskFile) Sync(done func(error)) {
 	d.stats.Syncs++
 	ino := f.ino
 	lat, err := d.drawSync("sync", f.name)
-	op := &diskOp{err: err, ino: ino, delta: d.snapshot(ino), done: done, deliver: f.fs.deliver}
+	op := &diskOp{err: err, ino: ino, done: done, fs: f.fs}
+	d.snapshot(ino, &op.delta)
 	ino.lastDone = d.schedule(op, ino.lastDone, lat)
 	ino.queue = append(ino.queue, op)
 }
@@ -894,4 +1018,86 @@ func (f *diskFile) Close() error {
 	}
 	f.closed = true
 	return nil
+}
+
+// deltaPool recycles the buffers of sync snapshots. Every sync copies the
+// blocks written since the previous one into a fresh buffer that is garbage
+// as soon as the sync completes, thousands of times per simulated second;
+// reusing them takes that churn off the allocator and the GC. The buffers
+// are fully overwritten before use, so reuse changes no content.
+type deltaPool struct {
+	bufs   [poolClasses][][]byte       // by size class (bufClass)
+	blocks [poolClasses][][]deltaBlock // by capacity
+}
+
+// poolClasses bounds the pooled sizes: buffers up to 2^(poolClasses-1)
+// KiB and block lists up to poolClasses-1 entries; bigger ones are left to
+// the GC.
+const poolClasses = 8
+
+// bufClass returns the class of a buffer of n bytes: the smallest c with
+// n <= 1 KiB << c.
+func bufClass(n int64) int {
+	c := 0
+	for n > 1<<(10+c) {
+		c++
+	}
+	return c
+}
+
+// getBuf returns a buffer of n bytes (its content is garbage).
+func (p *deltaPool) getBuf(n int64) []byte {
+	c := bufClass(n)
+	if c >= poolClasses {
+		return make([]byte, n)
+	}
+	if l := p.bufs[c]; len(l) > 0 {
+		b := l[len(l)-1]
+		l[len(l)-1] = nil
+		p.bufs[c] = l[:len(l)-1]
+		return b[:n]
+	}
+	return make([]byte, n, 1<<(10+c))
+}
+
+// putBuf takes b back (ignored unless it came from getBuf's pooled sizes).
+func (p *deltaPool) putBuf(b []byte) {
+	c := bufClass(int64(cap(b)))
+	if c < poolClasses && cap(b) == 1<<(10+c) {
+		p.bufs[c] = append(p.bufs[c], b[:0])
+	}
+}
+
+// getBlocks returns a block list of length n (its content is garbage).
+func (p *deltaPool) getBlocks(n int) []deltaBlock {
+	if n < poolClasses {
+		if l := p.blocks[n]; len(l) > 0 {
+			b := l[len(l)-1]
+			l[len(l)-1] = nil
+			p.blocks[n] = l[:len(l)-1]
+			return b[:n]
+		}
+	}
+	return make([]deltaBlock, n)
+}
+
+// putBlocks takes a block list back, dropping its references to data.
+func (p *deltaPool) putBlocks(b []deltaBlock) {
+	if c := cap(b); c > 0 && c < poolClasses {
+		clear(b[:c])
+		p.blocks[c] = append(p.blocks[c], b[:0])
+	}
+}
+
+// release takes back every buffer of a delta that is finished with and
+// clears it.
+func (p *deltaPool) release(delta *diskDelta) {
+	p.putBlocks(delta.blocks)
+	if delta.buf != nil {
+		p.putBuf(delta.buf)
+	}
+	for _, b := range delta.carried {
+		p.putBuf(b)
+	}
+	*delta = diskDelta{}
 }

@@ -48,9 +48,10 @@ func (m *diskModel) check(t *testing.T, d *Disk, step int, what string) {
 	}
 }
 
-// runDiskModel runs steps random operations from seed and returns a
-// fingerprint of everything observable, for the determinism check.
-func runDiskModel(t *testing.T, seed uint64, steps int) string {
+// runDiskModel runs steps random operations from seed, with writes of up to
+// maxWrite bytes, and returns a fingerprint of everything observable, for
+// the determinism check.
+func runDiskModel(t *testing.T, seed uint64, steps, maxWrite int) string {
 	streams := NewStreams(seed)
 	ops := streams.Stream("ops")
 	cfg := DiskConfig{
@@ -78,7 +79,7 @@ func runDiskModel(t *testing.T, seed uint64, steps int) string {
 		what := ""
 		switch op := ops.IntN(100); {
 		case op < 30 && mi != nil:
-			n := ops.IntN(1200)
+			n := ops.IntN(maxWrite)
 			p := make([]byte, n)
 			ops.Read(p)
 			if ops.Chance(0.05) {
@@ -223,14 +224,31 @@ func TestDiskModel(t *testing.T) {
 		seeds, steps = v, 2000
 	}
 	for seed := range uint64(seeds) {
-		a := runDiskModel(t, seed, steps)
+		a := runDiskModel(t, seed, steps, 1200)
 		if t.Failed() {
 			t.Fatalf("seed %d failed", seed)
 		}
 		if seed%8 == 0 {
-			if b := runDiskModel(t, seed, steps); a != b {
+			if b := runDiskModel(t, seed, steps, 1200); a != b {
 				t.Fatalf("seed %d: two runs differ", seed)
 			}
+		}
+	}
+}
+
+// TestDiskModelBigFiles is TestDiskModel with writes of up to three image
+// pages, so files span many pages: appends cross page boundaries, synced
+// pages are shared between the durable and the volatile image (settle),
+// and crashes, torn writes, truncates and failed syncs hit shared pages.
+func TestDiskModelBigFiles(t *testing.T) {
+	seeds, steps := 12, 300
+	if v, err := strconv.Atoi(os.Getenv("RAPID_CHECKS")); err == nil && v > 0 {
+		seeds, steps = v/4+1, 1000
+	}
+	for seed := range uint64(seeds) {
+		runDiskModel(t, seed, steps, 3*pageSize)
+		if t.Failed() {
+			t.Fatalf("seed %d failed", seed)
 		}
 	}
 }

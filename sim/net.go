@@ -129,6 +129,10 @@ type Net struct {
 	cuts  map[Link]struct{}
 	stats NetStats
 	msgs  int64 // message ids, for the trace
+
+	// free holds delivery objects that have run or been dropped, for
+	// reuse: one per message in flight is all a run ever allocates.
+	free []*delivery
 }
 
 func newNet(w *World, rng *Rand, def LinkConfig) *Net {
@@ -416,16 +420,55 @@ func (n *Net) schedule(from env.NodeID, dst *Process, msg []byte, cfg LinkConfig
 		delay += n.rng.Duration(0, cfg.ReorderDelay)
 	}
 	n.msgs++
-	id := n.msgs
-	epoch := dst.epoch
-	to := dst.id
-	deliver := func() {
-		n.stats.Delivered++
-		n.w.event(0, "net.deliver", int64(from), int64(to), int64(len(msg)), id)
-		dst.receiver.Receive(from, msg)
+	var d *delivery
+	if k := len(n.free); k > 0 {
+		d = n.free[k-1]
+		n.free[k-1] = nil
+		n.free = n.free[:k-1]
+	} else {
+		d = &delivery{n: n}
 	}
-	dropped := func() { n.drop(from, to, len(msg), DropDown) }
-	n.w.sched.After(delay, func() { dst.dispatch(epoch, deliver, dropped) })
+	d.from, d.dst, d.epoch, d.id, d.msg = from, dst, dst.epoch, n.msgs, msg
+	n.w.sched.schedule(&d.item, n.w.sched.Now()+max(delay, 0), d)
+}
+
+// delivery is one message in flight to one incarnation of dst. Nothing
+// outside the network keeps a delivery, so it goes back to Net.free once it
+// has run or been dropped.
+type delivery struct {
+	item  Item
+	n     *Net
+	from  env.NodeID
+	dst   *Process
+	epoch uint64
+	id    int64
+	msg   []byte
+}
+
+// fire is the delivery's scheduler event: the message arrives at the
+// destination's event loop.
+func (d *delivery) fire() { d.dst.dispatchEvent(d.epoch, d) }
+
+// run hands the message to the destination node.
+func (d *delivery) run() {
+	n, from, dst, msg := d.n, d.from, d.dst, d.msg
+	n.stats.Delivered++
+	n.w.event(0, "net.deliver", int64(from), int64(dst.id), int64(len(msg)), d.id)
+	d.release()
+	dst.receiver.Receive(from, msg)
+}
+
+// drop counts the message lost with the incarnation it was sent to.
+func (d *delivery) drop() {
+	n, from, to, size := d.n, d.from, d.dst.id, len(d.msg)
+	d.release()
+	n.drop(from, to, size, DropDown)
+}
+
+// release returns d to the free list; d must not be used afterwards.
+func (d *delivery) release() {
+	d.dst, d.msg = nil, nil
+	d.n.free = append(d.n.free, d)
 }
 
 func (n *Net) drop(from, to env.NodeID, size int, why DropReason) {

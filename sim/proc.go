@@ -89,7 +89,7 @@ type Process struct {
 
 	// held are events that arrived while paused, or while earlier held
 	// events were still draining after Resume; they run in arrival order.
-	held    []heldEvent
+	held    []procEvent
 	drain   *Item // the pending drain step, if any
 	restart *Item // the pending RestartAfter, if any
 
@@ -99,11 +99,28 @@ type Process struct {
 	diskCfg DiskConfig
 }
 
-// heldEvent is an event waiting on a paused process. onDrop, if set, runs
-// when the event is discarded by a crash instead (the network counts it).
-type heldEvent struct {
+// procEvent is an event for a process's event loop: run runs it; drop runs
+// instead when the event is discarded because its incarnation is gone (the
+// network counts dropped messages this way). The simulator's own hot events
+// (message deliveries, timers, disk completions, posts) implement it on the
+// object they already have, so dispatching them allocates nothing.
+type procEvent interface {
+	run()
+	drop()
+}
+
+// funcEvent is a procEvent made of funcs; onDrop may be nil.
+type funcEvent struct {
 	fn     func()
 	onDrop func()
+}
+
+func (e *funcEvent) run() { e.fn() }
+
+func (e *funcEvent) drop() {
+	if e.onDrop != nil {
+		e.onDrop()
+	}
 }
 
 // ID returns the node id.
@@ -148,10 +165,23 @@ func (p *Process) dispatch(epoch uint64, fn, onDrop func()) {
 		return
 	}
 	if p.state == StatePaused || len(p.held) > 0 {
-		p.held = append(p.held, heldEvent{fn: fn, onDrop: onDrop})
+		p.held = append(p.held, &funcEvent{fn: fn, onDrop: onDrop})
 		return
 	}
 	fn()
+}
+
+// dispatchEvent is dispatch for an event object.
+func (p *Process) dispatchEvent(epoch uint64, ev procEvent) {
+	if !p.live(epoch) {
+		ev.drop()
+		return
+	}
+	if p.state == StatePaused || len(p.held) > 0 {
+		p.held = append(p.held, ev)
+		return
+	}
+	ev.run()
 }
 
 // drainStep runs the oldest held event, one per scheduler event, so each
@@ -163,7 +193,7 @@ func (p *Process) drainStep() {
 		return
 	}
 	h := p.held[0]
-	p.held[0] = heldEvent{}
+	p.held[0] = nil
 	p.held = p.held[1:]
 	if len(p.held) == 0 {
 		p.held = nil
@@ -172,7 +202,7 @@ func (p *Process) drainStep() {
 		// after the older held events.
 		p.drain = p.w.sched.After(0, p.drainStep)
 	}
-	h.fn()
+	h.run()
 }
 
 // newEnv builds the environment of the incarnation with the current epoch.
@@ -180,7 +210,7 @@ func (p *Process) newEnv() env.Env {
 	epoch := p.epoch
 	return env.Env{
 		Clock:  &clockHandle{c: p.clock, p: p, epoch: epoch},
-		FS:     p.disk.FS(func(fn func()) { p.dispatch(epoch, fn, nil) }),
+		FS:     p.disk.procFS(p, epoch),
 		Net:    &netHandle{n: p.w.net, p: p, epoch: epoch},
 		Rand:   p.rng,
 		Tracer: &nodeTracer{p: p, epoch: epoch},
@@ -242,9 +272,7 @@ func (w *World) Crash(id env.NodeID) error {
 	held := p.held
 	p.held = nil
 	for _, h := range held {
-		if h.onDrop != nil {
-			h.onDrop()
-		}
+		h.drop()
 	}
 	p.disk.Crash()
 	return nil
@@ -352,10 +380,22 @@ func (w *World) Post(id env.NodeID, d time.Duration, fn func()) error {
 	if p.state == StateDown {
 		return fmt.Errorf("sim: post to node %d: %w", id, ErrNodeDown)
 	}
-	epoch := p.epoch
-	w.sched.After(d, func() { p.dispatch(epoch, fn, nil) })
+	e := &postEvent{p: p, epoch: p.epoch, fn: fn}
+	w.sched.schedule(&e.item, w.sched.Now()+max(d, 0), e)
 	return nil
 }
+
+// postEvent is work posted with World.Post.
+type postEvent struct {
+	item  Item
+	p     *Process
+	epoch uint64
+	fn    func()
+}
+
+func (e *postEvent) fire() { e.p.dispatchEvent(e.epoch, e) }
+func (e *postEvent) run()  { e.fn() }
+func (e *postEvent) drop() {}
 
 // SetClockRate changes node id's clock rate (parts per million of global
 // time, in [MinRatePPM, MaxRatePPM]) from now on. The clock's reading stays

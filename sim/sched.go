@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"container/heap"
 	"fmt"
 	"time"
 )
@@ -11,37 +10,83 @@ import (
 // the order they were scheduled, which is what makes a run reproducible.
 // It is not safe for concurrent use; a simulation is single-threaded.
 type Scheduler struct {
-	now   time.Duration
-	seq   uint64
-	q     eventQueue
-	steps uint64
+	now       time.Duration
+	seq       uint64
+	q         eventQueue
+	lane      []qent // far-future entries in (at, seq) order, from laneHead on
+	laneHead  int    // index of the lane's first entry
+	live      int    // queued events not cancelled (Len)
+	staleHeap int    // cancelled entries still in q
+	staleLane int    // cancelled entries still in the lane
+	steps     uint64
 }
+
+// laneMin is how far ahead an event must be to go to the scheduler's lane.
+//
+// The lane is a FIFO of entries in (at, seq) order next to the heap: an
+// event at least laneMin ahead whose time is not before the lane's last
+// entry is appended to it instead of pushed on the heap, and the next event
+// is the earlier of the two heads. Timeouts that are always the same
+// distance ahead (every client request parks one, seconds ahead, and
+// thousands are pending) arrive in order, so they stay out of the heap,
+// which then holds only the near events and is a few levels deep. The
+// merge of two ordered sequences is the same single order, so which
+// structure holds an entry never changes what runs when.
+const laneMin = time.Second
 
 // NewScheduler returns an empty scheduler at virtual time zero.
 func NewScheduler() *Scheduler { return &Scheduler{} }
 
 // Item is a scheduled event; Cancel removes it.
+//
+// Inside the package an Item may also be embedded in the object that the
+// event acts on (a disk sync, a timer, a message delivery) and queued with
+// schedule, running that object's fire method: one allocation per event
+// instead of an object, a closure and an Item.
 type Item struct {
-	at    time.Duration
-	seq   uint64
-	fn    func()
-	index int // heap index; -1 once run or cancelled
+	at     time.Duration
+	seq    uint64 // of the queue entry that is this item's live one
+	fn     func()
+	ev     firer // runs instead of fn when fn is nil
+	queued bool  // pending: queued and neither run nor cancelled
+	inLane bool  // where its live entry is, while queued
 }
+
+// firer is an event object queued with Scheduler.schedule.
+type firer interface{ fire() }
 
 // Cancel removes the event from the queue. It reports whether the event was
 // still pending.
+//
+// The queue entry stays behind, dead, and is dropped when it reaches the
+// head, or with all the others once they make up half their structure:
+// removing it now would mean keeping every item's heap index up to date on
+// every move, which costs a scattered memory write per level of every push
+// and pop.
 func (it *Item) Cancel(s *Scheduler) bool {
-	if it == nil || it.index < 0 {
+	if it == nil || !it.queued {
 		return false
 	}
-	heap.Remove(&s.q, it.index)
-	it.index = -1
-	it.fn = nil
+	it.queued = false
+	it.fn, it.ev = nil, nil
+	s.live--
+	if it.inLane {
+		s.staleLane++
+		if n := len(s.lane) - s.laneHead; s.staleLane > 256 && 2*s.staleLane > n {
+			s.compactLane()
+		}
+	} else {
+		s.staleHeap++
+		if s.staleHeap > 256 && 2*s.staleHeap > len(s.q) {
+			s.q.compact()
+			s.staleHeap = 0
+		}
+	}
 	return true
 }
 
 // Pending reports whether the event is still queued.
-func (it *Item) Pending() bool { return it != nil && it.index >= 0 }
+func (it *Item) Pending() bool { return it != nil && it.queued }
 
 // Now returns the current virtual time.
 func (s *Scheduler) Now() time.Duration { return s.now }
@@ -50,7 +95,7 @@ func (s *Scheduler) Now() time.Duration { return s.now }
 func (s *Scheduler) Steps() uint64 { return s.steps }
 
 // Len returns how many events are queued.
-func (s *Scheduler) Len() int { return len(s.q) }
+func (s *Scheduler) Len() int { return s.live }
 
 // At schedules fn at virtual time t. A time in the past is clamped to now
 // (it runs after every event already queued for now).
@@ -58,13 +103,40 @@ func (s *Scheduler) At(t time.Duration, fn func()) *Item {
 	if fn == nil {
 		panic("sim: Scheduler.At with nil func")
 	}
+	it := &Item{fn: fn}
+	s.push(it, t)
+	return it
+}
+
+// schedule queues it, which must not be pending, to run ev.fire at t
+// (clamped to now like At). The caller owns it and may queue it again once
+// it has run or been cancelled.
+func (s *Scheduler) schedule(it *Item, t time.Duration, ev firer) {
+	if ev == nil {
+		panic("sim: Scheduler.schedule with nil event")
+	}
+	if it.queued {
+		panic(fmt.Sprintf("sim: Scheduler.schedule of an item already queued at %v", it.at))
+	}
+	it.fn, it.ev = nil, ev
+	s.push(it, t)
+}
+
+// push queues it at t (clamped to now) with the next sequence number.
+func (s *Scheduler) push(it *Item, t time.Duration) {
 	if t < s.now {
 		t = s.now
 	}
 	s.seq++
-	it := &Item{at: t, seq: s.seq, fn: fn}
-	heap.Push(&s.q, it)
-	return it
+	it.at, it.seq, it.queued = t, s.seq, true
+	s.live++
+	e := qent{at: t, seq: s.seq, it: it}
+	it.inLane = t-s.now >= laneMin && (s.laneHead == len(s.lane) || !before(&e, &s.lane[len(s.lane)-1]))
+	if it.inLane {
+		s.lane = append(s.lane, e)
+		return
+	}
+	s.q.push(e)
 }
 
 // After schedules fn d after now.
@@ -75,27 +147,98 @@ func (s *Scheduler) After(d time.Duration, fn func()) *Item {
 	return s.At(s.now+d, fn)
 }
 
+// head returns the first live entry, dropping dead ones on the way, or nil
+// when no event is queued; inLane says where it is.
+func (s *Scheduler) head() (e *qent, inLane bool) {
+	for len(s.q) > 0 && !s.q[0].live() {
+		s.q.pop()
+		s.staleHeap--
+	}
+	for s.laneHead < len(s.lane) && !s.lane[s.laneHead].live() {
+		s.lanePop()
+		s.staleLane--
+	}
+	var h, l *qent
+	if len(s.q) > 0 {
+		h = &s.q[0]
+	}
+	if s.laneHead < len(s.lane) {
+		l = &s.lane[s.laneHead]
+	}
+	switch {
+	case l == nil:
+		return h, false
+	case h == nil || before(l, h):
+		return l, true
+	}
+	return h, false
+}
+
+// lanePop removes the lane's first entry and returns its item.
+func (s *Scheduler) lanePop() *Item {
+	it := s.lane[s.laneHead].it
+	s.lane[s.laneHead] = qent{}
+	s.laneHead++
+	switch {
+	case s.laneHead == len(s.lane):
+		s.lane, s.laneHead = s.lane[:0], 0
+	case s.laneHead >= 1024 && 2*s.laneHead >= len(s.lane):
+		n := copy(s.lane, s.lane[s.laneHead:])
+		clear(s.lane[n:])
+		s.lane, s.laneHead = s.lane[:n], 0
+	}
+	return it
+}
+
+// compactLane drops every dead entry from the lane.
+func (s *Scheduler) compactLane() {
+	n := 0
+	for _, e := range s.lane[s.laneHead:] {
+		if e.live() {
+			s.lane[n] = e
+			n++
+		}
+	}
+	clear(s.lane[n:])
+	s.lane, s.laneHead = s.lane[:n], 0
+	s.staleLane = 0
+}
+
 // Step runs the next event. It reports false when the queue is empty.
 func (s *Scheduler) Step() bool {
-	if len(s.q) == 0 {
+	e, inLane := s.head()
+	if e == nil {
 		return false
 	}
-	it := heap.Pop(&s.q).(*Item)
+	var it *Item
+	if inLane {
+		it = s.lanePop()
+	} else {
+		it = s.q.pop()
+	}
 	if it.at < s.now {
 		panic(fmt.Sprintf("sim: event at %v runs after now %v", it.at, s.now))
 	}
 	s.now = it.at
-	fn := it.fn
-	it.fn = nil
+	fn, ev := it.fn, it.ev
+	it.fn, it.ev, it.queued = nil, nil, false
+	s.live--
 	s.steps++
-	fn()
+	if fn != nil {
+		fn()
+	} else {
+		ev.fire()
+	}
 	return true
 }
 
 // RunUntil runs every event scheduled at or before t, then sets the clock to
 // t.
 func (s *Scheduler) RunUntil(t time.Duration) {
-	for len(s.q) > 0 && s.q[0].at <= t {
+	for {
+		if e, _ := s.head(); e == nil || e.at > t {
+			break
+		}
 		s.Step()
 	}
 	if t > s.now {
@@ -110,7 +253,7 @@ func (s *Scheduler) RunFor(d time.Duration) { s.RunUntil(s.now + d) }
 // clock has not passed deadline. It reports whether cond became false.
 func (s *Scheduler) RunWhile(cond func() bool, deadline time.Duration) bool {
 	for cond() {
-		if len(s.q) == 0 || s.q[0].at > deadline {
+		if e, _ := s.head(); e == nil || e.at > deadline {
 			if deadline > s.now {
 				s.now = deadline
 			}
@@ -121,31 +264,111 @@ func (s *Scheduler) RunWhile(cond func() bool, deadline time.Duration) bool {
 	return true
 }
 
-type eventQueue []*Item
+// eventQueue is a 4-ary min-heap of entries ordered by (at, seq). It is
+// written out rather than built on container/heap: the interface calls and
+// boxing of container/heap cost a noticeable share of a run, and every
+// event goes through here twice. Four children per node halve the depth of
+// a binary heap: the queue holds thousands of entries (every client request
+// parks a timeout), and a pop walks down the whole depth. Each entry
+// carries its key, so a sift reads and writes the heap array only, never
+// the items scattered over memory. (at, seq) is a total order, so any
+// correct heap pops the same sequence.
+type eventQueue []qent
 
-func (q eventQueue) Len() int { return len(q) }
-func (q eventQueue) Less(i, j int) bool {
-	if q[i].at != q[j].at {
-		return q[i].at < q[j].at
+// qent is one heap entry: an item and the key it was queued with. It is
+// the item's live entry while the item is queued with that sequence number;
+// otherwise (cancelled, or cancelled and queued again) it is dead.
+type qent struct {
+	at  time.Duration
+	seq uint64
+	it  *Item
+}
+
+func (e *qent) live() bool { return e.it.queued && e.it.seq == e.seq }
+
+// before reports whether a runs before b.
+func before(a, b *qent) bool {
+	if a.at != b.at {
+		return a.at < b.at
 	}
-	return q[i].seq < q[j].seq
+	return a.seq < b.seq
 }
-func (q eventQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index = i
-	q[j].index = j
+
+// push adds e.
+func (q *eventQueue) push(e qent) {
+	*q = append(*q, qent{})
+	q.up(len(*q)-1, e)
 }
-func (q *eventQueue) Push(x any) {
-	it := x.(*Item)
-	it.index = len(*q)
-	*q = append(*q, it)
+
+// pop removes the first entry and returns its item.
+func (q *eventQueue) pop() *Item {
+	h := *q
+	n := len(h) - 1
+	top := h[0].it
+	last := h[n]
+	h[n] = qent{}
+	*q = h[:n]
+	if n > 0 {
+		q.down(0, last)
+	}
+	return top
 }
-func (q *eventQueue) Pop() any {
-	old := *q
-	n := len(old)
-	it := old[n-1]
-	old[n-1] = nil
-	it.index = -1
-	*q = old[:n-1]
-	return it
+
+// compact drops every dead entry and restores the heap order.
+func (q *eventQueue) compact() {
+	h := *q
+	n := 0
+	for _, e := range h {
+		if e.live() {
+			h[n] = e
+			n++
+		}
+	}
+	clear(h[n:])
+	h = h[:n]
+	*q = h
+	if n < 2 {
+		return
+	}
+	for i := (n - 2) / 4; i >= 0; i-- {
+		q.down(i, h[i])
+	}
+}
+
+// up places e, which belongs at hole index i or above, moving parents
+// down.
+func (q eventQueue) up(i int, e qent) {
+	for i > 0 {
+		p := (i - 1) / 4
+		if !before(&e, &q[p]) {
+			break
+		}
+		q[i] = q[p]
+		i = p
+	}
+	q[i] = e
+}
+
+// down places e, which belongs at hole index i or below, moving children
+// up.
+func (q eventQueue) down(i int, e qent) {
+	n := len(q)
+	for {
+		first := 4*i + 1
+		if first >= n {
+			break
+		}
+		c := first
+		for k := first + 1; k < min(first+4, n); k++ {
+			if before(&q[k], &q[c]) {
+				c = k
+			}
+		}
+		if !before(&q[c], &e) {
+			break
+		}
+		q[i] = q[c]
+		i = c
+	}
+	q[i] = e
 }

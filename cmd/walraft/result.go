@@ -37,6 +37,7 @@ var errSimPanic = errors.New("simulation panicked")
 // simulate runs one simulation, turning a panic into an error that carries
 // the panic value and the innermost frames of its stack.
 func simulate(o scenarios.Options, rc scenarios.RunConfig) (res *scenarios.Result, wall time.Duration, err error) {
+	tuneGC()
 	start := time.Now()
 	defer func() {
 		wall = time.Since(start)

@@ -107,6 +107,9 @@ type op struct {
 	kind    opKind
 	started bool
 	waiters []func(error)
+	// first backs waiters while there is only one, so the common
+	// single-waiter sync costs no extra allocation.
+	first [1]func(error)
 
 	// opCut: segments to remove (phase 1), then target is shrunk to size
 	// (phase 2); pos is the log position of the cut.
@@ -311,7 +314,9 @@ func (l *Log) Sync(done func(error)) {
 		l.ops[n-1].waiters = append(l.ops[n-1].waiters, done)
 		return
 	}
-	l.enqueue(&op{kind: opSync, waiters: []func(error){done}})
+	o := &op{kind: opSync}
+	o.waiters = append(o.first[:0], done)
+	l.enqueue(o)
 }
 
 func (l *Log) stopErr() error {
@@ -487,7 +492,11 @@ func (l *Log) finish(o *op) {
 	if len(l.ops) == 0 || l.ops[0] != o {
 		panic("reclog: an op finished that is not at the head of the queue")
 	}
-	l.ops = l.ops[1:]
+	// Shift rather than reslice: the queue is short, and keeping its start
+	// lets enqueue reuse the capacity instead of reallocating.
+	copy(l.ops, l.ops[1:])
+	l.ops[len(l.ops)-1] = nil
+	l.ops = l.ops[:len(l.ops)-1]
 	if o.kind == opCut {
 		l.cuts--
 	}
@@ -587,7 +596,9 @@ func readRecord(seg *segment, seq uint64, start, end int64, limit int) ([]byte, 
 			return nil, fmt.Errorf("%w: %s byte %d: record %d: %s", ErrCorrupt, seg.name, off, seq, why)
 		}
 		if h.typ == chunkFull {
-			return slices.Clone(data), nil
+			// span is this call's own buffer: hand out the payload in
+			// place (capacity cut so an append cannot reach past it).
+			return data[:len(data):len(data)], nil
 		}
 		out = append(out, data...)
 		off += int64(n)
