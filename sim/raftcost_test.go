@@ -13,12 +13,13 @@ import (
 
 // BenchmarkRaftEntryCost measures what etcd raft alone costs per entry in a
 // three-node cluster: no disk, no simulator, no WAL or state machine, the
-// messages handed from node to node in memory (wire=true: marshalled and
-// unmarshalled as walraft's nodes do). One op is one proposal of a 465 B
+// messages handed from node to node in memory (wire=true: each marshalled
+// and unmarshalled with the protobuf runtime; walraft's nodes write the same
+// bytes with a cheaper codec of their own, core/node/codec.go). One op is one proposal of a 465 B
 // entry (the calm scenario's mean record), run until every node applied
 // it: the least work one record costs a 3-node cluster when it travels in
-// an entry of its own, as records do at low load. It bounds the
-// simulator's speed from below: at 1,000 records per simulated second, a
+// an entry of its own, as records do at low load. It caps the
+// simulator's speed: at 1,000 records per simulated second, a
 // speed-up of S over real time leaves 1 ms / S of CPU per record.
 //
 //	go test ./sim -run '^$' -bench RaftEntryCost -cpu 1
