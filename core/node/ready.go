@@ -1,0 +1,210 @@
+// This file is the Raft loop: incoming messages, ticks, and etcd raft's
+// Ready contract (persist, sync when raft.MustSync says so, send, apply,
+// Advance), and the applying of committed entries.
+
+package node
+
+import (
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"walraft/core/env"
+	"walraft/core/statemach"
+)
+
+// Receive handles a message from another node.
+func (n *Node) Receive(from uint64, msg []byte) {
+	if n.standalone || n.closed || n.failed != nil {
+		return
+	}
+	m, err := decodeMessage(msg)
+	if err != nil {
+		n.trace("msg.bad", int64(from), int64(len(msg)), 0, 0)
+		return
+	}
+	if m.GetFrom() != from || m.GetTo() != n.cfg.ID || raft.IsLocalMsg(m.GetType()) {
+		n.trace("msg.misaddressed", int64(from), int64(m.GetFrom()), int64(m.GetTo()), 0)
+		return
+	}
+	// Errors here are expected (a message for an unknown peer, a stale
+	// local message) and leave raft unchanged.
+	_ = n.rn.Step(m)
+	n.maybeReady()
+}
+
+func (n *Node) armTick() {
+	n.tick = n.env.Clock.AfterFunc(n.cfg.TickInterval, func() {
+		if n.closed || n.failed != nil {
+			return
+		}
+		n.rn.Tick()
+		n.armTick()
+		n.maybeReady()
+	})
+}
+
+// maybeReady handles the next Ready if none is in flight.
+func (n *Node) maybeReady() {
+	if n.standalone || n.readyInFlight || n.closed || n.failed != nil || !n.rn.HasReady() {
+		return
+	}
+	rd := n.rn.Ready()
+	n.readyInFlight = true
+	if rd.SoftState != nil {
+		n.onSoftState(*rd.SoftState)
+	}
+	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) && rd.HardState.GetTerm() != n.term {
+		n.term = rd.HardState.GetTerm()
+		n.trace("raft.term", int64(n.term), int64(n.lead), 0, 0)
+	}
+	for _, e := range rd.Entries {
+		if e.GetType() == pb.EntryNormal && len(e.Data) > 0 {
+			if id, ok := statemach.PeekID(e.Data); ok && id.Node == n.cfg.ID {
+				n.prop.Assigned(id, e.GetTerm(), e.GetIndex())
+			}
+		}
+	}
+	if len(rd.Entries) > 0 && rd.Entries[0].GetIndex() <= n.recoverTo {
+		// A leader overwrites our log from this index: our entries from
+		// here on were never committed, so no HWM we exposed covered them.
+		n.recoverTo = rd.Entries[0].GetIndex() - 1
+		n.trace("node.recover.cut", int64(n.recoverTo), int64(n.applied), 0, 0)
+		n.checkRecovered()
+	}
+	prev := n.storage.HardState()
+	if err := n.storage.Save(rd.HardState, rd.Entries); err != nil {
+		n.fail(err)
+		return
+	}
+	// Only new entries and a new term or vote must be durable before the
+	// Ready's messages leave and its entries apply (raft.MustSync). A
+	// commit-index change alone is written now and synced with the next
+	// Ready that needs a sync; a crash before then makes the restarted node
+	// recover (package doc) instead of exposing a lower HWM.
+	hs := rd.HardState
+	if hs == nil {
+		hs = prev
+	}
+	if n.storage.Dirty() && raft.MustSync(hs, prev, len(rd.Entries)) {
+		// A leader may send its appends while its own copy of the same
+		// entries is being persisted (etcd raft's doc.go, and the Raft
+		// thesis 10.2.1): its own acknowledgement still waits for the sync
+		// (raft counts it at Advance). Only when the term and vote are
+		// unchanged: a new vote or term must be durable before any
+		// message that depends on it leaves.
+		if n.role == RoleLeader && (rd.HardState == nil ||
+			(rd.HardState.GetTerm() == prev.GetTerm() && rd.HardState.GetVote() == prev.GetVote())) {
+			rd.Messages = n.sendEarly(rd.Messages)
+		}
+		n.storage.Sync(func(err error) { n.afterPersist(rd, err) })
+		return
+	}
+	n.afterPersist(rd, nil)
+}
+
+// sendEarly sends a leader's append and heartbeat messages now and returns
+// the rest, in order, for after the sync.
+func (n *Node) sendEarly(msgs []*pb.Message) []*pb.Message {
+	var rest []*pb.Message
+	for _, m := range msgs {
+		switch m.GetType() {
+		case pb.MsgApp, pb.MsgHeartbeat:
+			n.send(m)
+		default:
+			rest = append(rest, m)
+		}
+	}
+	return rest
+}
+
+func (n *Node) send(m *pb.Message) {
+	b, err := encodeMessage(m)
+	if err != nil {
+		panic(fmt.Sprintf("node %d: marshal %s: %v", n.cfg.ID, raft.DescribeMessage(m, nil), err))
+	}
+	n.env.Net.Send(m.GetTo(), b)
+}
+
+func (n *Node) afterPersist(rd raft.Ready, err error) {
+	if n.closed || n.failed != nil {
+		return
+	}
+	if err != nil {
+		n.fail(fmt.Errorf("raft log sync: %w", err))
+		return
+	}
+	for _, m := range rd.Messages {
+		n.send(m)
+	}
+	for _, e := range rd.CommittedEntries {
+		if err := n.applyEntry(e); err != nil {
+			n.fail(err)
+		}
+		if n.failed != nil {
+			return // a log write failed while applying: the node stops here
+		}
+		n.applied = e.GetIndex()
+		n.checkRecovered()
+		if n.role == RoleLeader && !n.gate && e.GetTerm() == n.term {
+			n.openGate()
+		}
+	}
+	n.rn.Advance(rd)
+	n.readyInFlight = false
+	n.maybeReady()
+}
+
+// applyEntry applies one committed entry to the state machine and resolves
+// waiters.
+func (n *Node) applyEntry(e *pb.Entry) error {
+	if e.GetType() != pb.EntryNormal || len(e.Data) == 0 {
+		n.prop.Applied(e.GetTerm(), e.GetIndex(), statemach.BatchID{}, statemach.Stale)
+		return nil
+	}
+	ent, err := statemach.Decode(e.Data)
+	if err != nil {
+		return fmt.Errorf("entry %d (term %d): %w", e.GetIndex(), e.GetTerm(), err)
+	}
+	res, err := n.sm.Apply(&ent)
+	if err != nil {
+		return fmt.Errorf("entry %d (term %d): %w", e.GetIndex(), e.GetTerm(), err)
+	}
+	// apply: A=index B=term C=base D=result (0 applied, 1 stale);
+	// "apply.legacy" for a canonical (one record) entry.
+	kind := "apply"
+	if ent.Tag == statemach.TagCanonical {
+		kind = "apply.legacy"
+	}
+	n.trace(kind, int64(e.GetIndex()), int64(e.GetTerm()), ent.Base, int64(res))
+	n.prop.Applied(e.GetTerm(), e.GetIndex(), ent.ID, res)
+	return nil
+}
+
+// marshal encodes raft messages deterministically: their bytes cross the
+// simulated network and must be the same for the same seed.
+var marshal = proto.MarshalOptions{Deterministic: true}
+
+// raftLogger routes etcd raft's log lines into the trace: its messages are
+// deterministic (ids in hex, terms and indexes), unlike wall-clock loggers.
+// Debug lines are dropped for speed; Fatal and Panic panic.
+type raftLogger struct{ n *Node }
+
+func (l *raftLogger) Debug(...interface{})                {}
+func (l *raftLogger) Debugf(string, ...interface{})       {}
+func (l *raftLogger) Info(v ...interface{})               { l.text("raft.info", fmt.Sprint(v...)) }
+func (l *raftLogger) Infof(f string, v ...interface{})    { l.text("raft.info", fmt.Sprintf(f, v...)) }
+func (l *raftLogger) Warning(v ...interface{})            { l.text("raft.warn", fmt.Sprint(v...)) }
+func (l *raftLogger) Warningf(f string, v ...interface{}) { l.text("raft.warn", fmt.Sprintf(f, v...)) }
+func (l *raftLogger) Error(v ...interface{})              { l.text("raft.error", fmt.Sprint(v...)) }
+func (l *raftLogger) Errorf(f string, v ...interface{})   { l.text("raft.error", fmt.Sprintf(f, v...)) }
+func (l *raftLogger) Fatal(v ...interface{})              { panic(fmt.Sprint(v...)) }
+func (l *raftLogger) Fatalf(f string, v ...interface{})   { panic(fmt.Sprintf(f, v...)) }
+func (l *raftLogger) Panic(v ...interface{})              { panic(fmt.Sprint(v...)) }
+func (l *raftLogger) Panicf(f string, v ...interface{})   { panic(fmt.Sprintf(f, v...)) }
+
+func (l *raftLogger) text(kind, s string) {
+	l.n.env.Tracer.Trace(env.Event{Kind: kind, Text: s})
+}

@@ -1,0 +1,111 @@
+// This file is recovery and the leadership gate: rebuilding the Raft log
+// and the state machine on restart, the recovering state that withholds the
+// HWM, role tracking, and the gate a new leader opens once it applied an
+// entry of its own term.
+
+package node
+
+import (
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+
+	"walraft/core/raftlog"
+)
+
+// openRaft recovers the Raft log, re-applies every durably committed entry
+// (so the HWM is back where it was before the node answers anything), and
+// builds the RawNode.
+func (n *Node) openRaft() error {
+	st, err := raftlog.Open(n.env.FS, n.cfg.Dir+"raft", n.cfg.Peers, raftlog.Options{Log: n.cfg.RaftLog, InMemory: n.bugs.InMemoryRaftLog})
+	if err != nil {
+		return fmt.Errorf("node %d: %w", n.cfg.ID, err)
+	}
+	n.storage = st
+	hs := st.HardState()
+	commit := hs.GetCommit()
+	if commit > 0 {
+		ents, err := st.Entries(1, commit+1, 1<<62)
+		if err != nil {
+			return fmt.Errorf("node %d: read committed entries up to %d: %w", n.cfg.ID, commit, err)
+		}
+		for _, e := range ents {
+			if err := n.applyEntry(e); err != nil {
+				return fmt.Errorf("node %d: re-apply entry %d: %w", n.cfg.ID, e.GetIndex(), err)
+			}
+		}
+	}
+	n.applied = commit
+	n.term = hs.GetTerm()
+	last, err := st.LastIndex()
+	if err != nil {
+		return fmt.Errorf("node %d: raft log last index: %w", n.cfg.ID, err)
+	}
+	if last > commit {
+		// Entries past the durable commit index may have been applied
+		// (and their HWM exposed) before the crash.
+		n.recoverTo = last
+		n.trace("node.recovering", int64(last), int64(commit), 0, 0)
+	}
+	rc := &raft.Config{
+		ID:                        n.cfg.ID,
+		ElectionTick:              n.cfg.ElectionTicks,
+		HeartbeatTick:             n.cfg.HeartbeatTicks,
+		Storage:                   st,
+		Applied:                   commit,
+		MaxSizePerMsg:             n.cfg.MaxSizePerMsg,
+		MaxCommittedSizePerReady:  n.cfg.MaxCommittedSizePerReady,
+		MaxInflightMsgs:           n.cfg.MaxInflightMsgs,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		DisableProposalForwarding: true,
+		Logger:                    &raftLogger{n: n},
+	}
+	rn, err := raft.NewRawNode(rc)
+	if err != nil {
+		return fmt.Errorf("node %d: raft: %w", n.cfg.ID, err)
+	}
+	n.rn = rn
+	return nil
+}
+
+// checkRecovered ends recovery once the node applied up to recoverTo.
+func (n *Node) checkRecovered() {
+	if n.recoverTo > 0 && n.applied >= n.recoverTo {
+		n.recoverTo = 0
+		n.trace("node.recovered", int64(n.applied), 0, 0, 0)
+	}
+}
+
+// onSoftState tracks leadership.
+func (n *Node) onSoftState(ss raft.SoftState) {
+	role := RoleFollower
+	switch ss.RaftState {
+	case raft.StateLeader:
+		role = RoleLeader
+	case raft.StateCandidate, raft.StatePreCandidate:
+		role = RoleCandidate
+	}
+	if role != n.role || ss.Lead != n.lead {
+		if role != RoleLeader {
+			n.gate = false
+		}
+		n.role, n.lead = role, ss.Lead
+		n.trace("raft.role", int64(role), int64(ss.Lead), int64(n.rn.BasicStatus().GetTerm()), 0)
+	}
+}
+
+// openGate runs when a leader applied an entry of its own term: everything
+// committed before its term is applied, so any local suffix beyond the
+// committed end was never committed: truncate it (DESIGN.md 3.2), then
+// accept produce.
+func (n *Node) openGate() {
+	n.gate = true
+	n.trace("gate.open", int64(n.term), int64(n.applied), 0, 0)
+	if n.bugs.NoTruncateOnLeaderChange {
+		return
+	}
+	for _, k := range n.sm.Keys() {
+		n.dropSuffix(k, n.sm.Partition(k).Committed())
+	}
+}
