@@ -34,11 +34,38 @@ const (
 // The clock survives process crashes (it is the machine's, not the
 // process's); each process incarnation gets its own env.Clock handle whose
 // timers die with the incarnation.
+//
+// # Steps
+//
+// The clock a node sees (env.Clock) is its machine's MONOTONIC clock, as
+// Go's runtime timers and time.Since use (CLOCK_MONOTONIC), and env.Clock
+// promises it never goes backward. Step (a clock-step fault) moves it as a
+// real monotonic clock can move:
+//
+//   - Forward by D: the clock jumps (as a guest's clock catches up after a
+//     VM is resumed or migrated). Every timer whose deadline was jumped
+//     over fires at once, each ONCE, in deadline order; a timer the node
+//     re-arms from its handler (the Raft tick) counts from the new time.
+//     So a jump gives one late tick, not D/tick ticks: that is what Go's
+//     runtime does (an AfterFunc fires once; a Ticker drops missed ticks).
+//   - Backward by D: a monotonic clock cannot go back, so the reading holds
+//     still until the underlying hardware clock, stepped back by D, catches
+//     up (Now = max(reading at the step, hardware)): for D of local time
+//     nothing elapses and every timer is D late. This is what a runtime
+//     that clamps a stepped wall clock into a monotone one sees, and the
+//     worst a backward step can do to a correct monotonic user.
+//
+// Either way, durations the node measures on one incarnation stay
+// non-negative; a forward step makes every pending timeout expire early
+// (relative to global time), a backward step makes them late.
 type NodeClock struct {
 	s      *Scheduler
 	ppm    int64
-	offset time.Duration // local time at global time t0
+	offset time.Duration // hardware time at global time t0
 	t0     time.Duration
+	// floor is the reading a backward Step held the clock at: Now never
+	// returns less (0 when no step is being caught up).
+	floor time.Duration
 
 	// timers are the timers queued in the scheduler, so a rate change can
 	// move them and a crash can cancel them. A slice in no particular
@@ -65,7 +92,7 @@ func validRate(ppm int64) error {
 }
 
 // Now returns the clock's current local time.
-func (c *NodeClock) Now() time.Duration { return c.localAt(c.s.Now()) }
+func (c *NodeClock) Now() time.Duration { return max(c.floor, c.localAt(c.s.Now())) }
 
 // RatePPM returns the clock's rate in parts per million of global time.
 func (c *NodeClock) RatePPM() int64 { return c.ppm }
@@ -81,9 +108,52 @@ func (c *NodeClock) setRatePPM(ppm int64) error {
 	if err := validRate(ppm); err != nil {
 		return err
 	}
-	c.offset = c.Now()
+	// Re-anchor the hardware reading (not the clamped one: a backward step
+	// still being caught up stays in force).
+	c.offset = c.localAt(c.s.Now())
 	c.t0 = c.s.Now()
 	c.ppm = ppm
+	c.rearm()
+	return nil
+}
+
+// Step moves the clock by d (see the type's doc: forward jumps, backward
+// holds still for -d). Pending timers move to the global instant at which
+// the clock now reaches their deadline (at once, for deadlines jumped
+// over). |d| is bounded by MaxClockStep.
+func (c *NodeClock) Step(d time.Duration) error {
+	if d < -MaxClockStep || d > MaxClockStep {
+		return fmt.Errorf("sim clock: step %v outside [-%v, %v]: %w", d, MaxClockStep, MaxClockStep, ErrInvalidConfig)
+	}
+	cur := c.Now()
+	c.t0 = c.s.Now()
+	if d >= 0 {
+		c.offset, c.floor = cur+d, 0
+	} else {
+		c.offset, c.floor = cur+d, cur
+	}
+	c.rearm()
+	return nil
+}
+
+// SettleStep ends the hold of a backward step still being caught up: the
+// clock runs on from its current reading (it neither jumps nor goes back).
+// The liveness phase heals a clock step with it.
+func (c *NodeClock) SettleStep() {
+	if c.floor == 0 || c.localAt(c.s.Now()) >= c.floor {
+		c.floor = 0
+		return
+	}
+	c.offset, c.t0, c.floor = c.floor, c.s.Now(), 0
+	c.rearm()
+}
+
+// MaxClockStep bounds one Step.
+const MaxClockStep = time.Hour
+
+// rearm moves every queued timer to the global instant at which the clock
+// now reaches its deadline.
+func (c *NodeClock) rearm() {
 	// Registration order, so timers due at the same instant keep it.
 	ts := slices.Clone(c.timers)
 	slices.SortFunc(ts, func(a, b *timer) int { return cmp.Compare(a.id, b.id) })
@@ -91,7 +161,6 @@ func (c *NodeClock) setRatePPM(ppm int64) error {
 		t.item.Cancel(c.s)
 		c.s.schedule(&t.item, c.globalAt(t.deadline), t)
 	}
-	return nil
 }
 
 // localAt converts a global time (not before t0) to local time.
@@ -103,6 +172,9 @@ func (c *NodeClock) localAt(g time.Duration) time.Duration {
 // globalAt returns the first global time at which the clock reads at least
 // l. Rounding up is what makes a timer never fire early.
 func (c *NodeClock) globalAt(l time.Duration) time.Duration {
+	if l <= c.floor {
+		return c.s.Now() // the held reading already covers it
+	}
 	if l <= c.offset {
 		return c.t0
 	}

@@ -85,7 +85,58 @@ type DiskConfig struct {
 	TornKeepProb float64
 	// BlockSize is the granularity of torn persistence (0 means 512).
 	BlockSize int
+	// FailedSync is what a failed File.Sync does to the blocks it was
+	// asked to make durable (see FailedSyncMode). The zero value is the
+	// kind model (FailedSyncKeep); Linux behaves as FailedSyncDrop or
+	// FailedSyncClean.
+	FailedSync FailedSyncMode
 }
+
+// FailedSyncMode says what happens to the dirty blocks of a File.Sync that
+// completes with an error.
+//
+// Linux (ext4, xfs; the 2018 "fsyncgate" findings) does not keep them
+// dirty: after writeback fails the kernel either invalidates the pages (a
+// later read sees what the device holds) or marks them clean, and in both
+// cases the NEXT fsync of the file returns success without writing them.
+// "Retry the fsync and assume success" therefore loses data on Linux,
+// while the kind model makes it correct.
+type FailedSyncMode uint8
+
+// Failed-sync modes.
+const (
+	// FailedSyncKeep keeps the failed blocks dirty: the next successful
+	// sync of the file makes them durable (kinder than Linux; the model
+	// the simulator had first, kept for tests that rely on it).
+	FailedSyncKeep FailedSyncMode = iota
+	// FailedSyncDrop drops the failed blocks back to the durable image:
+	// their volatile content reverts to what the durable image holds
+	// (zero bytes past its end; the volatile size is unchanged), as when
+	// the kernel invalidates the pages after a writeback error. A block
+	// written again since the failed Sync call keeps its newer content.
+	FailedSyncDrop
+	// FailedSyncClean marks the failed blocks clean: reads still see the
+	// new content, but it is never written unless the block is written
+	// again; the next sync succeeds without it, and a crash loses it.
+	FailedSyncClean
+	failedSyncModes // number of modes, for validation
+)
+
+// String names the mode as options print it.
+func (m FailedSyncMode) String() string {
+	switch m {
+	case FailedSyncKeep:
+		return "keep"
+	case FailedSyncDrop:
+		return "linux-drop"
+	case FailedSyncClean:
+		return "linux-clean"
+	}
+	return fmt.Sprintf("FailedSyncMode(%d)", uint8(m))
+}
+
+// Linux reports whether the mode is one of the Linux behaviours.
+func (m FailedSyncMode) Linux() bool { return m == FailedSyncDrop || m == FailedSyncClean }
 
 // DefaultDiskConfig returns a fast, fault-free disk: syncs take 100us..1ms,
 // no stalls, no EIO, clean crashes.
@@ -123,6 +174,8 @@ func (c DiskConfig) Validate() error {
 		return fmt.Errorf("sim disk config: stall [%v, %v] is not a valid range within [0, %v]", c.StallMin, c.StallMax, maxDiskDelay)
 	case c.BlockSize < 0 || c.BlockSize > maxBlockSize:
 		return fmt.Errorf("sim disk config: BlockSize %d out of range [0, %d]", c.BlockSize, maxBlockSize)
+	case c.FailedSync >= failedSyncModes:
+		return fmt.Errorf("sim disk config: unknown FailedSync mode %d", c.FailedSync)
 	}
 	return nil
 }
@@ -132,7 +185,7 @@ func (c DiskConfig) Validate() error {
 type DiskStats struct {
 	Writes        int64 // File.Write calls that reached the disk
 	BytesWritten  int64 // bytes appended by them (including partial EIO writes)
-	WriteErrors   int64 // writes that returned env.ErrIO
+	WriteErrors   int64 // writes that returned an error (env.ErrIO or env.ErrNoSpace)
 	Truncates     int64 // File.Truncate calls
 	Syncs         int64 // File.Sync calls that reached the disk
 	SyncsDone     int64 // File.Sync completions (success or error)
@@ -147,6 +200,13 @@ type DiskStats struct {
 	TornLost      int64 // unsynced blocks lost at a crash
 	Corruptions   int64 // successful CorruptDurable calls
 	MaxSyncWait   time.Duration
+	// Linux failed-sync semantics (FailedSyncDrop / FailedSyncClean):
+	// blocks a failed sync dropped (reverted) or marked clean, never to be
+	// written unless written again.
+	SyncBlocksDropped int64
+	NoSpaceErrors     int64 // writes that returned env.ErrNoSpace
+	ReadErrors        int64 // reads that returned env.ErrIO
+	Hangs             int64 // syncs issued in a hang window (their issuer blocked)
 }
 
 // Disk is one node's simulated disk. It survives process crashes; each
@@ -172,9 +232,15 @@ type Disk struct {
 	dirQueue    []*diskOp     // pending SyncDirs, FIFO
 	dirLastDone time.Duration // completion time of the last issued SyncDir
 
-	stallUntil  time.Duration // no sync completes before this global time
-	failSyncs   int           // FailNextSyncs budget
-	failWrites  int           // FailNextWrites budget
+	stallUntil time.Duration // no sync completes before this global time
+	failSyncs  int           // FailNextSyncs budget
+	failWrites int           // FailNextWrites budget
+	noSpace    int           // FailNextWritesNoSpace budget
+	failReads  int           // FailNextReads budget
+	hangUntil  time.Duration // syncs issued before this block their issuer (HangSyncsUntil)
+	// onEvent, if set, traces the disk's fault events (World sets it to
+	// the node's trace): kind and four integers as in World.event.
+	onEvent     func(kind string, a, b, c, d int64)
 	stats       DiskStats
 	nextInodeID uint64
 
@@ -194,6 +260,10 @@ type diskInode struct {
 	queue    []*diskOp
 	lastDone time.Duration // completion time of the last issued Sync
 	removed  bool          // removed from the volatile namespace: handles are invalid
+	// lost are blocks a failed sync marked clean (FailedSyncClean): the
+	// volatile image holds data the durable image does not, and no sync
+	// will write it until the block is written again. Sorted, unique.
+	lost []uint64
 }
 
 // diskDelta is a sync snapshot relative to the previous Sync call: the
@@ -225,6 +295,7 @@ type diskOp struct {
 	gen    uint64 // the disk generation the completion was queued in
 	d      *Disk
 	err    error                 // result decided at issue time (nil or wrapped ErrIO)
+	mode   FailedSyncMode        // file sync: the failed-sync mode in force at issue time
 	ino    *diskInode            // file sync: the inode
 	delta  diskDelta             // file sync: its snapshot
 	names  map[string]*diskInode // dir sync: namespace snapshot
@@ -382,6 +453,7 @@ func (d *Disk) StallSyncsUntil(t time.Duration) {
 func (d *Disk) ClearFaults() {
 	d.failSyncs, d.failWrites = 0, 0
 	d.stallUntil = 0
+	d.noSpace, d.failReads, d.hangUntil = 0, 0, 0
 }
 
 // FailNextSyncs makes the next n syncs issued (File.Sync or FS.SyncDir)
@@ -397,6 +469,65 @@ func (d *Disk) FailNextSyncs(n int) {
 func (d *Disk) FailNextWrites(n int) {
 	if n > 0 {
 		d.failWrites += n
+	}
+}
+
+// FailNextWritesNoSpace makes the next n File.Write calls fail with
+// env.ErrNoSpace (ENOSPC) after storing a seeded prefix of their buffer, as
+// write(2) does when the file system fills up mid-write. It adds to any
+// budget left from an earlier call. A pending FailNextWrites (EIO) budget
+// is consumed first.
+func (d *Disk) FailNextWritesNoSpace(n int) {
+	if n > 0 {
+		d.noSpace += n
+	}
+}
+
+// FailNextReads makes the next n File.ReadAt calls fail with env.ErrIO
+// (reading nothing): a medium error on read, which recovery must report
+// rather than take for the end of the data. It adds to any budget left.
+func (d *Disk) FailNextReads(n int) {
+	if n > 0 {
+		d.failReads += n
+	}
+}
+
+// ClearReadFaults cancels a FailNextReads budget that has not fired (the
+// harness aims read errors at a recovery and disarms them once it is over).
+func (d *Disk) ClearReadFaults() { d.failReads = 0 }
+
+// HangSyncsUntil makes the disk hang until global time t: every sync
+// pending or issued before t completes no earlier than t (as
+// StallSyncsUntil), and a sync (file or dir) issued before t also blocks
+// the process that issued it until the sync completes: its event loop
+// runs nothing (no timers, no messages, no posted work) meanwhile, as a
+// thread blocked in fsync(2) would not. A disk whose FS was not made by
+// the process layer (Disk.FS) only delays. A later call with an earlier t
+// does not shorten an earlier hang.
+func (d *Disk) HangSyncsUntil(t time.Duration) {
+	d.StallSyncsUntil(t)
+	if t > d.hangUntil {
+		d.hangUntil = t
+	}
+}
+
+// Hanging reports whether a sync issued now would block its issuer.
+func (d *Disk) Hanging() bool { return d.sched.Now() < d.hangUntil }
+
+// hang blocks the process that issued op until op completes, if the disk
+// is hanging.
+func (d *Disk) hang(fs *diskFS, op *diskOp) {
+	if d.sched.Now() >= d.hangUntil || fs.p == nil {
+		return
+	}
+	d.stats.Hangs++
+	fs.p.blockUntil(fs.epoch, op.at)
+}
+
+// event traces a disk fault event if a tracer is attached.
+func (d *Disk) event(kind string, a, b, c, e int64) {
+	if d.onEvent != nil {
+		d.onEvent(kind, a, b, c, e)
 	}
 }
 
@@ -445,6 +576,7 @@ func (d *Disk) Crash() {
 		// Copy-on-write: the two images share pages until either writes.
 		ino.data = ino.durable.Clone()
 		ino.unsnap = nil
+		ino.lost = nil
 		ino.queue = nil
 		ino.lastDone = 0
 		ino.removed = false
@@ -547,7 +679,7 @@ func (d *Disk) drawSync(op, name string) (time.Duration, error) {
 
 // schedule registers op to complete at max(after, now+lat, stallUntil).
 func (d *Disk) schedule(op *diskOp, after, lat time.Duration) time.Duration {
-	at := max(after, d.sched.Now()+lat, d.stallUntil)
+	at := max(after, d.sched.Now()+lat, d.stallUntil, d.hangUntil)
 	d.nextOp++
 	op.id = d.nextOp
 	op.at = at
@@ -600,11 +732,17 @@ func (d *Disk) complete(op *diskOp) {
 		d.stats.SyncsDone++
 		if op.err == nil {
 			applyDelta(&ino.durable, &op.delta, d.cfg.BlockSize)
+			ino.unlose(&op.delta)
 			d.settle(ino, &op.delta)
 			d.pool.release(&op.delta)
 		} else {
 			d.stats.SyncErrors++
-			d.carryFailed(ino, &op.delta)
+			switch op.mode {
+			case FailedSyncDrop, FailedSyncClean:
+				d.dropFailed(ino, &op.delta, op.mode)
+			default:
+				d.carryFailed(ino, &op.delta)
+			}
 		}
 	} else {
 		if len(d.dirQueue) == 0 || d.dirQueue[0] != op {
@@ -677,6 +815,9 @@ func (d *Disk) writtenSince(ino *diskInode, start, end int64) bool {
 	if i, _ := slices.BinarySearch(ino.unsnap, lo); i < len(ino.unsnap) && ino.unsnap[i] <= hi {
 		return true
 	}
+	if i, _ := slices.BinarySearch(ino.lost, lo); i < len(ino.lost) && ino.lost[i] <= hi {
+		return true
+	}
 	for _, op := range ino.queue {
 		blocks := op.delta.blocks
 		i, _ := slices.BinarySearchFunc(blocks, lo, func(e deltaBlock, b uint64) int { return cmp.Compare(e.b, b) })
@@ -734,6 +875,67 @@ func (d *Disk) carryFailed(ino *diskInode, failed *diskDelta) {
 	}
 	next.carried = append(next.carried, failed.carried...)
 	*failed = diskDelta{}
+}
+
+// dropFailed applies Linux's semantics to a failed sync's blocks (see
+// FailedSyncMode): they stop being dirty and no later sync writes them.
+// Blocks written again since the failed Sync call (unsnapped, or in a later
+// pending delta) are left alone: their newer content is dirty and a later
+// sync writes the whole block. Of the others, FailedSyncDrop reverts the
+// volatile content to the durable image (zero bytes past its end) and
+// FailedSyncClean keeps the volatile content and records the block as lost
+// (volatile and durable differ there, with no sync to come).
+func (d *Disk) dropFailed(ino *diskInode, failed *diskDelta, mode FailedSyncMode) {
+	bs := int64(d.cfg.BlockSize)
+	var n int64
+	for _, blk := range failed.blocks {
+		if d.rewritten(ino, blk.b) {
+			continue
+		}
+		start := int64(blk.b) * bs
+		end := min(start+bs, ino.data.Len())
+		if start >= end {
+			continue // cut by a truncate since: nothing of it left to read
+		}
+		n++
+		if mode == FailedSyncClean {
+			ino.lost = insertSorted(ino.lost, blk.b)
+			continue
+		}
+		buf := make([]byte, end-start)
+		if dl := ino.durable.Len(); start < dl {
+			ino.durable.ReadAt(buf[:min(end, dl)-start], start)
+		}
+		ino.data.WriteAt(buf, start)
+	}
+	d.stats.SyncBlocksDropped += n
+	d.event("disk.sync_dropped", int64(mode), n, int64(len(failed.blocks)), 0)
+	d.pool.release(failed)
+}
+
+// rewritten reports whether block b of ino was written since the last
+// Sync call or is in a pending delta (a newer copy is on its way).
+func (d *Disk) rewritten(ino *diskInode, b uint64) bool {
+	if _, ok := slices.BinarySearch(ino.unsnap, b); ok {
+		return true
+	}
+	for _, op := range ino.queue {
+		if _, ok := slices.BinarySearchFunc(op.delta.blocks, b, func(e deltaBlock, b uint64) int { return cmp.Compare(e.b, b) }); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// unlose forgets the lost blocks a successful sync of delta just wrote.
+func (ino *diskInode) unlose(delta *diskDelta) {
+	if len(ino.lost) == 0 {
+		return
+	}
+	ino.lost = slices.DeleteFunc(ino.lost, func(b uint64) bool {
+		_, ok := slices.BinarySearchFunc(delta.blocks, b, func(e deltaBlock, b uint64) int { return cmp.Compare(e.b, b) })
+		return ok
+	})
 }
 
 func insertSorted(s []uint64, b uint64) []uint64 {
@@ -886,6 +1088,7 @@ func (fs *diskFS) SyncDir(done func(error)) {
 	op := &diskOp{err: err, names: names, done: done, fs: fs}
 	d.dirLastDone = d.schedule(op, d.dirLastDone, lat)
 	d.dirQueue = append(d.dirQueue, op)
+	d.hang(fs, op)
 }
 
 // failLater delivers err to done from a fresh event: callbacks never run
@@ -934,6 +1137,12 @@ func (f *diskFile) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("sim disk: read %q at %d: %w", f.name, off, ErrBadOffset)
 	}
+	if d := f.fs.d; d.failReads > 0 {
+		d.failReads--
+		d.stats.ReadErrors++
+		d.event("disk.read_eio", off, int64(len(p)), 0, 0)
+		return 0, fmt.Errorf("sim disk: read %q at %d: %w", f.name, off, env.ErrIO)
+	}
 	data := &f.ino.data
 	if off >= data.Len() {
 		if len(p) == 0 {
@@ -960,10 +1169,19 @@ func (f *diskFile) Write(p []byte) (int, error) {
 	if d.failWrites > 0 {
 		d.failWrites--
 		err = fmt.Errorf("sim disk: write %q: %w", f.name, env.ErrIO)
+	} else if d.noSpace > 0 {
+		// Checked after the EIO budget and before the EIO draw, and only
+		// when armed, so runs without ENOSPC draw exactly as before.
+		d.noSpace--
+		d.stats.NoSpaceErrors++
+		err = fmt.Errorf("sim disk: write %q: %w", f.name, env.ErrNoSpace)
+		d.event("disk.enospc", int64(len(p)), 0, 0, 0)
 	} else if d.rng.Chance(d.cfg.WriteEIOProb) {
 		err = fmt.Errorf("sim disk: write %q: %w", f.name, env.ErrIO)
 	}
 	if err != nil {
+		// A failed write may have stored a prefix (a short write before
+		// the error), for ENOSPC too: write(2) fills what space is left.
 		d.stats.WriteErrors++
 		n = d.rng.IntN(len(p) + 1)
 	}
@@ -1005,10 +1223,11 @@ func (f *diskFile) Sync(done func(error)) {
 	d.stats.Syncs++
 	ino := f.ino
 	lat, err := d.drawSync("sync", f.name)
-	op := &diskOp{err: err, ino: ino, done: done, fs: f.fs}
+	op := &diskOp{err: err, ino: ino, done: done, fs: f.fs, mode: d.cfg.FailedSync}
 	d.snapshot(ino, &op.delta)
 	ino.lastDone = d.schedule(op, ino.lastDone, lat)
 	ino.queue = append(ino.queue, op)
+	d.hang(f.fs, op)
 }
 
 // Close implements env.File. Pending syncs still complete.

@@ -93,6 +93,15 @@ type Process struct {
 	drain   *Item // the pending drain step, if any
 	restart *Item // the pending RestartAfter, if any
 
+	// blocked: the incarnation's loop is stuck in a hung fsync
+	// (Disk.HangSyncsUntil) until the unblock event: its events are held
+	// as while paused. Independent of Pause: a paused, blocked process
+	// runs again once it is both resumed and unblocked.
+	blocked    bool
+	blockTill  time.Duration
+	unblock    *Item
+	blockCount uint64 // how many times a hung sync blocked the loop
+
 	// initial clock draws, for Params
 	rate0   int64
 	offset0 time.Duration
@@ -164,7 +173,7 @@ func (p *Process) dispatch(epoch uint64, fn, onDrop func()) {
 		}
 		return
 	}
-	if p.state == StatePaused || len(p.held) > 0 {
+	if p.state == StatePaused || p.blocked || len(p.held) > 0 {
 		p.held = append(p.held, &funcEvent{fn: fn, onDrop: onDrop})
 		return
 	}
@@ -177,7 +186,7 @@ func (p *Process) dispatchEvent(epoch uint64, ev procEvent) {
 		ev.drop()
 		return
 	}
-	if p.state == StatePaused || len(p.held) > 0 {
+	if p.state == StatePaused || p.blocked || len(p.held) > 0 {
 		p.held = append(p.held, ev)
 		return
 	}
@@ -189,7 +198,7 @@ func (p *Process) dispatchEvent(epoch uint64, ev procEvent) {
 // event stops the drain.
 func (p *Process) drainStep() {
 	p.drain = nil
-	if p.state != StateUp || len(p.held) == 0 {
+	if p.state != StateUp || p.blocked || len(p.held) == 0 {
 		return
 	}
 	h := p.held[0]
@@ -237,6 +246,7 @@ func (p *Process) bootNow() error {
 		p.epoch++
 		p.state = StateDown
 		p.clock.cancelTimers()
+		p.clearBlock()
 		p.bootErr = fmt.Errorf("sim: boot node %d (incarnation %d): %w", p.id, p.boots, err)
 		w.event(p.id, "proc.boot_error", int64(p.boots), 0, 0, 0)
 		return p.bootErr
@@ -269,6 +279,7 @@ func (w *World) Crash(id env.NodeID) error {
 		p.drain.Cancel(w.sched)
 		p.drain = nil
 	}
+	p.clearBlock()
 	held := p.held
 	p.held = nil
 	for _, h := range held {
@@ -359,10 +370,60 @@ func (w *World) Resume(id env.NodeID) error {
 	}
 	p.state = StateUp
 	w.event(id, "proc.resume", int64(p.boots), int64(len(p.held)), 0, 0)
-	if len(p.held) > 0 && p.drain == nil {
+	if len(p.held) > 0 && p.drain == nil && !p.blocked {
 		p.drain = w.sched.After(0, p.drainStep)
 	}
 	return nil
+}
+
+// Blocked reports whether the process's loop is blocked in a hung sync.
+func (p *Process) Blocked() bool { return p.blocked }
+
+// Blocks returns how many times a hung sync blocked the process's loop.
+func (p *Process) Blocks() uint64 { return p.blockCount }
+
+// blockUntil blocks incarnation epoch's event loop until global time t
+// (extending a block already in force): the event running now finishes,
+// as the code before a blocking call has run, and every later event is
+// held, in arrival order, until t. The clock runs on, so timers are late
+// when the loop resumes. Traced as proc.block (A=incarnation, B=until in
+// ns of global time) and proc.unblock (A=incarnation, B=events held).
+func (p *Process) blockUntil(epoch uint64, t time.Duration) {
+	if !p.live(epoch) || t <= p.w.sched.Now() || (p.blocked && t <= p.blockTill) {
+		return
+	}
+	if p.unblock != nil {
+		p.unblock.Cancel(p.w.sched)
+	}
+	if !p.blocked {
+		p.blockCount++
+		if p.drain != nil {
+			p.drain.Cancel(p.w.sched)
+			p.drain = nil
+		}
+	}
+	p.blocked, p.blockTill = true, t
+	p.w.event(p.id, "proc.block", int64(p.boots), int64(t), 0, 0)
+	p.unblock = p.w.sched.At(t, p.endBlock)
+}
+
+// endBlock is the unblock event: the hung sync returned.
+func (p *Process) endBlock() {
+	p.unblock = nil
+	p.blocked = false
+	p.w.event(p.id, "proc.unblock", int64(p.boots), int64(len(p.held)), 0, 0)
+	if p.state == StateUp && len(p.held) > 0 && p.drain == nil {
+		p.drain = p.w.sched.After(0, p.drainStep)
+	}
+}
+
+// clearBlock forgets a block: the incarnation is gone.
+func (p *Process) clearBlock() {
+	if p.unblock != nil {
+		p.unblock.Cancel(p.w.sched)
+		p.unblock = nil
+	}
+	p.blocked = false
 }
 
 // Post runs fn on node id's event loop after global delay d (the harness
@@ -410,6 +471,21 @@ func (w *World) SetClockRate(id env.NodeID, ppm int64) error {
 		return fmt.Errorf("sim: node %d: %w", id, err)
 	}
 	w.event(id, "clock.rate", ppm, 0, 0, 0)
+	return nil
+}
+
+// StepClock steps node id's clock by d (NodeClock.Step: forward jumps,
+// backward holds the reading still for -d). Traced as clock.step (A=d in
+// ns).
+func (w *World) StepClock(id env.NodeID, d time.Duration) error {
+	p, err := w.proc(id)
+	if err != nil {
+		return err
+	}
+	if err := p.clock.Step(d); err != nil {
+		return fmt.Errorf("sim: node %d: %w", id, err)
+	}
+	w.event(id, "clock.step", int64(d), 0, 0, 0)
 	return nil
 }
 

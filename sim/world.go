@@ -167,6 +167,7 @@ func (w *World) AddNode(id env.NodeID, boot BootFunc, diskCfg DiskConfig) error 
 		offset0: offset,
 		diskCfg: diskCfg,
 	}
+	p.disk.onEvent = func(kind string, a, b, c, d int64) { w.event(id, kind, a, b, c, d) }
 	w.procs[id] = p
 	i, _ := slices.BinarySearch(w.ids, id)
 	w.ids = slices.Insert(w.ids, i, id)

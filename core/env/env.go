@@ -79,6 +79,10 @@ type Timer interface {
 var (
 	// ErrIO is an injected or real I/O error (EIO) on write or sync.
 	ErrIO = errors.New("i/o error")
+	// ErrNoSpace is ENOSPC on write: the file system is full. It is not
+	// ErrIO (errors.Is tells them apart); like ErrIO on write, the bytes
+	// may be partly there and the caller must treat the file as failed.
+	ErrNoSpace = errors.New("no space left on device")
 	// ErrNotExist: the named file does not exist.
 	ErrNotExist = errors.New("file does not exist")
 	// ErrExist: Create on a name that already exists.
@@ -119,10 +123,12 @@ type File interface {
 	// Size returns the current (volatile) size.
 	Size() int64
 	// ReadAt reads len(p) bytes at off from the volatile image; like
-	// io.ReaderAt it returns io.EOF when fewer bytes exist.
+	// io.ReaderAt it returns io.EOF when fewer bytes exist. Any other error
+	// (ErrIO) is a failed read: nothing may be concluded about the data.
 	ReadAt(p []byte, off int64) (int, error)
-	// Write appends p to the volatile image. An error (ErrIO) means the
-	// bytes may or may not be there: the caller must treat the file as failed.
+	// Write appends p to the volatile image. An error (ErrIO, ErrNoSpace)
+	// means the bytes may or may not be there: the caller must treat the
+	// file as failed.
 	Write(p []byte) (int, error)
 	// Truncate shrinks the file to size (volatile until Sync).
 	Truncate(size int64) error
