@@ -131,5 +131,6 @@ func (s Scenario) Draw(seed uint64) Options {
 	// node), and stays within the slack L2 allows.
 	o.RequestTimeout = o.AcksTimeout + time.Second
 	s.draw(&o, rng)
+	drawSimFaultOptions(&o, seed)
 	return o
 }

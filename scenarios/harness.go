@@ -105,9 +105,10 @@ func (h *harness) nodeConfig(id uint64) node.Config {
 
 func (h *harness) boot(id env.NodeID, e env.Env) (sim.Receiver, error) {
 	n, err := node.NewWithBugs(h.nodeConfig(id), e, h.variant.bugs)
-	if err != nil && errors.Is(err, env.ErrIO) {
-		// An injected I/O error during recovery: the process exits and
-		// its supervisor starts it again, as after a failed fsync.
+	if err != nil && (errors.Is(err, env.ErrIO) || errors.Is(err, env.ErrNoSpace)) {
+		// An injected I/O error (or a full disk) during recovery: the
+		// process exits and its supervisor starts it again, as after a
+		// failed fsync.
 		h.probe("boot-io-error")
 		h.s.After(failedRestart, func() { h.restart(id) })
 		return nil, err
@@ -121,6 +122,7 @@ func (h *harness) boot(id env.NodeID, e env.Env) (sim.Receiver, error) {
 	}
 	h.nodes[id-1] = n
 	h.rec.observe(id, n)
+	h.afterBoot(id)
 	return n, nil
 }
 
@@ -311,6 +313,8 @@ func (h *harness) apply(f Fault) {
 		})
 	case FaultSkew:
 		_ = h.w.SetClockRate(f.Node, int64(f.Rate*float64(sim.RateOne)))
+	case FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink:
+		h.applySimFault(f)
 	case FaultCorrupt:
 		d := h.w.Disk(f.Node)
 		for _, name := range d.DurableFiles() {
@@ -355,6 +359,7 @@ func (h *harness) startLiveness() {
 			h.restart(id)
 		}
 	}
+	h.healSimFaults()
 	h.rec.livenessStart(h.s.Now())
 	h.s.After(0, h.checkLive)
 }
@@ -575,6 +580,8 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 		h.probe("restart-recovering")
 	case "node.recover.cut":
 		h.probe("recovery-cut-by-overwrite")
+	default:
+		h.onSimTrace(e)
 	}
 }
 

@@ -80,6 +80,7 @@ func (o Options) Describe() string {
 	w("disk-sync", fmt.Sprintf("%v..%v stall p=%.3f %v..%v", o.Disk.SyncMin, o.Disk.SyncMax, o.Disk.StallProb, o.Disk.StallMin, o.Disk.StallMax))
 	w("disk-eio", fmt.Sprintf("write p=%.4f sync p=%.4f", o.Disk.WriteEIOProb, o.Disk.SyncEIOProb))
 	w("disk-torn-keep", o.Disk.TornKeepProb)
+	w("disk-failed-sync", o.Disk.FailedSync)
 	w("net", fmt.Sprintf("latency %v jitter %v", o.NetLatency, o.NetJitter))
 	w("fault-every", o.FaultEvery)
 	if len(o.FaultWeights) > 0 {
@@ -197,6 +198,10 @@ func GenerateSchedule(o Options, rng *sim.Rand) Schedule {
 			f.Node, f.Rate = nodeN(), 0.8+0.4*rng.Float64()
 		case FaultCorrupt:
 			f.Node = nodeN()
+		case FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink:
+			if !drawSimFault(&f, o, rng) {
+				continue
+			}
 		}
 		if (f.Kind == FaultOneWay || f.Kind == FaultIsolate || f.Kind == FaultPartition) && o.Nodes < 2 {
 			continue

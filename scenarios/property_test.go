@@ -68,6 +68,12 @@ func propKinds(n int) []FaultKind {
 	if n > 2 {
 		k = append(k, FaultBridge)
 	}
+	// The simulator's later faults go last, so shrinking still prefers
+	// the plain ones.
+	k = append(k, FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep)
+	if n > 1 {
+		k = append(k, FaultLink)
+	}
 	return k
 }
 
@@ -123,6 +129,24 @@ func faultGen(n int, safety time.Duration, kinds []FaultKind) *rapid.Generator[[
 		case FaultDrop, FaultDup:
 			f.Prob = float64(rapid.IntRange(1, 60).Draw(t, "prob%")) / 100
 			f.Dur = msDur(t, time.Millisecond, 3*time.Second, "dur")
+		case FaultNoSpace:
+			f.Node, f.Count = nodeID("node"), rapid.IntRange(1, 3).Draw(t, "count")
+		case FaultReadEIO:
+			f.Node, f.Count = nodeID("node"), rapid.IntRange(1, 3).Draw(t, "count")
+			f.Dur = msDur(t, time.Millisecond, 2*time.Second, "dur")
+		case FaultHang:
+			f.Node, f.Dur = nodeID("node"), msDur(t, time.Millisecond, 2*time.Second, "dur")
+		case FaultClockStep:
+			// Shrinks toward a small step.
+			f.Node, f.Step = nodeID("node"), time.Duration(rapid.IntRange(-5000, 5000).Draw(t, "step-ms"))*time.Millisecond
+		case FaultLink:
+			f.Node = nodeID("node")
+			f.Peer = 1 + (f.Node-1+uint64(rapid.IntRange(1, n-1).Draw(t, "peer-step")))%uint64(n)
+			f.Latency = msDur(t, 0, 50*time.Millisecond, "latency")
+			f.Jitter = msDur(t, 0, 20*time.Millisecond, "jitter")
+			f.Prob = float64(rapid.IntRange(0, 60).Draw(t, "drop%")) / 100
+			f.Dup = float64(rapid.IntRange(0, 30).Draw(t, "dup%")) / 100
+			f.Dur = msDur(t, time.Millisecond, 4*time.Second, "dur")
 		default:
 			panic(fmt.Sprintf("faultGen: kind %q has no generator", f.Kind))
 		}

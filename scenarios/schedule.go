@@ -52,11 +52,34 @@ const (
 	// FaultCorrupt flips bytes of Node's synced data: latent corruption,
 	// outside the fault budget (a run that uses it is labelled, not counted).
 	FaultCorrupt FaultKind = "corrupt"
+	// FaultNoSpace makes Node's next Count writes fail with ENOSPC
+	// (env.ErrNoSpace), each after a seeded prefix.
+	FaultNoSpace FaultKind = "enospc"
+	// FaultReadEIO crashes Node (clean) and restarts it after Dur with its
+	// next Count reads failing with EIO: recovery must fail cleanly (the
+	// node is restarted again, as after a failed boot) and never take a
+	// read error for the end of its data.
+	FaultReadEIO FaultKind = "read-eio"
+	// FaultHang hangs Node's disk for Dur: syncs complete no earlier than
+	// its end, and a sync issued meanwhile blocks the node's event loop (no
+	// ticks, no messages, no requests) until it completes.
+	FaultHang FaultKind = "hang"
+	// FaultClockStep steps Node's clock by Step (negative: back), as the
+	// node's monotonic clock can move (sim.NodeClock.Step).
+	FaultClockStep FaultKind = "clock-step"
+	// FaultLink sets the directed link Node->Peer to Latency, Jitter, loss
+	// Prob and duplication Dup for Dur.
+	FaultLink FaultKind = "link"
 )
+
+// maxClockStep bounds a clock-step fault: a jump beyond a minute is not a
+// step a clock-discipline daemon or a VM resume makes.
+const maxClockStep = time.Minute
 
 // faultKinds lists every kind, for validation and generators.
 var faultKinds = []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultPause, FaultPartition, FaultIsolate,
-	FaultOneWay, FaultBridge, FaultHeal, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultDrop, FaultDup, FaultSkew, FaultCorrupt}
+	FaultOneWay, FaultBridge, FaultHeal, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultDrop, FaultDup, FaultSkew, FaultCorrupt,
+	FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink}
 
 // Fault is one timed fault event. Fields that a kind does not use are zero
 // (and omitted from JSON).
@@ -70,6 +93,13 @@ type Fault struct {
 	Prob   float64       `json:"prob,omitempty"`
 	Rate   float64       `json:"rate,omitempty"`
 	Count  int           `json:"count,omitempty"`
+	// Step is a clock-step's jump (negative: backward).
+	Step time.Duration `json:"step,omitempty"`
+	// Latency, Jitter and Dup (with Prob as the loss) are a link fault's
+	// quality.
+	Latency time.Duration `json:"latency,omitempty"`
+	Jitter  time.Duration `json:"jitter,omitempty"`
+	Dup     float64       `json:"dup,omitempty"`
 }
 
 // String renders the fault on one line, stably.
@@ -97,6 +127,15 @@ func (f Fault) String() string {
 	if f.Count != 0 {
 		fmt.Fprintf(&b, " x%d", f.Count)
 	}
+	if f.Step != 0 {
+		fmt.Fprintf(&b, " step=%v", f.Step)
+	}
+	if f.Latency != 0 || f.Jitter != 0 {
+		fmt.Fprintf(&b, " latency=%v+%v", f.Latency, f.Jitter)
+	}
+	if f.Dup != 0 {
+		fmt.Fprintf(&b, " dup=%.3f", f.Dup)
+	}
 	return b.String()
 }
 
@@ -113,16 +152,18 @@ func (f Fault) Validate(n int) error {
 	if !known {
 		return fmt.Errorf("unknown fault kind %q", f.Kind)
 	}
-	if f.At < 0 || f.Dur < 0 || f.Count < 0 || f.Prob < 0 || f.Prob > 1 || f.Rate < 0 {
+	if f.At < 0 || f.Dur < 0 || f.Count < 0 || f.Prob < 0 || f.Prob > 1 || f.Rate < 0 ||
+		f.Latency < 0 || f.Jitter < 0 || f.Dup < 0 || f.Dup > 1 || f.Step < -maxClockStep || f.Step > maxClockStep {
 		return fmt.Errorf("fault %s: negative or out-of-range value", f)
 	}
 	okNode := func(id uint64) bool { return id >= 1 && id <= uint64(n) }
 	switch f.Kind {
-	case FaultCrash, FaultTornCrash, FaultPause, FaultIsolate, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultSkew, FaultCorrupt:
+	case FaultCrash, FaultTornCrash, FaultPause, FaultIsolate, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultSkew, FaultCorrupt,
+		FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep:
 		if !okNode(f.Node) {
 			return fmt.Errorf("fault %s: node %d not in 1..%d", f, f.Node, n)
 		}
-	case FaultOneWay:
+	case FaultOneWay, FaultLink:
 		if !okNode(f.Node) || !okNode(f.Peer) || f.Node == f.Peer {
 			return fmt.Errorf("fault %s: bad link %d->%d", f, f.Node, f.Peer)
 		}

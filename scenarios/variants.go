@@ -34,6 +34,8 @@ var variants = []Variant{
 		Scenario: "default", bugs: node.Bugs{WaiterByIndexOnly: true}},
 	{Name: "memory-raft-log", Summary: "the Raft log (HardState and entries) is kept in memory only",
 		Scenario: "crashes", bugs: node.Bugs{InMemoryRaftLog: true}},
+	{Name: "fsync-retry", Summary: "a failed WAL fsync is retried and, when the retry succeeds, the batch is taken as durable (fsyncgate)",
+		Scenario: "fsync", bugs: node.Bugs{RetryFsyncAssumeSuccess: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

@@ -49,6 +49,11 @@ var variantCatchers = map[string][]string{
 	// A restarted node forgets its votes and log: two leaders in a term
 	// (S8), committed entries lost (S1, S2, S3, S4).
 	"memory-raft-log": {InvS1, InvS2, InvS3, InvS4, InvS8, InvL1},
+	// A retried fsync "succeeded" without the failed blocks (Linux): the
+	// WAL holds a hole under later synced records, so the node refuses to
+	// recover after a crash (L1 names it), or acks=1 data is gone (S5) or
+	// missing from the log (S1, S2, S4).
+	"fsync-retry": {InvL1, InvS1, InvS2, InvS4, InvS5},
 }
 
 // variantCatch is where the search found a variant.

@@ -196,4 +196,9 @@ type Bugs struct {
 	WaiterByIndexOnly bool
 	// InMemoryRaftLog: the Raft log is never written to disk.
 	InMemoryRaftLog bool
+	// RetryFsyncAssumeSuccess: a WAL whose fsync fails retries it and, when
+	// the retry succeeds, answers and proposes the batch as durable
+	// (DESIGN.md 3.5 forbids it): on Linux the failed blocks are gone and
+	// the retry succeeds without them (fsyncgate).
+	RetryFsyncAssumeSuccess bool
 }

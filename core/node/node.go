@@ -258,7 +258,8 @@ func NewWithBugs(cfg Config, e env.Env, bugs Bugs) (*Node, error) {
 		for p := int32(0); p < t.Partitions; p++ {
 			k := statemach.Key{Topic: t.Name, Partition: p}
 			dir := fmt.Sprintf("%swal/%s/%d", cfg.Dir, t.Name, p)
-			w, err := wal.Open(e, dir, t.Name, p, cfg.WAL, func(nt wal.BatchNotice) { n.onNotice(k, nt) })
+			w, err := wal.OpenWithBugs(e, dir, t.Name, p, cfg.WAL, func(nt wal.BatchNotice) { n.onNotice(k, nt) },
+				wal.Bugs{RetryFailedSync: bugs.RetryFsyncAssumeSuccess})
 			if err != nil {
 				n.closeLogs()
 				return nil, fmt.Errorf("node %d: open WAL %s/%d: %w", cfg.ID, t.Name, p, err)

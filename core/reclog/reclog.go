@@ -123,6 +123,7 @@ type op struct {
 	outstanding int
 	err         error
 	syncTo      uint64 // opSync: position durable when it completes
+	retries     int    // Bugs.RetryFailedSync: retries issued
 }
 
 // Log is a record log. It is not safe for concurrent use: call it from the
@@ -151,7 +152,24 @@ type Log struct {
 
 	err    error // fail-stop error (wraps ErrFailed)
 	closed bool
+
+	bugs Bugs
 }
+
+// Bugs are deliberate defects for the harness's known-bad variants,
+// reachable only through OpenWithBugs (never from Options). The zero value
+// is the correct log.
+type Bugs struct {
+	// RetryFailedSync: when a sync fails, issue it again (up to
+	// maxSyncRetries times) and, if a retry succeeds, treat the records as
+	// durable instead of failing the log. Correct on a disk that keeps
+	// failed blocks dirty; on Linux the retry succeeds without them
+	// (fsyncgate), so acknowledged records are lost.
+	RetryFailedSync bool
+}
+
+// maxSyncRetries bounds Bugs.RetryFailedSync's retries of one sync.
+const maxSyncRetries = 3
 
 // First returns the seq of the first record held.
 func (l *Log) First() uint64 { return l.segs[0].baseSeq }
@@ -476,6 +494,15 @@ func (l *Log) ioDone(o *op, what string, err error) {
 	}
 	o.outstanding--
 	if o.outstanding > 0 {
+		return
+	}
+	if o.err != nil && o.kind == opSync && l.bugs.RetryFailedSync && o.retries < maxSyncRetries && l.err == nil && !l.closed {
+		// The planted bug: retry the fsync and assume success.
+		o.retries++
+		for _, s := range l.segs {
+			s.dirty = true
+		}
+		l.issueSyncs(o, nil)
 		return
 	}
 	if o.kind == opCut && o.phase == 1 && o.err == nil && l.err == nil && !l.closed {

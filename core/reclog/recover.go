@@ -16,13 +16,19 @@ import (
 // apart). Reads are synchronous; Open returns without waiting for any
 // callback. An empty or missing log starts a new one.
 func Open(fs env.FS, dir string, opts Options) (*Log, error) {
+	return OpenWithBugs(fs, dir, opts, Bugs{})
+}
+
+// OpenWithBugs is Open with known-bad behaviour switched on. It exists for
+// the harness's variants only.
+func OpenWithBugs(fs env.FS, dir string, opts Options, bugs Bugs) (*Log, error) {
 	if fs == nil {
 		return nil, fmt.Errorf("%w: nil FS", ErrInvalidOptions)
 	}
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Log{fs: fs, prefix: dir + "/", opts: opts.withDefaults(), nextID: 1}
+	l := &Log{fs: fs, prefix: dir + "/", opts: opts.withDefaults(), nextID: 1, bugs: bugs}
 	if dir == "" {
 		l.prefix = ""
 	}

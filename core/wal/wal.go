@@ -242,6 +242,22 @@ type WAL struct {
 // data that had been synced is damaged, and with ErrTooLarge if a record
 // exceeds cfg.MaxRecordBytes.
 func Open(e env.Env, dir, topic string, partition int32, cfg Config, onNotice func(BatchNotice)) (*WAL, error) {
+	return OpenWithBugs(e, dir, topic, partition, cfg, onNotice, Bugs{})
+}
+
+// Bugs are deliberate defects for the harness's known-bad variants,
+// reachable only through OpenWithBugs (never from Config). The zero value
+// is the correct WAL.
+type Bugs struct {
+	// RetryFailedSync: a failed fsync is retried and, if the retry
+	// succeeds, the batch is taken as durable (reclog.Bugs) instead of the
+	// WAL failing: the fsyncgate mistake.
+	RetryFailedSync bool
+}
+
+// OpenWithBugs is Open with known-bad behaviour switched on. It exists for
+// the harness's variants only.
+func OpenWithBugs(e env.Env, dir, topic string, partition int32, cfg Config, onNotice func(BatchNotice), bugs Bugs) (*WAL, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -253,7 +269,8 @@ func Open(e env.Env, dir, topic string, partition int32, cfg Config, onNotice fu
 	if tracer == nil {
 		tracer = env.NopTracer{}
 	}
-	log, err := reclog.Open(e.FS, dir, reclog.Options{SegmentBytes: cfg.SegmentBytes, MaxRecordBytes: cfg.MaxRecordBytes + recHeader})
+	log, err := reclog.OpenWithBugs(e.FS, dir, reclog.Options{SegmentBytes: cfg.SegmentBytes, MaxRecordBytes: cfg.MaxRecordBytes + recHeader},
+		reclog.Bugs{RetryFailedSync: bugs.RetryFailedSync})
 	if err != nil {
 		switch {
 		case errors.Is(err, reclog.ErrCorrupt):
