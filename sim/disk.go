@@ -28,13 +28,18 @@ import (
 // those blocks plus the current size into a delta; a successful completion
 // applies the delta to the durable image. Because syncs on one file
 // complete in issue order, durable-after-sync-k equals the volatile image at
-// call k. A failed sync's delta is folded into the next pending sync of the
-// file (its blocks, trimmed to that sync's size, under that sync's own
-// newer blocks), or back into the unsnapped set when no sync is pending, so
-// the next successful sync still makes the whole call-time image durable.
-// The blocks where the two images may differ are therefore always the
-// unsnapped blocks plus the blocks of pending deltas, which is also the
-// candidate set for torn persistence at a crash.
+// call k. What a failed sync's delta becomes depends on
+// DiskConfig.FailedSync. Under FailedSyncKeep (the kind model) it is folded
+// into the next pending sync of the file (its blocks, trimmed to that
+// sync's size, under that sync's own newer blocks), or back into the
+// unsnapped set when no sync is pending, so the next successful sync still
+// makes the whole call-time image durable. Under the Linux modes its blocks
+// stop being dirty (dropFailed): FailedSyncDrop reverts their volatile
+// content to the durable image, FailedSyncClean keeps it and records the
+// blocks as lost. The blocks where the two images may differ are therefore
+// always the unsnapped blocks, the blocks of pending deltas and the lost
+// blocks; the first two are the candidate set for torn persistence at a
+// crash (a lost block is never written).
 //
 // Both images are paged (image.go), so an append never copies the file.
 // Once a sync has made a whole page durable and nothing has written to it

@@ -307,9 +307,9 @@ func (p Params) String() string {
 	fmt.Fprintf(&b, "trace record=%v ring=%d\n", c.Trace.Record, c.Trace.Ring)
 	for _, n := range p.Nodes {
 		d := n.Disk
-		fmt.Fprintf(&b, "node %d clock rate=%dppm offset=%v disk sync=[%v,%v] stall=%v[%v,%v] eio write=%v sync=%v torn=%v block=%d\n",
+		fmt.Fprintf(&b, "node %d clock rate=%dppm offset=%v disk sync=[%v,%v] stall=%v[%v,%v] eio write=%v sync=%v torn=%v block=%d failed-sync=%v\n",
 			n.ID, n.ClockRatePPM, n.ClockOffset, d.SyncMin, d.SyncMax, d.StallProb, d.StallMin, d.StallMax,
-			d.WriteEIOProb, d.SyncEIOProb, d.TornKeepProb, d.BlockSize)
+			d.WriteEIOProb, d.SyncEIOProb, d.TornKeepProb, d.BlockSize, d.FailedSync)
 	}
 	return b.String()
 }
