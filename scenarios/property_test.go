@@ -68,6 +68,9 @@ func propKinds(n int) []FaultKind {
 	if n > 2 {
 		k = append(k, FaultBridge)
 	}
+	if n > 1 {
+		k = append(k, FaultTransferLeader)
+	}
 	return k
 }
 
@@ -123,8 +126,28 @@ func faultGen(n int, safety time.Duration, kinds []FaultKind) *rapid.Generator[[
 		case FaultDrop, FaultDup:
 			f.Prob = float64(rapid.IntRange(1, 60).Draw(t, "prob%")) / 100
 			f.Dur = msDur(t, time.Millisecond, 3*time.Second, "dur")
+		case FaultTransferLeader:
+			f.Node = nodeID("node")
 		default:
 			panic(fmt.Sprintf("faultGen: kind %q has no generator", f.Kind))
+		}
+		// Aims and triggers are drawn last, and each shrinks toward
+		// "none", so a shrunk fault is a plain timed fault at a fixed
+		// node unless the failure needs more.
+		if f.Node != 0 && len(f.Groups) == 0 && rapid.IntRange(0, 3).Draw(t, "aimed") == 3 {
+			f.Node = 0
+			f.Target = rapid.SampledFrom([]Target{TargetLeader, TargetFollower, TargetMostCaughtUp,
+				TargetLeastCaughtUp, TargetLastVoter}).Draw(t, "target")
+			if f.Kind == FaultOneWay {
+				f.Peer = 0
+			}
+		}
+		if rapid.IntRange(0, 3).Draw(t, "triggered") == 3 {
+			f.Trigger = &Trigger{
+				On:    rapid.SampledFrom(triggerEvents).Draw(t, "trigger-on"),
+				Nth:   rapid.IntRange(1, 3).Draw(t, "trigger-nth"),
+				Delay: msDur(t, 0, 20*time.Millisecond, "trigger-delay"),
+			}
 		}
 		out := []Fault{f}
 		switch f.Kind {
@@ -290,7 +313,7 @@ func TestCorruptIsBeyondBudget(t *testing.T) {
 // kind it is given.
 func TestScheduleGenValid(t *testing.T) {
 	seen := map[FaultKind]bool{}
-	drawn := 0
+	drawn, aimed, triggered := 0, 0, 0
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.SampledFrom([]int{1, 2, 3, 5}).Draw(t, "nodes")
 		safety := msDur(t, time.Second, 4*time.Second, "safety")
@@ -304,6 +327,12 @@ func TestScheduleGenValid(t *testing.T) {
 		for _, f := range s {
 			drawn++
 			seen[f.Kind] = true
+			if f.Target != "" {
+				aimed++
+			}
+			if f.Trigger != nil {
+				triggered++
+			}
 			if f.Kind != FaultHeal && f.At >= safety {
 				t.Fatalf("fault %s after the safety phase (%v)", f, safety)
 			}
@@ -323,5 +352,9 @@ func TestScheduleGenValid(t *testing.T) {
 		if !seen[k] {
 			t.Errorf("the generator never drew %s in %d faults", k, drawn)
 		}
+	}
+	// About a quarter of the faults are aimed and a quarter triggered.
+	if aimed == 0 || triggered == 0 {
+		t.Errorf("the generator drew %d aimed and %d triggered faults of %d", aimed, triggered, drawn)
 	}
 }

@@ -196,4 +196,8 @@ type Bugs struct {
 	WaiterByIndexOnly bool
 	// InMemoryRaftLog: the Raft log is never written to disk.
 	InMemoryRaftLog bool
+	// AcceptStaleBatch: a committed batch whose base is not the partition's
+	// committed end (a deposed leader's entry, DESIGN.md 3.2) is applied at
+	// its own base instead of being rejected as stale.
+	AcceptStaleBatch bool
 }
