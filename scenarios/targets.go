@@ -95,8 +95,12 @@ func (f Fault) validateTarget() error {
 	return nil
 }
 
-// aimed is a fault whose target was resolved: the concrete faults to apply
-// (one per node hit for a set target on a per-node kind).
+// aim resolves f's target now (eventNode: the node whose event fired f's
+// trigger, 0 for a timed fault) and returns the concrete faults to apply:
+// f itself when it names no target, one fault per node hit for a set target
+// on a per-node kind, a partition for a set target on partition or
+// isolate, and none when the target names nobody. Each node hit is traced
+// as a "fault.target" event (A = the node, Text = kind and target).
 func (h *harness) aim(f Fault, eventNode uint64) []Fault {
 	if f.Target == "" {
 		return []Fault{f}
