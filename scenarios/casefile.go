@@ -217,6 +217,9 @@ func validateCaseOptions(o Options) error {
 			return fmt.Errorf("topic %q with %d partitions (want a name and 1..%d)", t.Name, t.Partitions, maxCasePartsPer)
 		}
 	}
+	if err := o.Knobs.validate(o); err != nil {
+		return err
+	}
 	for k, w := range o.FaultWeights {
 		if !slices.Contains(faultKinds, k) || w < 0 {
 			return fmt.Errorf("fault weight %q: %d (unknown kind or negative weight)", k, w)

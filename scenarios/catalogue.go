@@ -15,6 +15,9 @@ type Scenario struct {
 	Name    string
 	Summary string
 	draw    func(o *Options, rng *sim.Rand)
+	// plan, if set, adds the scenario's own aimed and triggered faults to
+	// the generated schedule (plans.go).
+	plan func(o Options, rng *sim.Rand) Schedule
 }
 
 // DefaultScenario is what campaigns run when none is named.
@@ -50,6 +53,21 @@ var catalogue = []Scenario{
 	{Name: "calm", Summary: "3 nodes, no faults: the baseline", draw: func(o *Options, rng *sim.Rand) {
 		o.Nodes = 3
 	}},
+	{Name: "zombie", Summary: "3 or 5 nodes: a leader deposed right after it wrote a batch, the next leader crashed as it takes over",
+		draw: func(o *Options, rng *sim.Rand) {
+			o.Nodes = 3 + 2*rng.IntN(2)
+			o.AcksWeights[1]++ // acks=1 batches are the ones a deposed leader leaves behind
+		}, plan: zombiePlan},
+	{Name: "double-failover", Summary: "3 nodes: KIP-101 double failover, crashes right after a node leads, restarts, rotates or truncates",
+		draw: func(o *Options, rng *sim.Rand) {
+			o.Nodes = 3
+			o.Disk.TornKeepProb = rng.Float64()
+		}, plan: doubleFailoverPlan},
+	{Name: "last-replica", Summary: "3 or 5 nodes: KIP-966 last replica standing, the followers down, then the lone leader",
+		draw: func(o *Options, rng *sim.Rand) {
+			o.Nodes = 3 + 2*rng.IntN(2)
+			o.AcksWeights[1]++
+		}, plan: lastReplicaPlan},
 }
 
 var clusterFaults = []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultPause, FaultPartition, FaultIsolate,
@@ -132,5 +150,6 @@ func (s Scenario) Draw(seed uint64) Options {
 	o.RequestTimeout = o.AcksTimeout + time.Second
 	s.draw(&o, rng)
 	drawSimFaultOptions(&o, seed)
+	drawKnobs(&o)
 	return o
 }

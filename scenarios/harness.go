@@ -55,6 +55,12 @@ type harness struct {
 	restarts  map[uint64]bool // node restarts the harness has scheduled
 	pending   map[uint64]map[OpID]func(node.ProduceResponse, evidence)
 	finished  bool
+
+	// Aimed and triggered faults (targets.go, triggers.go).
+	armed     []*armed       // triggers waiting for their event
+	lastVoter uint64         // the node that sent the latest vote grant
+	boots     map[uint64]int // node.start events per node
+	trng      *sim.Rand      // the "targets" stream, drawn lazily
 }
 
 func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, error) {
@@ -76,6 +82,7 @@ func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, e
 		liveAt:   -1,
 		restarts: map[uint64]bool{},
 		pending:  map[uint64]map[OpID]func(node.ProduceResponse, evidence){},
+		boots:    map[uint64]int{},
 	}
 	h.rec = newRecorder(h)
 	w.Trace().SetListener(h.onTrace)
@@ -94,16 +101,19 @@ func (h *harness) close() { h.w.Close() }
 
 // nodeConfig is the configuration every node of the run gets.
 func (h *harness) nodeConfig(id uint64) node.Config {
-	return node.Config{
+	c := node.Config{
 		ID:          id,
 		Peers:       append([]uint64(nil), h.ids...),
 		Topics:      h.o.Topics,
 		AcksTimeout: h.o.AcksTimeout,
 		Path:        h.o.Path,
 	}
+	h.o.Knobs.apply(&c)
+	return c
 }
 
 func (h *harness) boot(id env.NodeID, e env.Env) (sim.Receiver, error) {
+	e.FS = &traceFS{FS: e.FS, tr: e.Tracer}
 	n, err := node.NewWithBugs(h.nodeConfig(id), e, h.variant.bugs)
 	if err != nil && (errors.Is(err, env.ErrIO) || errors.Is(err, env.ErrNoSpace)) {
 		// An injected I/O error (or a full disk) during recovery: the
@@ -138,7 +148,12 @@ func (h *harness) harnessViolation(inv, detail string) {
 	h.extra = append(h.extra, Violation{Invariant: inv, Detail: detail, Time: h.s.Now()})
 }
 
-func (h *harness) probe(name string) { h.probes[name]++ }
+func (h *harness) probe(name string) {
+	if _, ok := LookupProbe(name); !ok {
+		panic(fmt.Sprintf("scenarios: probe %q is not in the registry (probes.go)", name))
+	}
+	h.probes[name]++
+}
 
 // run executes the safety phase, then the liveness phase, then collects the
 // final state.
@@ -150,8 +165,11 @@ func (h *harness) run() {
 		}
 	}
 	for _, f := range h.sched {
-		f := f
-		h.s.At(f.At, func() { h.apply(f) })
+		if f.Trigger != nil {
+			h.s.At(f.At, func() { h.arm(f) })
+		} else {
+			h.s.At(f.At, func() { h.fire(f, 0) })
+		}
 	}
 	h.s.After(0, h.observeTick)
 	for i := 0; i < h.o.Producers; i++ {
@@ -315,6 +333,8 @@ func (h *harness) apply(f Fault) {
 		_ = h.w.SetClockRate(f.Node, int64(f.Rate*float64(sim.RateOne)))
 	case FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink:
 		h.applySimFault(f)
+	case FaultTransferLeader:
+		h.transferLeader(f)
 	case FaultCorrupt:
 		d := h.w.Disk(f.Node)
 		for _, name := range d.DurableFiles() {
@@ -563,6 +583,7 @@ func (h *harness) evidence(n *node.Node, op *clientOp, resp node.ProduceResponse
 
 // onTrace counts probes from node trace events.
 func (h *harness) onTrace(e sim.TraceEvent) {
+	h.watch(e)
 	switch e.Kind {
 	case "apply":
 		if e.D == 1 {

@@ -73,6 +73,7 @@ func Minimize(o Options, s Schedule, oracle Oracle, cfg MinimizeConfig) (Minimiz
 	for {
 		before := m.size()
 		m.scheduleDD()
+		m.dropTriggers()
 		m.shortenFaults()
 		m.shrinkWorkload()
 		if m.exhausted() || m.size() == before {
@@ -95,6 +96,7 @@ type candSize struct {
 	faults, producers, consumers int
 	safety, durs                 time.Duration
 	counts                       int
+	triggers                     int
 }
 
 func (m *minimizer) size() candSize {
@@ -103,6 +105,9 @@ func (m *minimizer) size() candSize {
 	for _, f := range m.best.Schedule {
 		c.durs += f.Dur
 		c.counts += f.Count
+		if f.Trigger != nil {
+			c.triggers++
+		}
 	}
 	return c
 }
@@ -253,6 +258,10 @@ func cloneSchedule(s Schedule) Schedule {
 	out := make(Schedule, len(s))
 	copy(out, s)
 	for i := range out {
+		if out[i].Trigger != nil {
+			t := *out[i].Trigger
+			out[i].Trigger = &t
+		}
 		if out[i].Groups != nil {
 			g := make([][]uint64, len(out[i].Groups))
 			for j := range g {

@@ -47,6 +47,10 @@ type Options struct {
 	// Fault generation (used when no explicit schedule is given).
 	FaultEvery   time.Duration // mean time between faults
 	FaultWeights map[FaultKind]int
+
+	// Knobs are the node configuration the seed drew (knobs.go); absent
+	// from a case file written before knobs were swarmed (then defaults).
+	Knobs Knobs `json:",omitzero"`
 }
 
 // Describe renders every option on its own line, sorted and stable.
@@ -82,6 +86,7 @@ func (o Options) Describe() string {
 	w("disk-torn-keep", o.Disk.TornKeepProb)
 	w("disk-failed-sync", o.Disk.FailedSync)
 	w("net", fmt.Sprintf("latency %v jitter %v", o.NetLatency, o.NetJitter))
+	w("knobs", o.Knobs.describe())
 	w("fault-every", o.FaultEvery)
 	if len(o.FaultWeights) > 0 {
 		var ks []string
@@ -115,12 +120,11 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// GenerateSchedule draws a fault schedule for the safety phase from rng,
-// using the options' fault rate and weights. Crashes restart after a drawn
-// delay; partitions heal after a drawn time; at most a minority of nodes is
-// down at once except for whole-cluster crashes, which the design survives
-// too.
-func GenerateSchedule(o Options, rng *sim.Rand) Schedule {
+// generateTimed draws the timed faults of a schedule from rng, using the
+// options' fault rate and weights. Crashes restart after a drawn delay;
+// partitions heal after a drawn time; whole-cluster crashes are drawn too,
+// which the design survives. GenerateSchedule aims and triggers a share.
+func generateTimed(o Options, rng *sim.Rand) Schedule {
 	var s Schedule
 	if o.FaultEvery <= 0 || len(o.FaultWeights) == 0 {
 		return s

@@ -72,7 +72,7 @@ func propKinds(n int) []FaultKind {
 	// the plain ones.
 	k = append(k, FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep)
 	if n > 1 {
-		k = append(k, FaultLink)
+		k = append(k, FaultLink, FaultTransferLeader)
 	}
 	return k
 }
@@ -147,8 +147,28 @@ func faultGen(n int, safety time.Duration, kinds []FaultKind) *rapid.Generator[[
 			f.Prob = float64(rapid.IntRange(0, 60).Draw(t, "drop%")) / 100
 			f.Dup = float64(rapid.IntRange(0, 30).Draw(t, "dup%")) / 100
 			f.Dur = msDur(t, time.Millisecond, 4*time.Second, "dur")
+		case FaultTransferLeader:
+			f.Node = nodeID("node")
 		default:
 			panic(fmt.Sprintf("faultGen: kind %q has no generator", f.Kind))
+		}
+		// Aims and triggers are drawn last, and each shrinks toward
+		// "none", so a shrunk fault is a plain timed fault at a fixed
+		// node unless the failure needs more.
+		if f.Node != 0 && len(f.Groups) == 0 && rapid.IntRange(0, 3).Draw(t, "aimed") == 3 {
+			f.Node = 0
+			f.Target = rapid.SampledFrom([]Target{TargetLeader, TargetFollower, TargetMostCaughtUp,
+				TargetLeastCaughtUp, TargetLastVoter}).Draw(t, "target")
+			if f.Kind == FaultOneWay {
+				f.Peer = 0
+			}
+		}
+		if rapid.IntRange(0, 3).Draw(t, "triggered") == 3 {
+			f.Trigger = &Trigger{
+				On:    rapid.SampledFrom(triggerEvents).Draw(t, "trigger-on"),
+				Nth:   rapid.IntRange(1, 3).Draw(t, "trigger-nth"),
+				Delay: msDur(t, 0, 20*time.Millisecond, "trigger-delay"),
+			}
 		}
 		out := []Fault{f}
 		switch f.Kind {
@@ -314,7 +334,7 @@ func TestCorruptIsBeyondBudget(t *testing.T) {
 // kind it is given.
 func TestScheduleGenValid(t *testing.T) {
 	seen := map[FaultKind]bool{}
-	drawn := 0
+	drawn, aimed, triggered := 0, 0, 0
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.SampledFrom([]int{1, 2, 3, 5}).Draw(t, "nodes")
 		safety := msDur(t, time.Second, 4*time.Second, "safety")
@@ -328,6 +348,12 @@ func TestScheduleGenValid(t *testing.T) {
 		for _, f := range s {
 			drawn++
 			seen[f.Kind] = true
+			if f.Target != "" {
+				aimed++
+			}
+			if f.Trigger != nil {
+				triggered++
+			}
 			if f.Kind != FaultHeal && f.At >= safety {
 				t.Fatalf("fault %s after the safety phase (%v)", f, safety)
 			}
@@ -347,5 +373,9 @@ func TestScheduleGenValid(t *testing.T) {
 		if !seen[k] {
 			t.Errorf("the generator never drew %s in %d faults", k, drawn)
 		}
+	}
+	// About a quarter of the faults are aimed and a quarter triggered.
+	if aimed == 0 || triggered == 0 {
+		t.Errorf("the generator drew %d aimed and %d triggered faults of %d", aimed, triggered, drawn)
 	}
 }

@@ -70,6 +70,10 @@ const (
 	// FaultLink sets the directed link Node->Peer to Latency, Jitter, loss
 	// Prob and duplication Dup for Dur.
 	FaultLink FaultKind = "link"
+	// FaultTransferLeader asks the current leader to hand leadership to
+	// Node (etcd raft's leadership transfer); a no-op without a leader or
+	// when Node leads already.
+	FaultTransferLeader FaultKind = "transfer-leader"
 )
 
 // maxClockStep bounds a clock-step fault: a jump beyond a minute is not a
@@ -79,10 +83,13 @@ const maxClockStep = time.Minute
 // faultKinds lists every kind, for validation and generators.
 var faultKinds = []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultPause, FaultPartition, FaultIsolate,
 	FaultOneWay, FaultBridge, FaultHeal, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultDrop, FaultDup, FaultSkew, FaultCorrupt,
-	FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink}
+	FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink, FaultTransferLeader}
 
-// Fault is one timed fault event. Fields that a kind does not use are zero
-// (and omitted from JSON).
+// Fault is one fault event, timed or triggered. Fields that a kind does not
+// use are zero (and omitted from JSON). Target, when set, names whom the
+// fault hits instead of Node (or Groups), resolved when it fires (see
+// targets.go); Trigger, when set, makes At the time the fault is armed and
+// the fault fire on an event (see triggers.go).
 type Fault struct {
 	At     time.Duration `json:"at"`
 	Kind   FaultKind     `json:"kind"`
@@ -100,6 +107,10 @@ type Fault struct {
 	Latency time.Duration `json:"latency,omitempty"`
 	Jitter  time.Duration `json:"jitter,omitempty"`
 	Dup     float64       `json:"dup,omitempty"`
+	Target  Target        `json:"target,omitempty"`
+	// Trigger is a pointer so that a timed fault's JSON has no trigger
+	// field at all (case files written before triggers existed decode).
+	Trigger *Trigger `json:"trigger,omitempty"`
 }
 
 // String renders the fault on one line, stably.
@@ -136,6 +147,12 @@ func (f Fault) String() string {
 	if f.Dup != 0 {
 		fmt.Fprintf(&b, " dup=%.3f", f.Dup)
 	}
+	if f.Target != "" {
+		fmt.Fprintf(&b, " @%s", f.Target)
+	}
+	if f.Trigger != nil {
+		fmt.Fprintf(&b, " [%s]", f.Trigger)
+	}
 	return b.String()
 }
 
@@ -157,9 +174,28 @@ func (f Fault) Validate(n int) error {
 		return fmt.Errorf("fault %s: negative or out-of-range value", f)
 	}
 	okNode := func(id uint64) bool { return id >= 1 && id <= uint64(n) }
+	if f.Trigger != nil {
+		if err := f.Trigger.Validate(n); err != nil {
+			return fmt.Errorf("fault %s: %w", f, err)
+		}
+	}
+	if f.Target != "" {
+		// The target replaces the fixed node (and groups); the checks
+		// below that need them apply to untargeted faults only.
+		if err := f.validateTarget(); err != nil {
+			return err
+		}
+		if (f.Kind == FaultOneWay || f.Kind == FaultLink) && f.Peer != 0 && !okNode(f.Peer) {
+			return fmt.Errorf("fault %s: peer %d not in 1..%d", f, f.Peer, n)
+		}
+		if f.Kind == FaultSkew && (f.Rate < 0.5 || f.Rate > 2) {
+			return fmt.Errorf("fault %s: clock rate must be in [0.5, 2]", f)
+		}
+		return nil
+	}
 	switch f.Kind {
 	case FaultCrash, FaultTornCrash, FaultPause, FaultIsolate, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultSkew, FaultCorrupt,
-		FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep:
+		FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultTransferLeader:
 		if !okNode(f.Node) {
 			return fmt.Errorf("fault %s: node %d not in 1..%d", f, f.Node, n)
 		}

@@ -106,12 +106,20 @@ type campaignJSON struct {
 	SimWallRatioOfRun float64 `json:"sim_wall_ratio_per_run"` // sim_seconds / run_seconds: one core
 	Events            uint64  `json:"events"`
 
-	Acks                  map[string]acksJSON `json:"acks"`
-	Probes                map[string]int      `json:"probes"`     // runs that reached each probe
-	ProbeHits             map[string]int      `json:"probe_hits"` // times each probe was reached
-	DeterminismChecked    int                 `json:"determinism_checked"`
-	DeterminismMismatches int                 `json:"determinism_mismatches"`
-	Mismatches            []mismatchJSON      `json:"mismatches"`
+	Acks      map[string]acksJSON `json:"acks"`
+	Probes    map[string]int      `json:"probes"`     // runs that reached each probe
+	ProbeHits map[string]int      `json:"probe_hits"` // times each probe was reached
+	// ScenarioRuns counts completed runs per scenario; Coverage is every
+	// registered probe's hit rate; CoverageMissing names the required
+	// probes never reached, judged (CoverageJudged) only for a
+	// correct-system campaign with at least 200 runs of every scenario.
+	ScenarioRuns          map[string]int            `json:"scenario_runs"`
+	Coverage              []scenarios.ProbeCoverage `json:"coverage"`
+	CoverageJudged        bool                      `json:"coverage_judged"`
+	CoverageMissing       []string                  `json:"coverage_missing"`
+	DeterminismChecked    int                       `json:"determinism_checked"`
+	DeterminismMismatches int                       `json:"determinism_mismatches"`
+	Mismatches            []mismatchJSON            `json:"mismatches"`
 }
 
 // failureJSON is one failing run of a campaign.
@@ -143,7 +151,8 @@ type mismatchJSON struct {
 
 func newCampaignJSON() *campaignJSON {
 	c := &campaignJSON{FailingSeeds: []uint64{}, Failures: []failureJSON{}, ViolationsByInvariant: map[string]int{},
-		Acks: map[string]acksJSON{}, Probes: map[string]int{}, ProbeHits: map[string]int{}, Mismatches: []mismatchJSON{}}
+		Acks: map[string]acksJSON{}, Probes: map[string]int{}, ProbeHits: map[string]int{}, Mismatches: []mismatchJSON{},
+		ScenarioRuns: map[string]int{}, CoverageMissing: []string{}}
 	for _, l := range acksLevels {
 		c.Acks[l] = acksJSON{}
 	}
@@ -153,6 +162,7 @@ func newCampaignJSON() *campaignJSON {
 // add accounts one completed run.
 func (c *campaignJSON) add(r *runJSON) {
 	c.Seeds++
+	c.ScenarioRuns[r.Scenario]++
 	c.SimSeconds += r.SimSeconds
 	c.RunSeconds += r.WallSeconds
 	c.Events += r.Events
@@ -214,7 +224,16 @@ func (c *campaignJSON) derive() {
 	if c.RunSeconds > 0 {
 		c.SimWallRatioOfRun = c.SimSeconds / c.RunSeconds
 	}
-	c.OK = c.Failed == 0 && c.DeterminismMismatches == 0 && !c.Interrupted
+	c.Coverage, c.CoverageJudged, c.CoverageMissing = scenarios.Coverage(c.ScenarioRuns, c.Probes)
+	if c.Variant != "" {
+		// A known-bad variant's campaign hunts one bug; its coverage is
+		// shown, not judged.
+		c.CoverageJudged, c.CoverageMissing = false, nil
+	}
+	if c.CoverageMissing == nil {
+		c.CoverageMissing = []string{}
+	}
+	c.OK = c.Failed == 0 && c.DeterminismMismatches == 0 && !c.Interrupted && len(c.CoverageMissing) == 0
 }
 
 // cmdCampaign runs many seeds in worker processes: `walraft campaign`.
@@ -589,13 +608,7 @@ func printCampaign(w io.Writer, s *campaignJSON) {
 		a := s.Acks[l]
 		fmt.Fprintf(w, "  %-4s %9d %9d %9d %14d %7d\n", l, a.Sent, a.OK, a.Failed, a.Indeterminate, a.Lost)
 	}
-	fmt.Fprintf(w, "probe coverage (runs that reached each probe, of %d):\n", s.Seeds)
-	if len(s.Probes) == 0 {
-		fmt.Fprintln(w, "  none")
-	}
-	for _, k := range sortedKeys(s.Probes) {
-		fmt.Fprintf(w, "  %-40s %6d runs %9d times\n", k, s.Probes[k], s.ProbeHits[k])
-	}
+	printCoverage(w, s)
 	if s.BeyondBudget > 0 {
 		fmt.Fprintf(w, "%d runs went beyond the fault budget (not counted)\n", s.BeyondBudget)
 	}
@@ -821,4 +834,29 @@ func (p *progress) note(msg string) {
 		p.shown = false
 	}
 	fmt.Fprintln(p.w, msg)
+}
+
+// printCoverage prints every registered probe's hit rate (runs that
+// reached it, of all runs), required ones marked, and the coverage verdict:
+// one line naming the required probes never reached.
+func printCoverage(w io.Writer, s *campaignJSON) {
+	fmt.Fprintf(w, "probe coverage (runs that reached each probe, of %d; * = required):\n", s.Seeds)
+	for _, p := range s.Coverage {
+		if p.Runs == 0 && !p.Required {
+			continue
+		}
+		mark := " "
+		if p.Required {
+			mark = "*"
+		}
+		fmt.Fprintf(w, " %s%-40s %6d runs %6.1f%% %9d times\n", mark, p.Name, p.Runs, 100*p.Rate, s.ProbeHits[p.Name])
+	}
+	switch {
+	case len(s.CoverageMissing) > 0:
+		fmt.Fprintln(w, scenarios.CoverageFailure(s.CoverageMissing, s.Seeds))
+	case s.CoverageJudged:
+		fmt.Fprintf(w, "coverage: every required probe reached (every scenario >= %d runs)\n", scenarios.CoverageMinRuns)
+	default:
+		fmt.Fprintf(w, "coverage: not judged (a correct-system campaign of every scenario with >= %d runs each is)\n", scenarios.CoverageMinRuns)
+	}
 }

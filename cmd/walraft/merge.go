@@ -149,6 +149,9 @@ func mergeSummaries(sums []*campaignJSON, names []string) (*campaignJSON, []stri
 		for k, v := range s.ProbeHits {
 			m.ProbeHits[k] += v
 		}
+		for k, v := range s.ScenarioRuns {
+			m.ScenarioRuns[k] += v
+		}
 		m.DeterminismChecked += s.DeterminismChecked
 		m.Mismatches = append(m.Mismatches, s.Mismatches...)
 	}

@@ -201,4 +201,8 @@ type Bugs struct {
 	// (DESIGN.md 3.5 forbids it): on Linux the failed blocks are gone and
 	// the retry succeeds without them (fsyncgate).
 	RetryFsyncAssumeSuccess bool
+	// AcceptStaleBatch: a committed batch whose base is not the partition's
+	// committed end (a deposed leader's entry, DESIGN.md 3.2) is applied at
+	// its own base instead of being rejected as stale.
+	AcceptStaleBatch bool
 }

@@ -268,7 +268,7 @@ func NewWithBugs(cfg Config, e env.Env, bugs Bugs) (*Node, error) {
 			logs[k] = w
 		}
 	}
-	n.sm = statemach.New(logs, statemach.Options{NoTruncate: bugs.NoTruncateOnLeaderChange, HWMAhead: bugs.HWMBeforeCommit}, n.fail)
+	n.sm = statemach.New(logs, statemach.Options{NoTruncate: bugs.NoTruncateOnLeaderChange, HWMAhead: bugs.HWMBeforeCommit, AcceptStale: bugs.AcceptStaleBatch}, n.fail)
 	if n.standalone {
 		n.role = RoleStandalone
 		for _, k := range n.sm.Keys() {

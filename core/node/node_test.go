@@ -3,6 +3,7 @@ package node_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -416,5 +417,65 @@ func TestFollowerAnswersNotLeader(t *testing.T) {
 	c.wait(r, time.Second)
 	if !errors.Is(r.resp.Err, node.ErrNotLeader) || r.resp.LeaderHint != l || r.resp.Indeterminate {
 		t.Fatalf("follower answer %+v, want NotLeader with hint %d", r.resp, l)
+	}
+}
+
+// TestTransferKeepsAckedRecords: raft drops proposals during a leadership
+// transfer. A leader must not accept writes it cannot propose: while a
+// transfer runs the produce gate is closed (NotLeader, definite), a
+// transfer is declined while accepted writes wait for their fsync, and when
+// the transfer fails (its target is cut off) the same leader goes on with
+// every acknowledged record in place. Before the gate closed, an acks=1
+// write accepted during the transfer was answered, then truncated when its
+// proposal was dropped, and its offset reused: lost without a leader change.
+func TestTransferKeepsAckedRecords(t *testing.T) {
+	c := newCluster(t, 5, 3, nil)
+	l := c.leader()
+	to := l%3 + 1
+	a := c.produce(l, node.AcksLeader, "a")
+	if !c.wait(a, 5*time.Second) || a.resp.Err != nil {
+		t.Fatalf("acks=1 a: %+v", a.resp)
+	}
+	// A write still waiting for its fsync: the transfer is declined.
+	var declined, accepted bool
+	var during *reply
+	if err := c.w.Post(l, 0, func() {
+		c.nodes[l].Produce(node.ProduceRequest{Topic: "t", Acks: node.AcksLeader, Records: [][]byte{[]byte("q")}}, func(node.ProduceResponse) {})
+		declined = !c.nodes[l].TransferLeadership(to)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.run(200 * time.Millisecond)
+	if !declined {
+		t.Fatalf("n%d accepted a transfer with a write waiting for its fsync", l)
+	}
+	// Cut the target off so the transfer cannot finish, then transfer.
+	if err := c.w.Net().Isolate(to); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.w.Post(l, 0, func() { accepted = c.nodes[l].TransferLeadership(to) }); err != nil {
+		t.Fatal(err)
+	}
+	c.run(time.Millisecond)
+	if !accepted {
+		t.Fatalf("n%d declined a transfer with nothing queued", l)
+	}
+	during = c.produce(l, node.AcksLeader, "b")
+	if !c.wait(during, 5*time.Second) || !errors.Is(during.resp.Err, node.ErrNotLeader) || during.resp.Indeterminate {
+		t.Fatalf("acks=1 b during the transfer: %+v, want a definite NotLeader", during.resp)
+	}
+	// Raft abandons the transfer after an election timeout; heal, and the
+	// same leader takes writes again.
+	c.run(time.Second)
+	c.w.Net().Heal()
+	if got := c.leader(); got != l {
+		t.Fatalf("leader n%d after the failed transfer, want n%d", got, l)
+	}
+	d := c.produce(l, node.AcksAll, "d")
+	if !c.wait(d, 5*time.Second) || d.resp.Err != nil {
+		t.Fatalf("acks=-1 d: %+v", d.resp)
+	}
+	if got := c.log(l); !slices.Equal(got, []string{"a", "q", "d"}) {
+		t.Fatalf("log %v, want [a q d]: an acknowledged record went missing", got)
 	}
 }

@@ -14,8 +14,12 @@ import (
 )
 
 func (n *Node) acceptsProduce() bool {
-	return n.failed == nil && !n.closed && (n.standalone || (n.role == RoleLeader && n.gate))
+	return n.failed == nil && !n.closed && (n.standalone || (n.role == RoleLeader && n.gate && !n.transferring()))
 }
+
+// transferring reports whether a leadership transfer is in progress (raft
+// drops proposals until it ends; see TransferLeadership).
+func (n *Node) transferring() bool { return n.rn.BasicStatus().LeadTransferee != 0 }
 
 // Produce handles a produce request. reply is called exactly once: before
 // Produce returns for acks=0 and for requests refused at once, later from an

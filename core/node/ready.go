@@ -125,6 +125,12 @@ func (n *Node) send(m *pb.Message) {
 	if err != nil {
 		panic(fmt.Sprintf("node %d: marshal %s: %v", n.cfg.ID, raft.DescribeMessage(m, nil), err))
 	}
+	if m.GetType() == pb.MsgVoteResp && !m.GetReject() {
+		// raft.vote: A=candidate B=term. A (real, not pre-) vote granted
+		// and leaving now: its HardState is durable (S9), and the harness
+		// aims faults at the last voter and triggers on grants.
+		n.trace("raft.vote", int64(m.GetTo()), int64(m.GetTerm()), 0, 0)
+	}
 	n.env.Net.Send(m.GetTo(), b)
 }
 

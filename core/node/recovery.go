@@ -109,3 +109,39 @@ func (n *Node) openGate() {
 		n.dropSuffix(k, n.sm.Partition(k).Committed())
 	}
 }
+
+// TransferLeadership asks this node, if it leads, to hand leadership to peer
+// to (etcd raft's leadership transfer: the leader stops taking proposals,
+// brings to up to date and tells it to campaign at once). It reports whether
+// the request was passed to raft: false when the node is not the leader, is
+// standalone, has failed, or to is itself or not a peer, and false while
+// produce requests are accepted and not yet proposed. Raft abandons a
+// transfer that does not finish within an election timeout.
+//
+// Raft drops every proposal while a transfer is in progress, and the node
+// would then truncate the batch from its WAL; a transfer that fails leaves
+// the same leader in the same term, so an acks=1 write already answered
+// would be lost without a leader change (S5; the transfer-leader fault found
+// this). So the produce gate stays closed during a transfer (see
+// acceptsProduce), and a transfer is declined while units wait for their
+// fsync to be proposed.
+func (n *Node) TransferLeadership(to uint64) bool {
+	if n.standalone || n.closed || n.failed != nil || n.role != RoleLeader || to == n.cfg.ID {
+		return false
+	}
+	if n.nqueued > 0 {
+		n.trace("raft.transfer.declined", int64(to), int64(n.term), int64(n.nqueued), 0)
+		return false
+	}
+	known := false
+	for _, p := range n.cfg.Peers {
+		known = known || p == to
+	}
+	if !known {
+		return false
+	}
+	n.trace("raft.transfer", int64(to), int64(n.term), 0, 0)
+	n.rn.TransferLeader(to)
+	n.maybeReady()
+	return true
+}

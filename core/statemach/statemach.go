@@ -127,6 +127,10 @@ type Options struct {
 	// HWMAhead (a known bug) lets the node move the HWM before commit; Apply
 	// then never moves it backward to the committed end.
 	HWMAhead bool
+	// AcceptStale (a known bug) applies an entry whose base is not the
+	// committed end at its own base (when the log reaches it) instead of
+	// rejecting it as stale: records already committed there are replaced.
+	AcceptStale bool
 }
 
 // StateMachine holds every partition a node hosts.
@@ -167,7 +171,7 @@ func (sm *StateMachine) Apply(e *Entry) (Result, error) {
 	if p == nil {
 		return Stale, fmt.Errorf("%w: %s/%d", ErrUnknownPartition, e.Topic, e.Partition)
 	}
-	if e.Base != p.committed {
+	if e.Base != p.committed && !(sm.opts.AcceptStale && e.Base < p.committed) {
 		return Stale, nil
 	}
 	if err := p.Log.Err(); err != nil {
@@ -182,6 +186,9 @@ func (sm *StateMachine) Apply(e *Entry) (Result, error) {
 		sm.write(p, e, logEnd)
 	}
 	delete(p.own, e.Base)
+	if end < p.committed {
+		end = p.committed // AcceptStale only: the committed end never moves back
+	}
 	p.committed = end
 	if end > p.hwm || !sm.opts.HWMAhead {
 		if end < p.hwm {

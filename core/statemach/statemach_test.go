@@ -242,3 +242,35 @@ func TestMetadataOnlyMovesHWMPastLogEnd(t *testing.T) {
 		t.Fatalf("HWM %d log end %d: the variant must leave followers without the bytes", p.HWM(), ml.End())
 	}
 }
+
+// TestAcceptStaleIsCaughtByTheRule: the stale-batch rule (DESIGN.md 3.2)
+// against its planted bug. A deposed leader's batch at base 0 commits after
+// another batch already covered offsets 0..1: the correct state machine
+// rejects it and keeps the committed records; with AcceptStale it replaces
+// committed records (what S2/S4 would see in a cluster).
+func TestAcceptStaleIsCaughtByTheRule(t *testing.T) {
+	for _, bug := range []bool{false, true} {
+		log := &memLog{}
+		k := Key{"t", 0}
+		sm := New(map[Key]PartitionLog{k: log}, Options{AcceptStale: bug}, func(err error) { t.Fatal(err) })
+		first, _ := Decode(EncodeBatch(BatchID{Node: 2, Term: 2, Seq: 1}, "t", 0, 0, recs("new-a", "new-b"), false))
+		if res, err := sm.Apply(&first); err != nil || res != Applied {
+			t.Fatalf("bug=%v: first batch: %v %v", bug, res, err)
+		}
+		stale, _ := Decode(EncodeBatch(BatchID{Node: 1, Term: 1, Seq: 7}, "t", 0, 0, recs("zombie"), false))
+		res, err := sm.Apply(&stale)
+		if err != nil {
+			t.Fatalf("bug=%v: stale batch: %v", bug, err)
+		}
+		got := string(bytes.Join(log.recs, []byte(",")))
+		switch {
+		case !bug && (res != Stale || got != "new-a,new-b"):
+			t.Fatalf("correct: stale batch %v, log %q; want rejected and the log unchanged", res, got)
+		case bug && (res != Applied || got == "new-a,new-b"):
+			t.Fatalf("AcceptStale: stale batch %v, log %q; want the planted bug to overwrite committed records", res, got)
+		}
+		if p := sm.Partition(k); p.Committed() != 2 || p.HWM() != 2 {
+			t.Fatalf("bug=%v: committed %d HWM %d, want 2 (never backward)", bug, p.Committed(), p.HWM())
+		}
+	}
+}

@@ -1,0 +1,199 @@
+package scenarios
+
+// Aimed schedules: the share of generated faults that get targets and
+// triggers, and the targeted scenarios whose schedules are written with
+// them (zombie, double-failover, last-replica). Every draw here comes from
+// the seed's "aim" stream, so the timed schedule GenerateSchedule draws
+// from the "faults" stream stays what it was.
+
+import (
+	"time"
+
+	"walraft/sim"
+)
+
+// Shares of generated faults that are aimed at a role or triggered by an
+// event, and the chance of a leadership transfer after a fault.
+const (
+	aimShare      = 0.25
+	triggerShare  = 0.2
+	transferShare = 0.1
+)
+
+// aimSchedule rewrites a generated schedule: some faults name a role
+// instead of a node, some wait for an event, and some are followed by a
+// leadership transfer. It draws from rng only (the "aim" stream).
+func aimSchedule(o Options, s Schedule, rng *sim.Rand) Schedule {
+	out := make(Schedule, 0, len(s))
+	for _, f := range s {
+		if f.Node != 0 && len(f.Groups) == 0 && rng.Chance(aimShare) {
+			f.Node, f.Target = 0, drawOneTarget(rng, o.Nodes)
+			if f.Kind == FaultOneWay {
+				f.Peer = 0
+			}
+		}
+		if f.Kind != FaultHeal && rng.Chance(triggerShare) {
+			t := drawTrigger(rng, o.Nodes)
+			f.Trigger = &t
+			if rng.Chance(0.3) && (f.Target == "" || f.Node == 0) && f.Kind != FaultCrashAll && f.Kind != FaultDrop &&
+				f.Kind != FaultDup && f.Kind != FaultPartition && f.Kind != FaultBridge {
+				f.Node, f.Target = 0, TargetEventNode
+				if f.Kind == FaultOneWay {
+					f.Peer = 0
+				}
+			}
+		}
+		out = append(out, f)
+		if o.Nodes > 1 && rng.Chance(transferShare) {
+			out = append(out, Fault{At: f.At, Kind: FaultTransferLeader, Target: drawOneTarget(rng, o.Nodes)})
+		}
+	}
+	out.Sort()
+	return out
+}
+
+// drawOneTarget draws a role that names one node.
+func drawOneTarget(rng *sim.Rand, n int) Target {
+	if n == 1 {
+		return TargetLeader
+	}
+	one := []Target{TargetLeader, TargetFollower, TargetMostCaughtUp, TargetLeastCaughtUp, TargetLastVoter}
+	return one[rng.IntN(len(one))]
+}
+
+// drawTrigger draws a trigger: an event, whose (a node, a role or any),
+// the Nth occurrence (1-3, the k-th fsync up to 40) and a short delay.
+func drawTrigger(rng *sim.Rand, n int) Trigger {
+	t := Trigger{On: triggerEvents[rng.IntN(len(triggerEvents))]}
+	switch rng.IntN(3) {
+	case 0:
+		t.Node = uint64(1 + rng.IntN(n))
+	case 1:
+		t.Role = TargetLeader
+		if n > 1 && rng.Chance(0.4) {
+			t.Role = TargetFollower
+		}
+	}
+	t.Nth = 1 + rng.IntN(3)
+	if t.On == OnFsync {
+		t.Nth = 1 + rng.IntN(40)
+	}
+	if rng.Chance(0.6) {
+		t.Delay = rng.Duration(0, 20*time.Millisecond)
+	}
+	return t
+}
+
+// The targeted scenarios' schedules. Each is a few aimed and triggered
+// faults at seeded moments, repeated through the safety phase.
+
+// zombiePlan deposes a leader right after it wrote a batch: the leader
+// and a minority are cut off (so the batch may reach one follower and not
+// commit), the majority elects a new leader, which is crashed once it
+// leads so a third leader takes over; then everything heals and the deposed
+// leader rejoins with its uncommitted suffix.
+func zombiePlan(o Options, rng *sim.Rand) Schedule {
+	var s Schedule
+	t := rng.Duration(300*time.Millisecond, time.Second)
+	for t < o.SafetyDuration-500*time.Millisecond {
+		iso := Fault{At: t, Kind: FaultIsolate, Target: TargetLeader,
+			Trigger: &Trigger{On: OnWALWrite, Role: TargetLeader, Nth: 1 + rng.IntN(3), Delay: rng.Duration(0, 3*time.Millisecond)}}
+		if o.Nodes > 3 && rng.Chance(0.5) {
+			iso.Kind, iso.Target = FaultPartition, TargetMinority
+		}
+		if rng.Chance(0.3) {
+			// A pause instead: the leader stops past the election
+			// timeout with its batch in flight and, once resumed, acts
+			// as leader until it hears of the new term (a zombie).
+			iso = Fault{At: t, Kind: FaultPause, Target: TargetLeader, Dur: rng.Duration(300*time.Millisecond, 2*time.Second),
+				Trigger: iso.Trigger}
+		}
+		s = append(s, iso)
+		s = append(s, Fault{At: t, Kind: FaultCrash, Target: TargetEventNode, Dur: rng.Duration(50*time.Millisecond, time.Second),
+			Trigger: &Trigger{On: OnBecomeLeader, Delay: rng.Duration(0, 30*time.Millisecond)}})
+		if rng.Chance(0.5) {
+			s = append(s, Fault{At: t, Kind: FaultTransferLeader, Target: TargetLeastCaughtUp,
+				Trigger: &Trigger{On: OnBecomeLeader, Nth: 2, Delay: rng.Duration(20*time.Millisecond, 200*time.Millisecond)}})
+		}
+		heal := t + rng.Duration(400*time.Millisecond, 2*time.Second)
+		s = append(s, Fault{At: heal, Kind: FaultHeal})
+		t = heal + rng.Duration(300*time.Millisecond, 1500*time.Millisecond)
+	}
+	s.Sort()
+	return s
+}
+
+// doubleFailoverPlan is KIP-101's double failover: the leader crashes, the
+// new leader crashes right after it takes over (before followers caught
+// up), nodes come back within milliseconds and are crashed again right
+// after their restart, torn or clean.
+func doubleFailoverPlan(o Options, rng *sim.Rand) Schedule {
+	var s Schedule
+	t := rng.Duration(300*time.Millisecond, time.Second)
+	kind := func() FaultKind {
+		if rng.Chance(0.5) {
+			return FaultTornCrash
+		}
+		return FaultCrash
+	}
+	for t < o.SafetyDuration-500*time.Millisecond {
+		s = append(s, Fault{At: t, Kind: kind(), Target: TargetLeader, Dur: rng.Duration(100*time.Millisecond, 1500*time.Millisecond)})
+		s = append(s, Fault{At: t, Kind: kind(), Target: TargetEventNode, Dur: rng.Duration(50*time.Millisecond, time.Second),
+			Trigger: &Trigger{On: OnBecomeLeader, Delay: rng.Duration(0, 50*time.Millisecond)}})
+		if rng.Chance(0.5) {
+			s = append(s, Fault{At: t, Kind: FaultCrash, Target: TargetEventNode, Dur: rng.Duration(10*time.Millisecond, 500*time.Millisecond),
+				Trigger: &Trigger{On: OnRestart, Delay: rng.Duration(0, 5*time.Millisecond)}})
+		}
+		if rng.Chance(0.3) {
+			s = append(s, Fault{At: t, Kind: FaultTornCrash, Target: TargetEventNode, Dur: rng.Duration(10*time.Millisecond, 500*time.Millisecond),
+				Trigger: &Trigger{On: OnSegment, Delay: rng.Duration(0, 2*time.Millisecond)}})
+		}
+		if rng.Chance(0.3) {
+			s = append(s, Fault{At: t, Kind: FaultTornCrash, Target: TargetEventNode, Dur: rng.Duration(10*time.Millisecond, 500*time.Millisecond),
+				Trigger: &Trigger{On: OnTruncate, Delay: rng.Duration(0, 2*time.Millisecond)}})
+		}
+		t += rng.Duration(time.Second, 3*time.Second)
+	}
+	s.Sort()
+	return s
+}
+
+// lastReplicaPlan is KIP-966's last replica standing: the followers go
+// down one after the other, the leader serves alone (acks=1 succeeds, acks=-1
+// cannot commit), then the leader crashes (torn) and stays down while the
+// followers return and elect one of themselves; the old leader rejoins
+// last, with a suffix nobody committed.
+func lastReplicaPlan(o Options, rng *sim.Rand) Schedule {
+	var s Schedule
+	t := rng.Duration(300*time.Millisecond, time.Second)
+	for t < o.SafetyDuration-time.Second {
+		down := rng.Duration(800*time.Millisecond, 2*time.Second)
+		for i := 0; i < (o.Nodes-1)/2+1 && i < o.Nodes-1; i++ {
+			at := t + time.Duration(i)*rng.Duration(10*time.Millisecond, 100*time.Millisecond)
+			tg := TargetMostCaughtUp
+			if i%2 == 1 {
+				tg = TargetLeastCaughtUp
+			}
+			s = append(s, Fault{At: at, Kind: FaultCrash, Target: tg, Dur: down})
+		}
+		lead := t + rng.Duration(200*time.Millisecond, 600*time.Millisecond)
+		s = append(s, Fault{At: lead, Kind: FaultTornCrash, Target: TargetLeader, Dur: down + rng.Duration(500*time.Millisecond, 2*time.Second)})
+		t = lead + down + rng.Duration(time.Second, 2*time.Second)
+	}
+	s.Sort()
+	return s
+}
+
+// GenerateSchedule draws a fault schedule for the safety phase: the timed
+// faults of the options' fault rate and weights (from rng, the "faults"
+// stream), a share of them aimed and triggered, and the scenario's own
+// aimed plan if it has one (both from the seed's "aim" stream).
+func GenerateSchedule(o Options, rng *sim.Rand) Schedule {
+	aim := sim.NewStreams(o.Seed).Stream("aim")
+	s := aimSchedule(o, generateTimed(o, rng), aim)
+	if sc, err := Lookup(o.Scenario); err == nil && sc.plan != nil {
+		s = append(s, sc.plan(o, aim)...)
+		s.Sort()
+	}
+	return s
+}

@@ -1,0 +1,151 @@
+package scenarios
+
+// Probes count the dangerous states a run reached (harness.probe). Each is
+// registered here as required or optional: a required probe stands for a
+// check or code path the harness promises to exercise, so a campaign of at
+// least CoverageMinRuns runs of every scenario fails when one is never
+// reached (the check behind it is then untested, DESIGN.md section 6).
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// ProbeSpec describes one probe.
+type ProbeSpec struct {
+	Name     string
+	Required bool
+	Doc      string
+}
+
+// CoverageMinRuns is the number of runs of every scenario from which a
+// campaign judges coverage (fewer runs may miss a rare probe by chance).
+const CoverageMinRuns = 200
+
+// probeRegistry is every probe the harness may count, one doc line each.
+var probeRegistry = []ProbeSpec{
+	// Faults applied.
+	{"crash", true, "a node crashed (clean or torn) by the schedule"},
+	{"crash-all", true, "every node crashed at once"},
+	{"pause", true, "a node's process paused"},
+	{"partition", true, "a partition, isolation, one-way cut or bridge applied"},
+	{"partition-during-fsync", true, "a network fault while some node had an fsync in flight"},
+	{"fsync-stall", true, "a node's fsyncs stalled"},
+	{"fsync-eio", true, "a node's next fsyncs set to fail with EIO"},
+	{"write-eio", true, "a node's next writes set to fail with EIO"},
+	{"corrupt", false, "synced bytes corrupted (beyond the fault budget; never drawn by the in-budget scenarios)"},
+	// Dangerous states of the system under test.
+	{"leader-crash-with-unreplicated-batch", true, "a leader crashed with a durable batch not yet committed"},
+	{"leader-gate-open", true, "a new leader applied an entry of its term and opened its produce gate"},
+	{"uncommitted-suffix-truncated", true, "a new leader truncated an uncommitted WAL suffix (DESIGN.md 3.2)"},
+	{"stale-batch-rejected", false, "a committed batch whose base was not the committed end was rejected (DESIGN.md 3.2); " +
+		"optional: the leader gate and Raft's log matching keep every committed log contiguous, so no in-budget run has reached it"},
+	{"recovery-cut-by-overwrite", true, "a recovering node's log was overwritten by a leader below its recovery point"},
+	{"restart-recovering", true, "a restarted node held entries past its durable commit index (recovering)"},
+	{"segment-rotated", true, "a WAL or Raft log rotated to a new segment file (swarmed small segments)"},
+	{"node-fail", true, "a node stopped after a storage failure (fail-stop)"},
+	{"node-failstop", true, "the harness restarted a node that had stopped itself"},
+	{"boot-io-error", false, "an injected I/O error during recovery stopped a boot"},
+	{"legacy-entry-applied", true, "a legacy canonical (one record) entry was applied"},
+	{"request-timeout", false, "a client request got no answer within its timeout (a paused node)"},
+	{"indeterminate-retry", true, "a client retried a write whose outcome was indeterminate"},
+	// Linux disk semantics, clock steps and link quality (faults_sim.go).
+	{"enospc", true, "a write failed with ENOSPC"},
+	{"fsync-failed-dropped", true, "a failed fsync dropped or cleaned its dirty blocks (Linux semantics)"},
+	{"fsync-hang", true, "a node's disk hung (syncs complete only at the end of the hang)"},
+	{"loop-blocked-by-fsync", true, "a sync issued during a hang blocked the node's event loop"},
+	{"read-eio-on-recovery", true, "a read failed with EIO while a node recovered"},
+	{"clock-step-forward", true, "a node's clock jumped forward"},
+	{"clock-step-back", true, "a node's clock jumped back"},
+	{"link-quality", true, "a directed link got its own latency, jitter, loss and duplication"},
+	// Aimed and triggered faults.
+	{"trigger-armed", true, "a triggered fault was armed"},
+	{"trigger-fired", true, "a triggered fault's event happened and the fault fired"},
+	{"target-unresolved", false, "an aimed fault named nobody when it fired (no leader, nobody voted yet)"},
+	{"transfer-leader", true, "a leader was asked to transfer leadership"},
+	{"transfer-leader-noop", false, "a transfer-leader fault found no leader or aimed at the leader itself"},
+}
+
+func init() {
+	for _, t := range targets {
+		probeRegistry = append(probeRegistry, ProbeSpec{"target-" + string(t), false, "an aimed fault hit its target " + string(t)})
+	}
+	for _, e := range triggerEvents {
+		probeRegistry = append(probeRegistry, ProbeSpec{"trigger-" + string(e), false, "a trigger fired on event " + string(e)})
+	}
+}
+
+// Probes returns the registry sorted by name.
+func Probes() []ProbeSpec {
+	out := append([]ProbeSpec(nil), probeRegistry...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// LookupProbe finds a registered probe.
+func LookupProbe(name string) (ProbeSpec, bool) {
+	for _, p := range probeRegistry {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return ProbeSpec{}, false
+}
+
+// ProbeCoverage is one probe's row in a campaign's coverage table.
+type ProbeCoverage struct {
+	Name     string  `json:"name"`
+	Required bool    `json:"required"`
+	Runs     int     `json:"runs"` // runs that reached it
+	Rate     float64 `json:"rate"` // Runs / all runs
+}
+
+// Coverage judges a correct-system campaign's probe coverage. scenarioRuns
+// counts runs per scenario, probeRuns the runs that reached each probe. It
+// returns every registered probe's row (and any unregistered probe seen, as
+// optional), whether the campaign is large enough to judge (every scenario
+// of the catalogue run at least CoverageMinRuns times), and the required
+// probes never reached (only when judged).
+func Coverage(scenarioRuns, probeRuns map[string]int) (rows []ProbeCoverage, judged bool, missing []string) {
+	total := 0
+	for _, n := range scenarioRuns {
+		total += n
+	}
+	judged = true
+	for _, s := range catalogue {
+		judged = judged && scenarioRuns[s.Name] >= CoverageMinRuns
+	}
+	rate := func(n int) float64 {
+		if total == 0 {
+			return 0
+		}
+		return float64(n) / float64(total)
+	}
+	seen := map[string]bool{}
+	for _, p := range Probes() {
+		seen[p.Name] = true
+		rows = append(rows, ProbeCoverage{Name: p.Name, Required: p.Required, Runs: probeRuns[p.Name], Rate: rate(probeRuns[p.Name])})
+		if judged && p.Required && probeRuns[p.Name] == 0 {
+			missing = append(missing, p.Name)
+		}
+	}
+	var extra []string
+	for k := range probeRuns {
+		if !seen[k] {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	for _, k := range extra {
+		rows = append(rows, ProbeCoverage{Name: k, Runs: probeRuns[k], Rate: rate(probeRuns[k])})
+	}
+	return rows, judged, missing
+}
+
+// CoverageFailure is the one line a campaign prints when required probes
+// were never reached.
+func CoverageFailure(missing []string, runs int) string {
+	return fmt.Sprintf("coverage: required probe %s never reached in %d runs (every scenario >= %d runs): the check behind it is untested",
+		strings.Join(missing, ", "), runs, CoverageMinRuns)
+}
