@@ -79,6 +79,7 @@ func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, e
 	}
 	h.rec = newRecorder(h)
 	w.Trace().SetListener(h.onTrace)
+	w.Net().SetTap(rc.NetTap)
 	for i := 1; i <= o.Nodes; i++ {
 		id := uint64(i)
 		h.ids = append(h.ids, id)

@@ -23,6 +23,10 @@ type RunConfig struct {
 	// TraceTail keeps the last N events in Result.Trace when RecordTrace is
 	// off (the timeline around a violation).
 	TraceTail int
+	// NetTap, when set, sees every message the network sends, duplicates,
+	// delivers or drops, with its bytes (reports draw message arrows from
+	// it). It observes only: the trace hash is the same with or without.
+	NetTap func(sim.MsgEvent)
 }
 
 // AcksCounts counts the produce requests of one acks level.
