@@ -159,6 +159,9 @@ type LegendEntry struct {
 	Fields string `json:"fields"`
 }
 
+// RunFunc runs one simulation (scenarios.Run's signature).
+type RunFunc func(scenarios.Options, scenarios.RunConfig) (*scenarios.Result, error)
+
 // Collected is the outcome of the report's pass over a case.
 type Collected struct {
 	Data   *Data
@@ -171,11 +174,17 @@ type Collected struct {
 // report's data. build is this binary's commit, casePath the case file's
 // name as the user gave it. The run is the case's run exactly when the
 // trace hash matches (Data.TraceHash == Data.CaseHash).
-func Collect(c *scenarios.Case, casePath, build string, sel Select) (*Collected, error) {
+//
+// run runs the simulation (nil: scenarios.Run; the CLI's tests substitute
+// a fake).
+func Collect(run RunFunc, c *scenarios.Case, casePath, build string, sel Select) (*Collected, error) {
+	if run == nil {
+		run = scenarios.Run
+	}
 	var msgs []rawMsg
 	tap := func(e sim.MsgEvent) { msgs = append(msgs, decodeMsg(e)) }
 	rc := scenarios.RunConfig{Variant: c.Variant, Schedule: c.Schedule, UseSchedule: true, RecordTrace: true, NetTap: tap}
-	res, err := scenarios.Run(c.Options, rc)
+	res, err := run(c.Options, rc)
 	if err != nil {
 		return nil, err
 	}

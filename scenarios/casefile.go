@@ -169,6 +169,9 @@ func (c *Case) Validate() error {
 	if _, err := LookupVariant(c.Variant); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadCase, err)
 	}
+	if err := KnownScenario(c.Scenario); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadCase, err)
+	}
 	for i, v := range c.Violations {
 		if v.Invariant == "" {
 			return fmt.Errorf("%w: violations[%d] has an empty invariant", ErrBadCase, i)

@@ -27,6 +27,10 @@ type RunConfig struct {
 	// delivers or drops, with its bytes (reports draw message arrows from
 	// it). It observes only: the trace hash is the same with or without.
 	NetTap func(sim.MsgEvent)
+	// OnTrace, when set, sees every trace event as it is added (a replay
+	// keeps exactly the window around the violation this way, whatever the
+	// run's length). It observes only.
+	OnTrace func(sim.TraceEvent)
 }
 
 // AcksCounts counts the produce requests of one acks level.

@@ -52,6 +52,9 @@ func cmdBench(args []string, st stdio) int {
 	if err := cfg.Validate(); err != nil {
 		return usageErr(st, "bench", "%v", err)
 	}
+	if code := checkOutPaths(st, "bench", []outFlag{{"-dir", cfg.Dir, true}}); code >= 0 {
+		return code
+	}
 	if !*asJSON {
 		cfg.Logf = func(format string, a ...any) { fmt.Fprintf(st.err, format+"\n", a...) }
 	}

@@ -63,3 +63,25 @@ func ensureOutDir(flag, dir string) error {
 	os.Remove(name)
 	return nil
 }
+
+// outFlag is one output flag of a command: a file, or a directory (created
+// when missing).
+type outFlag struct {
+	flag, path string
+	dir        bool
+}
+
+// checkOutPaths checks every output path of a command before it runs and
+// reports the first bad one on one line: exit 2 (-1: all good).
+func checkOutPaths(st stdio, cmd string, paths []outFlag) int {
+	for _, p := range paths {
+		check := checkOutFile
+		if p.dir {
+			check = ensureOutDir
+		}
+		if err := check(p.flag, p.path); err != nil {
+			return usageErr(st, cmd, "%v", err)
+		}
+	}
+	return -1
+}

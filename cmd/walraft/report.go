@@ -109,7 +109,7 @@ func collectReport(st stdio, cmd string, c *scenarios.Case, casePath string, sel
 			col, code = nil, exitFail
 		}
 	}()
-	col, err := report.Collect(c, casePath, buildCommit(), sel)
+	col, err := report.Collect(runSim, c, casePath, buildCommit(), sel)
 	if err != nil {
 		if isFocusErr(err) {
 			return nil, usageErr(st, cmd, "%v", err)
