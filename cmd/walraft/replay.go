@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"walraft/report"
 	"walraft/scenarios"
@@ -31,6 +32,10 @@ type replayJSON struct {
 	Evidence []string `json:"evidence"`
 	Timeline []string `json:"timeline"`
 }
+
+// faultWinGap: a fault in focus this close to the centre is already in
+// the main window, and gets no window of its own.
+const faultWinGap = 50 * time.Millisecond
 
 // cmdReplay re-runs a case file: `walraft replay CASE`.
 func cmdReplay(args []string, st stdio) int {
@@ -102,11 +107,37 @@ func cmdReplay(args []string, st stdio) int {
 		// A second pass over the same run keeps exactly the window around
 		// the focus, however long the run (the run is deterministic).
 		win := report.NewWindow(f.Center, *window, *window/4, splitList(*hide), sel.Node)
+		// And a shorter window at each fault in focus that is not already
+		// on screen: the kept fault of a minimized case is often seconds
+		// after the lost write's ack.
+		type faultWin struct {
+			w     *report.Window
+			label string
+		}
+		var fws []faultWin
+		for _, i := range f.Faults {
+			x := res.Schedule[i]
+			if d := x.At - f.Center; d > -faultWinGap && d < faultWinGap {
+				continue
+			}
+			fws = append(fws, faultWin{report.NewWindow(x.At-1, max(*window/4, 1), max(*window/2, 1), splitList(*hide), sel.Node),
+				"fault " + strings.TrimSpace(x.String())})
+		}
 		notes := report.NewMsgNotes()
 		rc2 := scenarios.RunConfig{Variant: c.Variant, Schedule: c.Schedule, UseSchedule: true,
-			OnTrace: func(e sim.TraceEvent) { win.Add(e, notes.Note(e)) }, NetTap: notes.Tap}
+			OnTrace: func(e sim.TraceEvent) {
+				n := notes.Note(e)
+				win.Add(e, n)
+				for _, fw := range fws {
+					fw.w.Add(e, n)
+				}
+			}, NetTap: notes.Tap}
 		if again, _, err := simulate(o, rc2); err == nil && again.TraceHash == res.TraceHash {
 			out.Timeline = win.Lines(f.Label)
+			for _, fw := range fws {
+				out.Timeline = append(out.Timeline, "", "around the "+fw.label+" (kept by the schedule):")
+				out.Timeline = append(out.Timeline, fw.w.Lines(fw.label)...)
+			}
 		} else {
 			out.Timeline = []string{"(the second pass did not repeat the run: nondeterminism; no timeline)"}
 		}
