@@ -225,7 +225,7 @@ func validateCaseOptions(o Options) error {
 			return fmt.Errorf("fault weight %q: %d (unknown kind or negative weight)", k, w)
 		}
 	}
-	return nil
+	return checkOfferedLoad(o)
 }
 
 // MarshalCase encodes a valid case as indented JSON with a final newline.
@@ -411,6 +411,10 @@ func ReadCase(path string) (*Case, error) {
 		return nil, fmt.Errorf("read case: %w", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxCaseFileSize {
+		// Say the file's real size, not the bytes read up to the limit.
+		return nil, fmt.Errorf("case %s: %w: %d bytes (at most %d)", path, ErrBadCase, fi.Size(), MaxCaseFileSize)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxCaseFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read case %s: %w", path, err)
