@@ -806,15 +806,16 @@ func truncate(s string, n int) string {
 // progress reports a campaign's progress: a live line on a terminal,
 // plain periodic lines otherwise.
 type progress struct {
+	w     io.Writer
+	live  bool
+	every time.Duration
+	start time.Time
+	total uint64
+	done  uint64
+	last  uint64 // done at the last plain line
+	shown bool   // a live line is on screen
+
 	deadline time.Time // -for: the line shows the time left instead of an ETA
-	w        io.Writer
-	live     bool
-	every    time.Duration
-	start    time.Time
-	total    uint64
-	done     uint64
-	last     uint64 // done at the last plain line
-	shown    bool   // a live line is on screen
 }
 
 func newProgress(st stdio, jsonOut bool, total uint64) *progress {
