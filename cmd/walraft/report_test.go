@@ -164,3 +164,11 @@ func TestReportCommand(t *testing.T) {
 		t.Errorf("output: %s", out)
 	}
 }
+
+// A bench config error is one line with one "bench:" and names the flag.
+func TestBenchErrorPrefix(t *testing.T) {
+	code, _, errs := runCLI(t, "bench", "-mode", "standalone", "-kill-leader-after", "1s")
+	if code != exitUsage || strings.Count(errs, "bench:") != 1 || !strings.Contains(errs, "-kill-leader-after needs -mode cluster") {
+		t.Errorf("exit %d: %q", code, errs)
+	}
+}
