@@ -121,6 +121,21 @@ func FindFocus(res *scenarios.Result, recorded []scenarios.CaseViolation, sel Se
 			evs = append(evs, ev{opTime(o), id})
 		}
 	}
+	// A violation that names no op (prefix agreement, say) still has
+	// evidence: the first record where two nodes' final logs disagree, and
+	// the writes of the two records there.
+	var div *divergence
+	if len(evs) == 0 && len(picked) > 0 && sel.Op == 0 {
+		if d, ok := firstDivergence(hist); ok {
+			div = &d
+			for _, id := range d.writeOps {
+				if o := opByID[id]; o != nil && !seen[id] && (sel.Node == 0 || uint64(o.Node) == sel.Node) {
+					seen[id] = true
+					evs = append(evs, ev{opTime(o), id})
+				}
+			}
+		}
+	}
 	if sel.Op != 0 {
 		o := opByID[sel.Op]
 		if o == nil {
@@ -136,6 +151,9 @@ func FindFocus(res *scenarios.Result, recorded []scenarios.CaseViolation, sel Se
 	})
 	if len(evs) > maxFocusOps {
 		evs = evs[:maxFocusOps]
+	}
+	if div != nil {
+		f.Evidence = append(f.Evidence, div.String())
 	}
 	for _, e := range evs {
 		f.Ops = append(f.Ops, e.id)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -229,5 +230,41 @@ func TestLegendCoversTrace(t *testing.T) {
 	}
 	if len(seen) < 10 {
 		t.Fatalf("only %d kinds seen", len(seen))
+	}
+}
+
+// A violation that names no op is focused on the writes of the first record
+// where two nodes' final logs disagree.
+func TestFocusOnFirstDivergentRecord(t *testing.T) {
+	_, col := mustCollect(t)
+	res := *col.Result
+	var vs []scenarios.Violation
+	for _, v := range res.Violations {
+		if v.Invariant == "S2" {
+			v.Ops = nil
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		t.Skip("no S2 violation in this run")
+	}
+	res.Violations = vs
+	d, ok := firstDivergence(res.History)
+	if !ok || len(d.writeOps) == 0 {
+		t.Fatalf("no divergence found in a run that violated S2: %+v", d)
+	}
+	f, err := FindFocus(&res, nil, Select{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Invariant != "S2" || len(f.Ops) == 0 || !slices.Contains(d.writeOps, f.Ops[0]) || f.Center >= f.ViolationAt {
+		t.Fatalf("focus %+v, divergence %v", f, d)
+	}
+	found := false
+	for _, e := range f.Evidence {
+		found = found || strings.HasPrefix(e, "first divergent record: ")
+	}
+	if !found {
+		t.Fatalf("evidence %v lacks the divergent record", f.Evidence)
 	}
 }
