@@ -33,6 +33,10 @@ type replayJSON struct {
 	Timeline []string `json:"timeline"`
 }
 
+// recordedPerInvariant is how many recorded violations of each invariant
+// replay prints.
+const recordedPerInvariant = 3
+
 // faultWinGap: a fault in focus this close to the centre is already in
 // the main window, and gets no window of its own.
 const faultWinGap = 50 * time.Millisecond
@@ -73,8 +77,26 @@ func cmdReplay(args []string, st stdio) int {
 		fmt.Fprintf(st.out, "walraft replay %s\n", pos[0])
 		fmt.Fprintf(st.out, "case: scenario %s, seed %d, variant %s, written at commit %s (this build: %s)\n",
 			c.Scenario, c.Seed, variantName(c.Variant), c.Commit, commit)
+		// The first recordedPerInvariant violations of each invariant, one
+		// line each: a case can hold hundreds, and the replay's point is the
+		// timeline below (replay -json and the case file hold them all).
+		shown, more := map[string]int{}, map[string]int{}
+		var order []string
 		for _, v := range c.Violations {
-			fmt.Fprintf(st.out, "recorded: %s at %.6fs: %s\n", v.Invariant, v.Time.Seconds(), indent(v.Detail, "  "))
+			if shown[v.Invariant]+more[v.Invariant] == 0 {
+				order = append(order, v.Invariant)
+			}
+			if shown[v.Invariant] >= recordedPerInvariant {
+				more[v.Invariant]++
+				continue
+			}
+			shown[v.Invariant]++
+			fmt.Fprintf(st.out, "recorded: %s at %.6fs: %s\n", v.Invariant, v.Time.Seconds(), truncate(firstLine(v.Detail), 300))
+		}
+		for _, inv := range order {
+			if more[inv] > 0 {
+				fmt.Fprintf(st.out, "recorded: ... and %d more %s violations (see the case file)\n", more[inv], inv)
+			}
 		}
 		if c.Note != "" {
 			fmt.Fprintf(st.out, "note: %s\n", c.Note)
