@@ -10,3 +10,8 @@ require (
 )
 
 require google.golang.org/protobuf v1.36.11
+
+require (
+	github.com/kr/text v0.2.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1
+)

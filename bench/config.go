@@ -82,6 +82,11 @@ type Config struct {
 	// Dir is where the run's files go: a fresh directory is made inside it
 	// (inside os.TempDir when empty) and removed when the run ends.
 	Dir string
+	// Progress, when set, is called about once a second during the
+	// measured window with the records the nodes' WALs have written since
+	// the window began and the time since then (walraft bench shows a
+	// live msg/s line on a terminal with it).
+	Progress func(records int64, elapsed time.Duration)
 	// Partitions of the topic; producer i writes to partition i mod
 	// Partitions.
 	Partitions int
@@ -165,7 +170,7 @@ func (c Config) Validate() error {
 	switch c.Mode {
 	case ModeStandalone:
 		if c.KillLeaderAfter != 0 {
-			return bad("KillLeaderAfter needs a cluster (a standalone node has no one to take over)")
+			return bad("-kill-leader-after needs -mode cluster (a standalone node has no one to take over)")
 		}
 	case ModeCluster:
 		if c.Nodes < 2 || c.Nodes > MaxNodes {
@@ -194,7 +199,7 @@ func (c Config) Validate() error {
 	case c.Procs < 0 || c.Procs > MaxProcs:
 		return bad("procs %d (0 to %d allowed)", c.Procs, MaxProcs)
 	case c.KillLeaderAfter < 0 || (c.KillLeaderAfter > 0 && c.KillLeaderAfter >= c.Duration):
-		return bad("KillLeaderAfter %v must be 0 or inside the %v window", c.KillLeaderAfter, c.Duration)
+		return bad("-kill-leader-after %v must be 0 or inside the %v window (-duration)", c.KillLeaderAfter, c.Duration)
 	}
 	return nil
 }

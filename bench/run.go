@@ -14,6 +14,9 @@ import (
 	"walraft/core/node"
 )
 
+// progressEvery is how often Config.Progress is called in the window.
+const progressEvery = time.Second
+
 // Timing of the run's phases outside the measured window.
 const (
 	// leaderWait bounds the wait for the first leader and for the leader
@@ -105,7 +108,9 @@ func runOn(ctx context.Context, cfg Config, c *cluster) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	cfg.logf("bench: node %d leads", lead.id)
+	if cfg.Mode == ModeCluster {
+		cfg.logf("bench: node %d leads", lead.id) // a standalone node has no one to lead
+	}
 
 	st := &runState{cfg: cfg, c: c, abort: make(chan struct{})}
 	prods := make([]*producer, cfg.Producers)
@@ -151,8 +156,17 @@ func runOn(ctx context.Context, cfg Config, c *cluster) (Result, error) {
 			}
 		}
 	}
-	if ok {
-		sleep(cfg.Duration - time.Since(start))
+	for ok && time.Since(start) < cfg.Duration {
+		// With a Progress callback, wake every progressEvery to report the
+		// records written so far; otherwise sleep out the window.
+		left := cfg.Duration - time.Since(start)
+		if cfg.Progress != nil {
+			left = min(left, progressEvery)
+		}
+		ok = sleep(left)
+		if cfg.Progress != nil {
+			cfg.Progress(c.counters().records-k0.records, time.Since(start))
+		}
 	}
 	st.phase.Store(phaseStop)
 	elapsed := time.Since(start)

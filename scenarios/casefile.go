@@ -169,6 +169,9 @@ func (c *Case) Validate() error {
 	if _, err := LookupVariant(c.Variant); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadCase, err)
 	}
+	if err := KnownScenario(c.Scenario); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadCase, err)
+	}
 	for i, v := range c.Violations {
 		if v.Invariant == "" {
 			return fmt.Errorf("%w: violations[%d] has an empty invariant", ErrBadCase, i)
@@ -225,7 +228,7 @@ func validateCaseOptions(o Options) error {
 			return fmt.Errorf("fault weight %q: %d (unknown kind or negative weight)", k, w)
 		}
 	}
-	return nil
+	return checkOfferedLoad(o)
 }
 
 // MarshalCase encodes a valid case as indented JSON with a final newline.
@@ -411,6 +414,10 @@ func ReadCase(path string) (*Case, error) {
 		return nil, fmt.Errorf("read case: %w", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxCaseFileSize {
+		// Say the file's real size, not the bytes read up to the limit.
+		return nil, fmt.Errorf("case %s: %w: %d bytes (at most %d)", path, ErrBadCase, fi.Size(), MaxCaseFileSize)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxCaseFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read case %s: %w", path, err)

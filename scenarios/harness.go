@@ -86,6 +86,10 @@ func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, e
 	}
 	h.rec = newRecorder(h)
 	w.Trace().SetListener(h.onTrace)
+	if rc.OnTrace != nil {
+		w.Trace().SetListener(func(e sim.TraceEvent) { h.onTrace(e); rc.OnTrace(e) })
+	}
+	w.Net().SetTap(rc.NetTap)
 	for i := 1; i <= o.Nodes; i++ {
 		id := uint64(i)
 		h.ids = append(h.ids, id)

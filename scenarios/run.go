@@ -23,6 +23,14 @@ type RunConfig struct {
 	// TraceTail keeps the last N events in Result.Trace when RecordTrace is
 	// off (the timeline around a violation).
 	TraceTail int
+	// NetTap, when set, sees every message the network sends, duplicates,
+	// delivers or drops, with its bytes (reports draw message arrows from
+	// it). It observes only: the trace hash is the same with or without.
+	NetTap func(sim.MsgEvent)
+	// OnTrace, when set, sees every trace event as it is added (a replay
+	// keeps exactly the window around the violation this way, whatever the
+	// run's length). It observes only.
+	OnTrace func(sim.TraceEvent)
 }
 
 // AcksCounts counts the produce requests of one acks level.

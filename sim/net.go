@@ -133,6 +133,8 @@ type Net struct {
 	// free holds delivery objects that have run or been dropped, for
 	// reuse: one per message in flight is all a run ever allocates.
 	free []*delivery
+
+	tap func(MsgEvent) // SetTap (nettap.go); nil almost always
 }
 
 func newNet(w *World, rng *Rand, def LinkConfig) *Net {
@@ -381,33 +383,40 @@ func (n *Net) send(sender *Process, epoch uint64, to env.NodeID, msg []byte) {
 	n.stats.BytesSent += int64(len(msg))
 	from := sender.id
 	if !sender.live(epoch) {
+		n.tapped(MsgDrop, from, to, 0, DropStale, msg)
 		n.drop(from, to, len(msg), DropStale)
 		return
 	}
 	dst, ok := n.w.procs[to]
 	if !ok {
+		n.tapped(MsgDrop, from, to, 0, DropUnknown, msg)
 		n.drop(from, to, len(msg), DropUnknown)
 		return
 	}
 	if dst.state == StateDown {
+		n.tapped(MsgDrop, from, to, 0, DropDown, msg)
 		n.drop(from, to, len(msg), DropDown)
 		return
 	}
 	if !n.Connected(from, to) {
+		n.tapped(MsgDrop, from, to, 0, DropCut, msg)
 		n.drop(from, to, len(msg), DropCut)
 		return
 	}
 	cfg := n.LinkConfig(from, to)
 	if n.rng.Chance(cfg.DropProb) {
+		n.tapped(MsgDrop, from, to, 0, DropLoss, msg)
 		n.drop(from, to, len(msg), DropLoss)
 		return
 	}
 	n.schedule(from, dst, msg, cfg)
+	n.tapped(MsgSend, from, to, n.msgs, 0, msg)
 	if n.rng.Chance(cfg.DupProb) {
 		n.stats.Duplicated++
 		n.w.event(0, "net.dup", int64(from), int64(to), int64(len(msg)), 0)
 		// A copy: the receiver owns each delivered slice.
 		n.schedule(from, dst, slices.Clone(msg), cfg)
+		n.tapped(MsgDup, from, to, n.msgs, 0, msg)
 	}
 }
 
@@ -454,6 +463,7 @@ func (d *delivery) run() {
 	n, from, dst, msg := d.n, d.from, d.dst, d.msg
 	n.stats.Delivered++
 	n.w.event(0, "net.deliver", int64(from), int64(dst.id), int64(len(msg)), d.id)
+	n.tapped(MsgDeliver, from, dst.id, d.id, 0, msg)
 	d.release()
 	dst.receiver.Receive(from, msg)
 }
@@ -461,6 +471,7 @@ func (d *delivery) run() {
 // drop counts the message lost with the incarnation it was sent to.
 func (d *delivery) drop() {
 	n, from, to, size := d.n, d.from, d.dst.id, len(d.msg)
+	n.tapped(MsgDrop, from, to, d.id, DropDown, d.msg)
 	d.release()
 	n.drop(from, to, size, DropDown)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
+	"time"
 
 	"walraft/bench"
 )
@@ -44,33 +46,50 @@ func cmdBench(args []string, st stdio) int {
 	cfg.Size, cfg.Partitions, cfg.Dir, cfg.KillLeaderAfter, cfg.Ceiling = *size, *partitions, *dir, *kill, *ceiling
 	var err error
 	if cfg.Acks, err = bench.ParseAcks(*acks); err != nil {
-		return usageErr(st, "bench", "%v", err)
+		return usageErr(st, "bench", "%s", benchMsg(err))
 	}
 	if cfg.Path, err = bench.ParsePath(*path); err != nil {
-		return usageErr(st, "bench", "%v", err)
+		return usageErr(st, "bench", "%s", benchMsg(err))
 	}
 	if err := cfg.Validate(); err != nil {
-		return usageErr(st, "bench", "%v", err)
+		return usageErr(st, "bench", "%s", benchMsg(err))
+	}
+	if code := checkOutPaths(st, "bench", []outFlag{{"-dir", cfg.Dir, true}}); code >= 0 {
+		return code
 	}
 	if !*asJSON {
-		cfg.Logf = func(format string, a ...any) { fmt.Fprintf(st.err, format+"\n", a...) }
+		live := isTerminal(st.err)
+		cfg.Logf = func(format string, a ...any) {
+			if live {
+				fmt.Fprint(st.err, "\r\x1b[K") // over the progress line
+			}
+			fmt.Fprintf(st.err, format+"\n", a...)
+		}
+		if live {
+			cfg.Progress = func(records int64, el time.Duration) {
+				fmt.Fprintf(st.err, "\r\x1b[Kbench: %s of %s: %d records, %.0f msg/s so far", fmtDur(el), fmtDur(cfg.Duration), records, float64(records)/el.Seconds())
+			}
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, err := bench.Run(ctx, cfg)
+	if cfg.Progress != nil {
+		fmt.Fprint(st.err, "\r\x1b[K")
+	}
 	if err != nil && ctx.Err() == nil {
-		fmt.Fprintf(st.err, "walraft bench: %v\n", err)
+		fmt.Fprintf(st.err, "walraft bench: %s\n", benchMsg(err))
 		return exitFail
 	}
 	if *asJSON {
 		b, jerr := res.JSON()
 		if jerr != nil {
-			fmt.Fprintf(st.err, "walraft bench: %v\n", jerr)
+			fmt.Fprintf(st.err, "walraft bench: %s\n", benchMsg(jerr))
 			return exitFail
 		}
 		fmt.Fprintln(st.out, string(b))
 	} else if perr := res.Print(st.out); perr != nil {
-		fmt.Fprintf(st.err, "walraft bench: %v\n", perr)
+		fmt.Fprintf(st.err, "walraft bench: %s\n", benchMsg(perr))
 		return exitFail
 	}
 	if res.Lost > 0 && ((cfg.Mode == bench.ModeStandalone && cfg.Acks != 0) || cfg.Acks == -1) {
@@ -78,4 +97,19 @@ func cmdBench(args []string, st stdio) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+// benchMsg is a bench error without the package's own "bench: " prefix,
+// which the CLI's "walraft bench: " already says.
+func benchMsg(err error) string { return strings.TrimPrefix(err.Error(), "bench: ") }
+
+// isTerminal reports whether w is a terminal (a live progress line makes
+// sense there, not in a file or a pipe).
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

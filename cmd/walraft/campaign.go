@@ -120,6 +120,14 @@ type campaignJSON struct {
 	DeterminismChecked    int                       `json:"determinism_checked"`
 	DeterminismMismatches int                       `json:"determinism_mismatches"`
 	Mismatches            []mismatchJSON            `json:"mismatches"`
+
+	// For is -for: the campaign ran seeds until this much time was up
+	// ("" when it ran a fixed -seeds count); TimeUp says it stopped for it.
+	For    string `json:"for,omitempty"`
+	TimeUp bool   `json:"time_up,omitempty"`
+	// ByScenario holds each scenario's own results (campaign.go's
+	// scenarioJSON), so -scenario all shows which scenario found what.
+	ByScenario map[string]*scenarioJSON `json:"by_scenario,omitempty"`
 }
 
 // failureJSON is one failing run of a campaign.
@@ -152,7 +160,7 @@ type mismatchJSON struct {
 func newCampaignJSON() *campaignJSON {
 	c := &campaignJSON{FailingSeeds: []uint64{}, Failures: []failureJSON{}, ViolationsByInvariant: map[string]int{},
 		Acks: map[string]acksJSON{}, Probes: map[string]int{}, ProbeHits: map[string]int{}, Mismatches: []mismatchJSON{},
-		ScenarioRuns: map[string]int{}, CoverageMissing: []string{}}
+		ScenarioRuns: map[string]int{}, CoverageMissing: []string{}, ByScenario: map[string]*scenarioJSON{}}
 	for _, l := range acksLevels {
 		c.Acks[l] = acksJSON{}
 	}
@@ -161,6 +169,7 @@ func newCampaignJSON() *campaignJSON {
 
 // add accounts one completed run.
 func (c *campaignJSON) add(r *runJSON) {
+	c.scenario(r.Scenario).add(r)
 	c.Seeds++
 	c.ScenarioRuns[r.Scenario]++
 	c.SimSeconds += r.SimSeconds
@@ -234,6 +243,9 @@ func (c *campaignJSON) derive() {
 		c.CoverageMissing = []string{}
 	}
 	c.OK = c.Failed == 0 && c.DeterminismMismatches == 0 && !c.Interrupted && len(c.CoverageMissing) == 0
+	for _, sc := range c.ByScenario {
+		sort.Slice(sc.FailingSeeds, func(i, j int) bool { return sc.FailingSeeds[i] < sc.FailingSeeds[j] })
+	}
 }
 
 // cmdCampaign runs many seeds in worker processes: `walraft campaign`.
@@ -245,7 +257,8 @@ func cmdCampaign(args []string, st stdio) int {
 	parallel := fs.Int("parallel", runtime.NumCPU(), "`number` of worker processes (each runs one simulation at a time)")
 	shardFlag := fs.String("shard", "0/1", "run only seed k with k mod n == i (`i/n`), to split a campaign over machines")
 	variant := fs.String("variant", "", "`name` of a known-bad variant to run (walraft variants)")
-	out := fs.String("out", filepath.Join("testdata", "cases"), "`directory` for the case files of failing seeds")
+	out := fs.String("out", defaultCaseDir, "`directory` for the case files of failing seeds (the default is git-ignored: move the cases worth keeping to testdata/cases)")
+	forDur := fs.Duration("for", 0, "run seeds until this much `time` is up (VOPR style; -seeds then only caps the count), e.g. 10m")
 	detEvery := fs.Int("determinism", 10, "re-run every `N`th seed, and every failing seed, in another worker and compare trace hashes (0: never)")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object (progress goes to stderr)")
 	if _, code := parseFlags(fs, args, 0, 0); code >= 0 {
@@ -266,6 +279,14 @@ func cmdCampaign(args []string, st stdio) int {
 		return usageErr(st, "campaign", "-start %d + -seeds %d overflows", *start, *seeds)
 	case *detEvery < 0:
 		return usageErr(st, "campaign", "-determinism %d: want >= 0", *detEvery)
+	case *forDur < 0:
+		return usageErr(st, "campaign", "-for %v: want a positive duration", *forDur)
+	}
+	if *forDur > 0 && !flagSet(fs, "seeds") {
+		*seeds = maxCampaignSeeds
+		if *start > math.MaxUint64-*seeds {
+			*seeds = math.MaxUint64 - *start
+		}
 	}
 	var scs []scenarios.Scenario
 	if *scenario == "all" {
@@ -288,6 +309,7 @@ func cmdCampaign(args []string, st stdio) int {
 	c := &coordinator{
 		st: st, exe: exe, parallel: *parallel, detEvery: *detEvery, out: *out, variant: *variant, scs: scs,
 		seeds: seedRange{start: *start, count: *seeds, sh: sh}, commit: buildCommit(), jsonOut: *asJSON,
+		forDur: *forDur,
 	}
 	sum := c.run()
 	if *asJSON {
@@ -348,6 +370,7 @@ type coordinator struct {
 	seeds    seedRange
 	commit   string
 	jsonOut  bool
+	forDur   time.Duration // -for: no new seeds after this long (0: run every seed)
 
 	workers  []*workerProc
 	sum      *campaignJSON
@@ -364,6 +387,11 @@ func (c *coordinator) run() *campaignJSON {
 	}
 	sum.Variant, sum.Start, sum.SeedsRequested = c.variant, c.seeds.start, c.seeds.count
 	sum.Shard, sum.Parallel, sum.Commit = c.seeds.sh.String(), c.parallel, c.commit
+	var deadline time.Time
+	if c.forDur > 0 {
+		sum.For = c.forDur.String()
+		deadline = start.Add(c.forDur)
+	}
 
 	total := c.seeds.len() * uint64(len(c.scs))
 	// With one worker a determinism re-run still needs a second process.
@@ -393,9 +421,15 @@ func (c *coordinator) run() *campaignJSON {
 	}()
 
 	prog := newProgress(c.st, c.jsonOut, total)
-	fmt.Fprintf(prog.w, "campaign: %s, seeds %d..%d shard %s (%d runs), variant %s, %d workers, commit %s\n",
-		strings.Join(sum.Scenarios, ","), c.seeds.start, c.seeds.start+c.seeds.count-1, c.seeds.sh, total,
-		variantName(c.variant), c.parallel, c.commit)
+	prog.deadline = deadline
+	if c.forDur > 0 {
+		fmt.Fprintf(prog.w, "campaign: %s for %v, seeds from %d shard %s, variant %s, %d workers, commit %s\n",
+			strings.Join(sum.Scenarios, ","), c.forDur, c.seeds.start, c.seeds.sh, variantName(c.variant), c.parallel, c.commit)
+	} else {
+		fmt.Fprintf(prog.w, "campaign: %s, seeds %d..%d shard %s (%d runs), variant %s, %d workers, commit %s\n",
+			strings.Join(sum.Scenarios, ","), c.seeds.start, c.seeds.start+c.seeds.count-1, c.seeds.sh, total,
+			variantName(c.variant), c.parallel, c.commit)
+	}
 
 	interrupt := make(chan os.Signal, 1)
 	signal.Notify(interrupt, os.Interrupt)
@@ -417,6 +451,13 @@ func (c *coordinator) run() *campaignJSON {
 		return -1
 	}
 	for {
+		if !deadline.IsZero() && !sum.TimeUp && !time.Now().Before(deadline) {
+			// -for: time is up; finish what runs, start no new seed
+			// (determinism re-runs of finished seeds still run).
+			sum.TimeUp = true
+			total = next
+			prog.total = next
+		}
 		// Dispatch: priority jobs (checks, traces) first, then seeds, never
 		// more than `parallel` simulations at once.
 		for running < c.parallel {
@@ -461,6 +502,7 @@ func (c *coordinator) run() *campaignJSON {
 			}
 		case <-tick.C:
 			prog.update(sum, false)
+			// The loop head notices the deadline.
 		case <-interrupt:
 			if !c.stopping {
 				c.stopping = true
@@ -606,8 +648,9 @@ func printCampaign(w io.Writer, s *campaignJSON) {
 	fmt.Fprintf(w, "acks   %9s %9s %9s %14s %7s\n", "sent", "ok", "failed", "indeterminate", "lost")
 	for _, l := range acksLevels {
 		a := s.Acks[l]
-		fmt.Fprintf(w, "  %-4s %9d %9d %9d %14d %7d\n", l, a.Sent, a.OK, a.Failed, a.Indeterminate, a.Lost)
+		fmt.Fprintf(w, "  %-4s %9d %9d %9d %14d %7d%s\n", l, a.Sent, a.OK, a.Failed, a.Indeterminate, a.Lost, lostNote(s, l, a))
 	}
+	printByScenario(w, s)
 	printCoverage(w, s)
 	if s.BeyondBudget > 0 {
 		fmt.Fprintf(w, "%d runs went beyond the fault budget (not counted)\n", s.BeyondBudget)
@@ -783,6 +826,8 @@ type progress struct {
 	done  uint64
 	last  uint64 // done at the last plain line
 	shown bool   // a live line is on screen
+
+	deadline time.Time // -for: the line shows the time left instead of an ETA
 }
 
 func newProgress(st stdio, jsonOut bool, total uint64) *progress {
@@ -805,6 +850,10 @@ func (p *progress) line(s *campaignJSON) string {
 	eta := "?"
 	if rate > 0 {
 		eta = fmtDur(time.Duration(float64(p.total-p.done) / rate * float64(time.Second)))
+	}
+	if !p.deadline.IsZero() {
+		return fmt.Sprintf("%d seeds  %.1f seeds/s  %d failed  determinism %d re-run, %d mismatches  elapsed %s  left %s",
+			p.done, rate, s.Failed, s.DeterminismChecked, s.DeterminismMismatches, fmtDur(el), fmtDur(max(time.Until(p.deadline), 0)))
 	}
 	return fmt.Sprintf("%d/%d seeds  %.1f seeds/s  %d failed  determinism %d re-run, %d mismatches  elapsed %s  ETA %s",
 		p.done, p.total, rate, s.Failed, s.DeterminismChecked, s.DeterminismMismatches, fmtDur(el), eta)

@@ -258,7 +258,7 @@ func TestCaseReplay(t *testing.T) {
 	if code != exitFail {
 		t.Fatalf("replay: exit %d, want 1 (the violation reproduces)\n%s%s", code, out, errs)
 	}
-	for _, want := range []string{"matches the case", "reproduced: S1", "timeline:", "node state before the window", ">>> ", "hwm"} {
+	for _, want := range []string{"matches the case", "reproduced: S1", "timeline (", "node state before the window", ">>> ", "hwm"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("replay output lacks %q:\n%s", want, out)
 		}

@@ -61,7 +61,7 @@ func init() {
 			summary: "combine the -json summaries of a sharded campaign", run: cmdMerge},
 		{name: "scenarios", summary: "list the scenarios", run: cmdScenarios},
 		{name: "variants", summary: "list the known-bad variants", run: cmdVariants},
-		{name: "help", summary: "show this help", run: func(_ []string, st stdio) int { usage(st.out); return exitOK }},
+		{name: "help", args: "[trace]", summary: "show this help; `help trace` explains every trace event kind", run: cmdHelp},
 		{name: "worker", hidden: true, summary: "campaign worker: JSON lines on stdin/stdout", run: cmdWorker},
 	}, commands...)
 }

@@ -93,6 +93,9 @@ func fakeRun(mode string) func(scenarios.Options, scenarios.RunConfig) (*scenari
 		if err != nil {
 			return nil, err
 		}
+		if rc.OnTrace != nil {
+			tr.SetListener(rc.OnTrace)
+		}
 		for i := 0; i < 60; i++ {
 			e := sim.TraceEvent{At: time.Duration(i) * 100 * time.Millisecond, Node: uint64(1 + i%3), Kind: "produce", A: int64(i), B: int64(o.Producers)}
 			if mode == "nondet" && o.Seed == 1 && i == 25 {

@@ -11,8 +11,13 @@ import (
 	"strings"
 )
 
-// maxSummarySize bounds one summary file read by merge.
-const maxSummarySize = 256 << 20
+// maxSummarySize bounds one summary file read by merge, and
+// maxMergeTotal all of them together, so merge's memory is bounded
+// whatever it is given (a summary lists at most one line per failing seed).
+const (
+	maxSummarySize = 64 << 20
+	maxMergeTotal  = 256 << 20
+)
 
 // cmdMerge combines the -json summaries of a sharded campaign: `walraft
 // merge`.
@@ -20,12 +25,19 @@ func cmdMerge(args []string, st stdio) int {
 	fs := newFlags("merge", st)
 	asJSON := fs.Bool("json", false, "print the merged summary as one JSON object")
 	partial := fs.Bool("partial", false, "merge even when some shards are missing")
+	mixed := fs.Bool("mixed-commits", false, "merge shards that ran different commits (their seeds then ran different code)")
 	files, code := parseFlags(fs, args, 1, -1)
 	if code >= 0 {
 		return code
 	}
 	var sums []*campaignJSON
+	var total int64
 	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			if total += fi.Size(); total > maxMergeTotal {
+				return usageErr(st, "merge", "the summaries add up to more than %d bytes (at %s): merge fewer at a time", maxMergeTotal, f)
+			}
+		}
 		s, err := readSummary(f)
 		if err != nil {
 			return usageErr(st, "merge", "%v", err)
@@ -35,6 +47,12 @@ func cmdMerge(args []string, st stdio) int {
 	m, missing, err := mergeSummaries(sums, files)
 	if err != nil {
 		return usageErr(st, "merge", "%v", err)
+	}
+	if strings.Contains(m.Commit, ",") {
+		if !*mixed {
+			return usageErr(st, "merge", "the shards ran different commits (%s): their seeds ran different code; re-run them at one commit, or pass -mixed-commits", m.Commit)
+		}
+		fmt.Fprintf(st.err, "walraft merge: warning: the shards ran different commits (%s)\n", m.Commit)
 	}
 	if len(missing) > 0 {
 		if !*partial {
@@ -69,7 +87,11 @@ func readSummary(path string) (*campaignJSON, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(b) > maxSummarySize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxSummarySize)
+		size := int64(len(b))
+		if fi, err := f.Stat(); err == nil {
+			size = fi.Size()
+		}
+		return nil, fmt.Errorf("%s: %d bytes, larger than a summary can be (at most %d)", path, size, maxSummarySize)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -154,6 +176,13 @@ func mergeSummaries(sums []*campaignJSON, names []string) (*campaignJSON, []stri
 		}
 		m.DeterminismChecked += s.DeterminismChecked
 		m.Mismatches = append(m.Mismatches, s.Mismatches...)
+		for name, sc := range s.ByScenario {
+			m.scenario(name).merge(sc)
+		}
+		m.TimeUp = m.TimeUp || s.TimeUp
+		if m.For == "" {
+			m.For = s.For
+		}
 	}
 	var missing []string
 	for i := uint64(0); i < n; i++ {

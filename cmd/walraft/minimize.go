@@ -38,6 +38,9 @@ func cmdMinimize(args []string, st stdio) int {
 	if dst == "" {
 		dst = strings.TrimSuffix(pos[0], ".json") + ".min.json"
 	}
+	if code := checkOutPaths(st, "minimize", []outFlag{{"-o", dst, false}}); code >= 0 {
+		return code
+	}
 
 	start := time.Now()
 	var first, last *scenarios.Result

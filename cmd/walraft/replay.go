@@ -2,18 +2,13 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
+	"walraft/report"
 	"walraft/scenarios"
 	"walraft/sim"
 )
-
-// replayTail is how many trace events a replay keeps at first; when the
-// violation happened before them, the replay runs again recording the full
-// trace.
-const replayTail = 20000
 
 // replayJSON is `walraft replay -json`'s object: the run plus how it
 // compares with the case.
@@ -27,9 +22,24 @@ type replayJSON struct {
 	Drift bool `json:"drift"`
 	// Reproduced: the run violated at least one invariant the case
 	// recorded.
-	Reproduced bool     `json:"reproduced"`
-	Timeline   []string `json:"timeline"`
+	Reproduced bool `json:"reproduced"`
+	// DriftWhy says what differs when Drift is set: the commit, the
+	// options or the schedule against what the case's seed generates.
+	DriftWhy []string `json:"drift_why,omitempty"`
+	// Focus is what the timeline centres on: the earliest evidence of
+	// the violation (or -at, -op), and the evidence lines.
+	Focus    string   `json:"focus"`
+	Evidence []string `json:"evidence"`
+	Timeline []string `json:"timeline"`
 }
+
+// recordedPerInvariant is how many recorded violations of each invariant
+// replay prints.
+const recordedPerInvariant = 3
+
+// faultWinGap: a fault in focus this close to the centre is already in
+// the main window, and gets no window of its own.
+const faultWinGap = 50 * time.Millisecond
 
 // cmdReplay re-runs a case file: `walraft replay CASE`.
 func cmdReplay(args []string, st stdio) int {
@@ -39,6 +49,8 @@ func cmdReplay(args []string, st stdio) int {
 	hide := fs.String("hide", "net.deliver", "comma-separated trace event `kinds` (or kind prefixes ending in '.') left out of the timeline; \"\" shows every event")
 	window := fs.Int("window", 40, "`number` of trace events to show before the violation (a quarter as many after)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	htmlPath := fs.String("html", "", "also write the HTML report (walraft report) to `FILE`")
+	ff := addFocusFlags(fs)
 	pos, code := parseFlags(fs, args, 1, 1)
 	if code >= 0 {
 		return code
@@ -50,14 +62,41 @@ func cmdReplay(args []string, st stdio) int {
 	if err != nil {
 		return usageErr(st, "replay", "%v", err)
 	}
+	sel, err := ff.selection(c)
+	if err != nil {
+		return usageErr(st, "replay", "%v", err)
+	}
+	for _, p := range []struct{ flag, path string }{{"-trace", *tracePath}, {"-history", *historyPath}, {"-html", *htmlPath}} {
+		if err := checkOutFile(p.flag, p.path); err != nil {
+			return usageErr(st, "replay", "%v", err)
+		}
+	}
 	commit := buildCommit()
 	o := c.Options
 	if !*asJSON {
 		fmt.Fprintf(st.out, "walraft replay %s\n", pos[0])
 		fmt.Fprintf(st.out, "case: scenario %s, seed %d, variant %s, written at commit %s (this build: %s)\n",
 			c.Scenario, c.Seed, variantName(c.Variant), c.Commit, commit)
+		// The first recordedPerInvariant violations of each invariant, one
+		// line each: a case can hold hundreds, and the replay's point is the
+		// timeline below (replay -json and the case file hold them all).
+		shown, more := map[string]int{}, map[string]int{}
+		var order []string
 		for _, v := range c.Violations {
-			fmt.Fprintf(st.out, "recorded: %s at %.6fs: %s\n", v.Invariant, v.Time.Seconds(), indent(v.Detail, "  "))
+			if shown[v.Invariant]+more[v.Invariant] == 0 {
+				order = append(order, v.Invariant)
+			}
+			if shown[v.Invariant] >= recordedPerInvariant {
+				more[v.Invariant]++
+				continue
+			}
+			shown[v.Invariant]++
+			fmt.Fprintf(st.out, "recorded: %s at %.6fs: %s\n", v.Invariant, v.Time.Seconds(), truncate(firstLine(v.Detail), 300))
+		}
+		for _, inv := range order {
+			if more[inv] > 0 {
+				fmt.Fprintf(st.out, "recorded: ... and %d more %s violations (see the case file)\n", more[inv], inv)
+			}
 		}
 		if c.Note != "" {
 			fmt.Fprintf(st.out, "note: %s\n", c.Note)
@@ -65,15 +104,15 @@ func cmdReplay(args []string, st stdio) int {
 		printOptions(st.out, o)
 		printSchedule(st.out, c.Schedule)
 	}
-	rc := scenarios.RunConfig{Variant: c.Variant, Schedule: c.Schedule, UseSchedule: true, TraceTail: replayTail}
-	if *tracePath != "" {
-		rc.RecordTrace, rc.TraceTail = true, 0
-	}
+	rc := scenarios.RunConfig{Variant: c.Variant, Schedule: c.Schedule, UseSchedule: true, RecordTrace: *tracePath != ""}
 	res, wall, simErr := simulate(o, rc)
 	r := summarize(o, c.Variant, res, wall, simErr, commit)
 	r.Case = pos[0]
 	out := replayJSON{runJSON: *r, RecordedTraceHash: c.TraceHash, RecordedCommit: c.Commit,
 		RecordedInvariant: c.Invariants(), Drift: r.TraceHash != c.TraceHash, Timeline: []string{}}
+	if out.Drift {
+		out.DriftWhy = driftWhy(c, commit)
+	}
 	for _, inv := range c.Invariants() {
 		out.Reproduced = out.Reproduced || r.Invariants[inv] == "violated"
 	}
@@ -82,18 +121,48 @@ func cmdReplay(args []string, st stdio) int {
 		code = exitFail
 	}
 	if res != nil {
-		at, label := violationTime(res, c)
-		// A tail shorter than its capacity is the whole trace.
-		trace, full := res.Trace, rc.RecordTrace || len(res.Trace) < replayTail
-		if !full && !covers(trace, at) {
-			// The tail starts after the violation: run again keeping
-			// everything (the run is deterministic, so it is the same run).
-			rc.RecordTrace, rc.TraceTail = true, 0
-			if again, _, err := simulate(o, rc); err == nil && again.TraceHash == res.TraceHash {
-				trace, full = again.Trace, true
-			}
+		f, err := report.FindFocus(res, c.Violations, sel)
+		if err != nil {
+			return usageErr(st, "replay", "%v", err)
 		}
-		out.Timeline = timeline(trace, full, at, label, *window, splitList(*hide))
+		out.Focus, out.Evidence = f.Label, f.Evidence
+		// A second pass over the same run keeps exactly the window around
+		// the focus, however long the run (the run is deterministic).
+		win := report.NewWindow(f.Center, *window, *window/4, splitList(*hide), sel.Node)
+		// And a shorter window at each fault in focus that is not already
+		// on screen: the kept fault of a minimized case is often seconds
+		// after the lost write's ack.
+		type faultWin struct {
+			w     *report.Window
+			label string
+		}
+		var fws []faultWin
+		for _, i := range f.Faults {
+			x := res.Schedule[i]
+			if d := x.At - f.Center; d > -faultWinGap && d < faultWinGap {
+				continue
+			}
+			fws = append(fws, faultWin{report.NewWindow(x.At-1, max(*window/4, 1), max(*window/2, 1), splitList(*hide), sel.Node),
+				"fault " + strings.TrimSpace(x.String())})
+		}
+		notes := report.NewMsgNotes()
+		rc2 := scenarios.RunConfig{Variant: c.Variant, Schedule: c.Schedule, UseSchedule: true,
+			OnTrace: func(e sim.TraceEvent) {
+				n := notes.Note(e)
+				win.Add(e, n)
+				for _, fw := range fws {
+					fw.w.Add(e, n)
+				}
+			}, NetTap: notes.Tap}
+		if again, _, err := simulate(o, rc2); err == nil && again.TraceHash == res.TraceHash {
+			out.Timeline = win.Lines(f.Label)
+			for _, fw := range fws {
+				out.Timeline = append(out.Timeline, "", "around the "+fw.label+" (kept by the schedule):")
+				out.Timeline = append(out.Timeline, fw.w.Lines(fw.label)...)
+			}
+		} else {
+			out.Timeline = []string{"(the second pass did not repeat the run: nondeterminism; no timeline)"}
+		}
 		if *tracePath != "" {
 			if err := writeTrace(*tracePath, res.Trace); err != nil {
 				fmt.Fprintf(st.err, "walraft replay: %v\n", err)
@@ -102,6 +171,16 @@ func cmdReplay(args []string, st stdio) int {
 		}
 		if *historyPath != "" {
 			if err := writeHistory(*historyPath, res); err != nil {
+				fmt.Fprintf(st.err, "walraft replay: %v\n", err)
+				code = exitFail
+			}
+		}
+		if *htmlPath != "" {
+			col, c2 := collectReport(st, "replay", c, pos[0], sel)
+			if col == nil {
+				return c2
+			}
+			if err := writeReport(*htmlPath, col); err != nil {
 				fmt.Fprintf(st.err, "walraft replay: %v\n", err)
 				code = exitFail
 			}
@@ -119,8 +198,10 @@ func cmdReplay(args []string, st stdio) int {
 	}
 	printVerdict(st.out, r)
 	if out.Drift {
-		fmt.Fprintf(st.out, "DRIFT: trace hash %s differs from the case's %s: the code changed since commit %s, so this is not the recorded run\n",
-			r.TraceHash, c.TraceHash, c.Commit)
+		fmt.Fprintf(st.out, "DRIFT: trace hash %s differs from the case's %s, so this is not the recorded run:\n", r.TraceHash, c.TraceHash)
+		for _, l := range out.DriftWhy {
+			fmt.Fprintf(st.out, "  %s\n", l)
+		}
 	} else {
 		fmt.Fprintf(st.out, "trace hash %s matches the case: the recorded run replayed exactly\n", r.TraceHash)
 	}
@@ -134,37 +215,30 @@ func cmdReplay(args []string, st stdio) int {
 		fmt.Fprintf(st.out, "NOT reproduced: the case recorded %s; this run holds every invariant (fixed?)\n",
 			strings.Join(c.Invariants(), ","))
 	}
+	if out.Focus != "" {
+		fmt.Fprintf(st.out, "focus: %s\n", out.Focus)
+		for _, l := range out.Evidence {
+			fmt.Fprintf(st.out, "  evidence: %s\n", l)
+		}
+	}
 	if len(out.Timeline) > 0 {
-		fmt.Fprintln(st.out, "timeline:")
+		fmt.Fprintln(st.out, "timeline (walraft help trace explains each event kind):")
 		for _, l := range out.Timeline {
 			fmt.Fprintf(st.out, "  %s\n", l)
 		}
 	}
-	if *tracePath != "" {
+	if *tracePath != "" && res != nil {
 		fmt.Fprintf(st.out, "full trace (%d events) written to %s\n", len(res.Trace), *tracePath)
 	}
-	return code
-}
-
-// violationTime picks the moment the timeline centres on: this run's first
-// violation, else the case's first, with a label for the marker line.
-func violationTime(res *scenarios.Result, c *scenarios.Case) (time.Duration, string) {
-	if len(res.Violations) > 0 {
-		v := res.Violations[0]
-		return v.Time, fmt.Sprintf("%s violated: %s", v.Invariant, firstLine(v.Detail))
+	if *htmlPath != "" && res != nil {
+		fmt.Fprintf(st.out, "HTML report written to %s\n", *htmlPath)
 	}
-	v := c.Violations[0]
-	return v.Time, fmt.Sprintf("(recorded) %s violated: %s", v.Invariant, firstLine(v.Detail))
+	return code
 }
 
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
-}
-
-// covers reports whether a trace tail reaches back to time at.
-func covers(trace []sim.TraceEvent, at time.Duration) bool {
-	return len(trace) > 0 && trace[0].At < at
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.
@@ -174,97 +248,6 @@ func splitList(s string) []string {
 		if x = strings.TrimSpace(x); x != "" {
 			out = append(out, x)
 		}
-	}
-	return out
-}
-
-// hidden reports whether kind matches one of the hide items: an exact kind,
-// or a prefix ending in '.'.
-func hidden(kind string, hide []string) bool {
-	for _, h := range hide {
-		if kind == h || (strings.HasSuffix(h, ".") && strings.HasPrefix(kind, h)) {
-			return true
-		}
-	}
-	return false
-}
-
-// stateKinds are the trace events that carry a node's HWM and log end; the
-// timeline starts with the latest of each per node.
-var stateKinds = []string{"obs", "hwm"}
-
-// timeline renders the trace events around time at: up to window events
-// before the first event after at, a marker line, and window/4 events
-// after, leaving out hidden kinds. It starts with the last "obs" and "hwm"
-// event of each node before the window, so every node's HWM and log end
-// are on screen. A zero at (unknown time) shows the end of the trace. full
-// says the trace is the whole run (else it is the run's last events).
-func timeline(trace []sim.TraceEvent, full bool, at time.Duration, label string, window int, hide []string) []string {
-	if len(trace) == 0 {
-		return nil
-	}
-	var idx []int // indices of the shown kinds
-	for i, e := range trace {
-		if !hidden(e.Kind, hide) {
-			idx = append(idx, i)
-		}
-	}
-	mark := len(idx)
-	if at > 0 {
-		for k, i := range idx {
-			if trace[i].At > at {
-				mark = k
-				break
-			}
-		}
-	}
-	from := max(0, mark-window)
-	to := min(len(idx), mark+window/4)
-	var out []string
-	start := len(trace)
-	if from < len(idx) {
-		start = idx[from]
-	}
-	state := map[uint64]map[string]sim.TraceEvent{}
-	var nodes []uint64
-	for _, e := range trace[:start] {
-		if !slices.Contains(stateKinds, e.Kind) {
-			continue
-		}
-		if state[e.Node] == nil {
-			state[e.Node] = map[string]sim.TraceEvent{}
-			nodes = append(nodes, e.Node)
-		}
-		state[e.Node][e.Kind] = e
-	}
-	if len(nodes) > 0 {
-		out = append(out, "node state before the window (each node's last obs/hwm event):")
-		slices.Sort(nodes)
-		for _, n := range nodes {
-			for _, k := range stateKinds {
-				if e, ok := state[n][k]; ok {
-					out = append(out, "  "+e.String())
-				}
-			}
-		}
-	}
-	what := fmt.Sprintf("%d events", len(trace))
-	if !full {
-		what = fmt.Sprintf("the run's last %d events", len(trace))
-	}
-	note := ""
-	if len(hide) > 0 {
-		note = fmt.Sprintf(", hiding %s", strings.Join(hide, ","))
-	}
-	out = append(out, fmt.Sprintf("%d of %s%s:", to-from, what, note))
-	for k := from; k < to; k++ {
-		if k == mark {
-			out = append(out, fmt.Sprintf(">>> %.9fs %s", at.Seconds(), label))
-		}
-		out = append(out, trace[idx[k]].String())
-	}
-	if mark >= to {
-		out = append(out, fmt.Sprintf(">>> %.9fs %s", at.Seconds(), label))
 	}
 	return out
 }

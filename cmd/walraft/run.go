@@ -24,6 +24,9 @@ func cmdRun(args []string, st stdio) int {
 	if err != nil {
 		return usageErr(st, "run", "%v", err)
 	}
+	if code := checkOutPaths(st, "run", []outFlag{{"-trace", *tracePath, false}, {"-history", *historyPath, false}, {"-out", *out, true}}); code >= 0 {
+		return code
+	}
 	o := drawOptions(sc, *seed, *variant)
 	commit := buildCommit()
 	if !*asJSON {
