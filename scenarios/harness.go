@@ -55,6 +55,9 @@ type harness struct {
 	restarts  map[uint64]bool // node restarts the harness has scheduled
 	pending   map[uint64]map[OpID]func(node.ProduceResponse, evidence)
 	finished  bool
+	// diskEvents are the kinds of each node's disk events in the safety
+	// phase (index id-1), when RunConfig.RecordDiskEvents (crashpoint.go).
+	diskEvents [][]sim.DiskEvent
 }
 
 func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, error) {
@@ -105,6 +108,9 @@ func (h *harness) nodeConfig(id uint64) node.Config {
 
 func (h *harness) boot(id env.NodeID, e env.Env) (sim.Receiver, error) {
 	n, err := node.NewWithBugs(h.nodeConfig(id), e, h.variant.bugs)
+	if h.crashedInBoot(id) {
+		return nil, errCrashedInBoot
+	}
 	if err != nil && errors.Is(err, env.ErrIO) {
 		// An injected I/O error during recovery: the process exits and
 		// its supervisor starts it again, as after a failed fsync.
@@ -141,6 +147,7 @@ func (h *harness) probe(name string) { h.probes[name]++ }
 // run executes the safety phase, then the liveness phase, then collects the
 // final state.
 func (h *harness) run() {
+	h.armDiskEvents()
 	if err := h.w.Start(); err != nil {
 		// Boot errors are recorded by boot; anything else is a harness bug.
 		if !errors.Is(err, sim.ErrNilReceiver) && len(h.extra) == 0 {
@@ -321,6 +328,9 @@ func (h *harness) apply(f Fault) {
 				break
 			}
 		}
+	case FaultCrashAtDiskEvent, FaultTornCrashAtDiskEvent:
+		// Armed before the run started (armDiskEvents); it fires from
+		// the node's disk, not at a time.
 	}
 }
 

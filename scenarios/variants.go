@@ -34,6 +34,8 @@ var variants = []Variant{
 		Scenario: "default", bugs: node.Bugs{WaiterByIndexOnly: true}},
 	{Name: "memory-raft-log", Summary: "the Raft log (HardState and entries) is kept in memory only",
 		Scenario: "crashes", bugs: node.Bugs{InMemoryRaftLog: true}},
+	{Name: "raft-log-drops-last", Summary: "Raft log recovery replays every record but the last (an off-by-one): a restart forgets its last synced vote, commit index or entries",
+		Scenario: "crashes", bugs: node.Bugs{RaftLogDropsLast: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

@@ -49,6 +49,12 @@ var variantCatchers = map[string][]string{
 	// A restarted node forgets its votes and log: two leaders in a term
 	// (S8), committed entries lost (S1, S2, S3, S4).
 	"memory-raft-log": {InvS1, InvS2, InvS3, InvS4, InvS8, InvL1},
+	// A restarted node forgets its last synced record: its HWM goes back
+	// (S3), acknowledged data is gone (S1, S5), logs disagree (S2, S4),
+	// it votes twice in a term (S8), or etcd raft itself finds its log
+	// shorter than a commit index it acknowledged and panics ("raft log
+	// lost"), leaving the cluster unconverged (PANIC, L1).
+	"raft-log-drops-last": {InvS1, InvS2, InvS3, InvS4, InvS5, InvS8, InvL1, "PANIC"},
 }
 
 // variantCatch is where the search found a variant.

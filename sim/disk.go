@@ -183,6 +183,10 @@ type Disk struct {
 	// Pages the durable images gave up to share the volatile ones (see
 	// settle), for the next pages any image of the disk needs.
 	pages pagePool
+
+	// Disk events so far and the crash-point hook (diskevents.go).
+	events uint64
+	hook   DiskEventHook
 }
 
 // diskInode is a file's content, independent of the names that point at it.
@@ -617,6 +621,11 @@ func (d *Disk) complete(op *diskOp) {
 			d.stats.DirSyncErrors++
 		}
 	}
+	if op.ino != nil {
+		d.event(DiskEventSyncDone)
+	} else {
+		d.event(DiskEventSyncDirDone)
+	}
 	if fs := op.fs; fs.p != nil {
 		fs.p.dispatchEvent(fs.epoch, op)
 	} else {
@@ -824,7 +833,9 @@ func (fs *diskFS) Create(name string) (env.File, error) {
 	ino := &diskInode{id: d.nextInodeID}
 	ino.data.pool, ino.durable.pool = &d.pages, &d.pages
 	d.vol[name] = ino
-	return &diskFile{fs: fs, ino: ino, name: name}, nil
+	f := &diskFile{fs: fs, ino: ino, name: name}
+	d.event(DiskEventCreate)
+	return f, nil
 }
 
 // Open implements env.FS.
@@ -864,6 +875,7 @@ func (fs *diskFS) Remove(name string) error {
 	}
 	ino.removed = true
 	delete(fs.d.vol, name)
+	fs.d.event(DiskEventRemove)
 	return nil
 }
 
@@ -886,6 +898,7 @@ func (fs *diskFS) SyncDir(done func(error)) {
 	op := &diskOp{err: err, names: names, done: done, fs: fs}
 	d.dirLastDone = d.schedule(op, d.dirLastDone, lat)
 	d.dirQueue = append(d.dirQueue, op)
+	d.event(DiskEventSyncDir)
 }
 
 // failLater delivers err to done from a fresh event: callbacks never run
@@ -972,6 +985,7 @@ func (f *diskFile) Write(p []byte) (int, error) {
 	ino.data.Append(p[:n])
 	d.markDirty(ino, off, off+int64(n))
 	d.stats.BytesWritten += int64(n)
+	d.event(DiskEventWrite)
 	return n, err
 }
 
@@ -989,6 +1003,7 @@ func (f *diskFile) Truncate(size int64) error {
 	// in a writable way (shared pages are copy-on-write), so this cannot
 	// change them.
 	ino.data.Truncate(size)
+	f.fs.d.event(DiskEventTruncate)
 	return nil
 }
 
@@ -1009,6 +1024,7 @@ func (f *diskFile) Sync(done func(error)) {
 	d.snapshot(ino, &op.delta)
 	ino.lastDone = d.schedule(op, ino.lastDone, lat)
 	ino.queue = append(ino.queue, op)
+	d.event(DiskEventSync)
 }
 
 // Close implements env.File. Pending syncs still complete.

@@ -196,4 +196,8 @@ type Bugs struct {
 	WaiterByIndexOnly bool
 	// InMemoryRaftLog: the Raft log is never written to disk.
 	InMemoryRaftLog bool
+	// RaftLogDropsLast: Raft log recovery replays every record but the
+	// last (an off-by-one), forgetting the last synced HardState or
+	// entries at each restart.
+	RaftLogDropsLast bool
 }
