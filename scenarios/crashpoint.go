@@ -194,6 +194,9 @@ type SweepPlan struct {
 	Every int
 	// Torn adds a torn crash at each point besides the clean one.
 	Torn bool
+	// Kinds keeps only events of these kinds (empty: every kind); Every
+	// then counts among the kept events of each node.
+	Kinds []sim.DiskEvent
 }
 
 // Points lists the sweep's points from a dry run's disk events (index
@@ -207,10 +210,18 @@ func (sp SweepPlan) Points(events [][]sim.DiskEvent) []CrashPoint {
 		if len(sp.Nodes) > 0 && !slices.Contains(sp.Nodes, id) {
 			continue
 		}
-		for k := 1; k <= len(evs); k += every {
-			pts = append(pts, CrashPoint{Node: id, Event: k, Kind: evs[k-1]})
+		kept := 0
+		for k, kind := range evs {
+			if len(sp.Kinds) > 0 && !slices.Contains(sp.Kinds, kind) {
+				continue
+			}
+			kept++
+			if (kept-1)%every != 0 {
+				continue
+			}
+			pts = append(pts, CrashPoint{Node: id, Event: k + 1, Kind: kind})
 			if sp.Torn {
-				pts = append(pts, CrashPoint{Node: id, Event: k, Kind: evs[k-1], Torn: true})
+				pts = append(pts, CrashPoint{Node: id, Event: k + 1, Kind: kind, Torn: true})
 			}
 		}
 	}
@@ -218,7 +229,7 @@ func (sp SweepPlan) Points(events [][]sim.DiskEvent) []CrashPoint {
 }
 
 // CountDiskEvents returns how many disk events of each kind a dry run's
-// nodes had, summed over the nodes of the plan.
+// nodes had, summed over the nodes (and kinds) of the plan.
 func (sp SweepPlan) CountDiskEvents(events [][]sim.DiskEvent) map[sim.DiskEvent]int {
 	c := map[sim.DiskEvent]int{}
 	for i, evs := range events {
@@ -226,7 +237,9 @@ func (sp SweepPlan) CountDiskEvents(events [][]sim.DiskEvent) map[sim.DiskEvent]
 			continue
 		}
 		for _, k := range evs {
-			c[k]++
+			if len(sp.Kinds) == 0 || slices.Contains(sp.Kinds, k) {
+				c[k]++
+			}
 		}
 	}
 	return c

@@ -187,3 +187,40 @@ func TestCrashPointFaultValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepPlanPoints: which points a plan picks from a dry run's events.
+func TestSweepPlanPoints(t *testing.T) {
+	const (
+		w  = sim.DiskEventWrite
+		s  = sim.DiskEventSync
+		d  = sim.DiskEventSyncDone
+		cr = sim.DiskEventCreate
+	)
+	events := [][]sim.DiskEvent{{cr, w, s, d, w, s, d}, {cr, w, s}}
+	tests := []struct {
+		name string
+		plan SweepPlan
+		want []string
+	}{
+		{"every event of every node", SweepPlan{}, []string{"n1 #1 create", "n1 #2 write", "n1 #3 sync", "n1 #4 sync.done",
+			"n1 #5 write", "n1 #6 sync", "n1 #7 sync.done", "n2 #1 create", "n2 #2 write", "n2 #3 sync"}},
+		{"one node, every 3rd", SweepPlan{Nodes: []uint64{1}, Every: 3}, []string{"n1 #1 create", "n1 #4 sync.done", "n1 #7 sync.done"}},
+		{"torn too", SweepPlan{Nodes: []uint64{2}, Every: 2, Torn: true}, []string{"n2 #1 create", "n2 #1 create torn", "n2 #3 sync", "n2 #3 sync torn"}},
+		{"kinds, every counts among them", SweepPlan{Kinds: []sim.DiskEvent{w, d}, Every: 2}, []string{"n1 #2 write", "n1 #5 write", "n2 #2 write"}},
+		{"a node without events", SweepPlan{Nodes: []uint64{3}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, p := range tt.plan.Points(events) {
+				got = append(got, p.String())
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("points %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if c := (SweepPlan{Kinds: []sim.DiskEvent{w}}).CountDiskEvents(events); c[w] != 3 || len(c) != 1 {
+		t.Errorf("CountDiskEvents with kinds [write] = %v, want write 3", c)
+	}
+}

@@ -1,6 +1,9 @@
 package sim
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Disk events and the crash-point hook.
 //
@@ -69,6 +72,20 @@ func (k DiskEvent) String() string {
 		return "syncdir.done"
 	}
 	return fmt.Sprintf("DiskEvent(%d)", uint8(k))
+}
+
+// ParseDiskEvent returns the kind String names.
+func ParseDiskEvent(s string) (DiskEvent, error) {
+	for _, k := range DiskEventKinds {
+		if k.String() == s {
+			return k, nil
+		}
+	}
+	names := make([]string, len(DiskEventKinds))
+	for i, k := range DiskEventKinds {
+		names[i] = k.String()
+	}
+	return 0, fmt.Errorf("unknown disk event kind %q (known: %s)", s, strings.Join(names, ", "))
 }
 
 // DiskEventHook is called right after disk event number n (1-based, over

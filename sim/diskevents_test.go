@@ -47,6 +47,12 @@ func TestDiskEventsCounted(t *testing.T) {
 		if k.String() == "" || k.String()[0] == 'D' {
 			t.Fatalf("kind %d has no name: %q", k, k)
 		}
+		if back, err := ParseDiskEvent(k.String()); err != nil || back != k {
+			t.Fatalf("ParseDiskEvent(%q) = %v, %v", k, back, err)
+		}
+	}
+	if _, err := ParseDiskEvent("fsync"); err == nil {
+		t.Fatal("ParseDiskEvent accepted an unknown kind")
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,7 +23,7 @@ import (
 func init() {
 	commands = append(commands, command{
 		name: "crashpoints",
-		args: "[CASE] [-scenario S] [-seed N] [-variant V] [-node X | -all] [-every K] [-torn] [-restart D] [-safety D] " +
+		args: "[CASE] [-scenario S] [-seed N] [-variant V] [-node X | -all] [-every K] [-kinds K,...] [-torn] [-restart D] [-safety D] " +
 			"[-max-points M] [-parallel P] [-out DIR] [-json]",
 		summary: "crash a node at every disk event of a run in turn (a crash-point sweep) and check every invariant",
 		run:     cmdCrashpoints,
@@ -44,6 +43,7 @@ type crashpointsJSON struct {
 	Commit   string   `json:"commit"`
 	Nodes    []uint64 `json:"nodes"`
 	Every    int      `json:"every"`
+	Kinds    []string `json:"kinds"`
 	Torn     bool     `json:"torn"`
 	Restart  float64  `json:"restart_seconds"`
 	// BaseOK: the run without a crash point held every invariant.
@@ -81,6 +81,7 @@ func cmdCrashpoints(args []string, st stdio) int {
 	nodeFlag := fs.Uint64("node", 1, "the node `id` to crash")
 	all := fs.Bool("all", false, "crash every node in turn (overrides -node)")
 	every := fs.Int("every", 1, "try every `K`th disk event of each node (events 1, 1+K, 1+2K, ...)")
+	kinds := fs.String("kinds", "", "comma-separated disk event `kinds` to crash at (write, truncate, sync, sync.done, create, remove, syncdir, syncdir.done; -every counts among them); \"\": all")
 	torn := fs.Bool("torn", false, "also try a torn crash at each point (the disk keeps a seeded half of the unsynced blocks)")
 	restart := fs.Duration("restart", scenarios.DefaultCrashRestart, "restart the crashed node after `D`")
 	safety := fs.Duration("safety", 0, "shorten the safety phase to `D` (fewer events, cheaper points; 0 keeps the run's own)")
@@ -134,6 +135,13 @@ func cmdCrashpoints(args []string, st stdio) int {
 		o.SafetyDuration = *safety
 	}
 	plan := scenarios.SweepPlan{Every: *every, Torn: *torn}
+	for _, name := range splitList(*kinds) {
+		k, err := sim.ParseDiskEvent(name)
+		if err != nil {
+			return usageErr(st, "crashpoints", "-kinds: %v", err)
+		}
+		plan.Kinds = append(plan.Kinds, k)
+	}
 	if !*all {
 		if *nodeFlag < 1 || *nodeFlag > uint64(o.Nodes) {
 			return usageErr(st, "crashpoints", "-node %d: the run has nodes 1..%d", *nodeFlag, o.Nodes)
@@ -147,7 +155,7 @@ func cmdCrashpoints(args []string, st stdio) int {
 	commit := buildCommit()
 	sum := &crashpointsJSON{Scenario: o.Scenario, Seed: o.Seed, Variant: rc.Variant, Case: casePath, Commit: commit,
 		Every: *every, Torn: *torn, Restart: restart.Seconds(), DiskEventsByKind: map[string]int{}, PointsByKind: map[string]int{},
-		Failures: []pointJSON{}, ProbeRuns: map[string]int{}, Nodes: plan.Nodes}
+		Failures: []pointJSON{}, ProbeRuns: map[string]int{}, Nodes: plan.Nodes, Kinds: splitList(*kinds)}
 	if *all {
 		for id := 1; id <= o.Nodes; id++ {
 			sum.Nodes = append(sum.Nodes, uint64(id))
@@ -169,10 +177,12 @@ func cmdCrashpoints(args []string, st stdio) int {
 	for _, evs := range dry.DiskEvents {
 		sum.DiskEvents = append(sum.DiskEvents, len(evs))
 	}
+	swept := 0 // disk events of the swept nodes and kinds
 	for k, n := range plan.CountDiskEvents(dry.DiskEvents) {
 		sum.DiskEventsByKind[k.String()] = n
+		swept += n
 	}
-	fmt.Fprintf(progress, "dry run: %.1fs simulated in %.1fs, disk events per node %v (%s)\n",
+	fmt.Fprintf(progress, "dry run: %.1fs simulated in %.1fs, disk events per node %v (swept: %s)\n",
 		dry.SimTime.Seconds(), wall.Seconds(), sum.DiskEvents, kindCounts(sum.DiskEventsByKind))
 	if !sum.BaseOK {
 		fmt.Fprintf(progress, "note: the run fails without any crash point (%s): a point's failure may be the run's own\n",
@@ -183,7 +193,7 @@ func cmdCrashpoints(args []string, st stdio) int {
 		need := *every * ((len(points) + *maxPoints - 1) / *maxPoints)
 		fmt.Fprintf(st.err, "walraft crashpoints: %d points (%d disk events of nodes %v, every %d, torn %v) exceed -max-points %d: "+
 			"thin them with -every %d or more, shorten the run with -safety, or raise -max-points\n",
-			len(points), sumOf(sum.DiskEvents, plan.Nodes), sum.Nodes, *every, *torn, *maxPoints, need)
+			len(points), swept, sum.Nodes, *every, *torn, *maxPoints, need)
 		return exitUsage
 	}
 	for _, p := range points {
@@ -376,15 +386,4 @@ func kindCounts(m map[string]int) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
-}
-
-// sumOf adds the counts of the given nodes (all when nodes is empty).
-func sumOf(counts []int, nodes []uint64) int {
-	t := 0
-	for i, n := range counts {
-		if len(nodes) == 0 || slices.Contains(nodes, uint64(i+1)) {
-			t += n
-		}
-	}
-	return t
 }

@@ -65,6 +65,7 @@ func TestCrashpointsUsage(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"-every", "0"}, "-every 0"},
+		{[]string{"-kinds", "write,fsync"}, `unknown disk event kind "fsync"`},
 		{[]string{"-node", "4", "-scenario", "calm"}, "nodes 1..3"},
 		{[]string{"-scenario", "nope"}, "nope"},
 		{[]string{bad}, "bad case file"},
