@@ -24,7 +24,7 @@ func init() {
 	commands = append(commands, command{
 		name: "crashpoints",
 		args: "[CASE] [-scenario S] [-seed N] [-variant V] [-node X | -all] [-every K] [-kinds K,...] [-torn] [-restart D] [-safety D] " +
-			"[-max-points M] [-parallel P] [-out DIR] [-json]",
+			"[-max-points M] [-parallel P] [-determinism N] [-out DIR] [-json]",
 		summary: "crash a node at every disk event of a run in turn (a crash-point sweep) and check every invariant",
 		run:     cmdCrashpoints,
 	})
@@ -56,10 +56,14 @@ type crashpointsJSON struct {
 	PointsByKind     map[string]int `json:"points_by_kind"`
 	Failed           int            `json:"failed"`
 	Failures         []pointJSON    `json:"failures"`
-	ProbeRuns        map[string]int `json:"probes"` // points whose run reached each probe
-	WallSeconds      float64        `json:"wall_seconds"`
-	Interrupted      bool           `json:"interrupted"`
-	OK               bool           `json:"ok"`
+	// DeterminismChecked points ran twice; Mismatches are those whose
+	// trace hashes differed.
+	DeterminismChecked int            `json:"determinism_checked"`
+	Mismatches         []string       `json:"mismatches"`
+	ProbeRuns          map[string]int `json:"probes"` // points whose run reached each probe
+	WallSeconds        float64        `json:"wall_seconds"`
+	Interrupted        bool           `json:"interrupted"`
+	OK                 bool           `json:"ok"`
 }
 
 // pointJSON is one failing point.
@@ -88,6 +92,7 @@ func cmdCrashpoints(args []string, st stdio) int {
 	maxPoints := fs.Int("max-points", defaultMaxPoints, "refuse a sweep of more than `M` points")
 	parallel := fs.Int("parallel", runtime.NumCPU(), "`number` of worker processes")
 	out := fs.String("out", filepath.Join("testdata", "cases"), "`directory` for the case files of failing points")
+	detEvery := fs.Int("determinism", 10, "run every `N`th point, and every failing point, a second time and compare trace hashes (0: never)")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object (progress goes to stderr)")
 	pos, code := parseFlags(fs, args, 0, 1)
 	if code >= 0 {
@@ -98,6 +103,8 @@ func cmdCrashpoints(args []string, st stdio) int {
 		return usageErr(st, "crashpoints", "-every %d: want at least 1", *every)
 	case *parallel < 1 || *parallel > 1024:
 		return usageErr(st, "crashpoints", "-parallel %d: want 1..1024", *parallel)
+	case *detEvery < 0:
+		return usageErr(st, "crashpoints", "-determinism %d: want >= 0", *detEvery)
 	case *maxPoints < 1:
 		return usageErr(st, "crashpoints", "-max-points %d: want at least 1", *maxPoints)
 	case *restart < 0 || *restart > time.Hour:
@@ -155,7 +162,7 @@ func cmdCrashpoints(args []string, st stdio) int {
 	commit := buildCommit()
 	sum := &crashpointsJSON{Scenario: o.Scenario, Seed: o.Seed, Variant: rc.Variant, Case: casePath, Commit: commit,
 		Every: *every, Torn: *torn, Restart: restart.Seconds(), DiskEventsByKind: map[string]int{}, PointsByKind: map[string]int{},
-		Failures: []pointJSON{}, ProbeRuns: map[string]int{}, Nodes: plan.Nodes, Kinds: splitList(*kinds)}
+		Failures: []pointJSON{}, Mismatches: []string{}, ProbeRuns: map[string]int{}, Nodes: plan.Nodes, Kinds: splitList(*kinds)}
 	if *all {
 		for id := 1; id <= o.Nodes; id++ {
 			sum.Nodes = append(sum.Nodes, uint64(id))
@@ -206,9 +213,9 @@ func cmdCrashpoints(args []string, st stdio) int {
 		fmt.Fprintf(st.err, "walraft crashpoints: cannot find my own executable to start workers: %v\n", err)
 		return exitFail
 	}
-	sweepPoints(st, progress, exe, *parallel, o, rc.Variant, dry.Schedule, points, *restart, *out, commit, sum)
+	sweepPoints(progress, exe, *parallel, *detEvery, o, rc.Variant, dry.Schedule, points, *restart, *out, commit, sum)
 	sum.WallSeconds = time.Since(start).Seconds()
-	sum.OK = sum.Failed == 0 && !sum.Interrupted
+	sum.OK = sum.Failed == 0 && len(sum.Mismatches) == 0 && !sum.Interrupted
 	if *asJSON {
 		if err := writeJSON(st.out, sum); err != nil {
 			fmt.Fprintf(st.err, "walraft crashpoints: %v\n", err)
@@ -224,15 +231,23 @@ func cmdCrashpoints(args []string, st stdio) int {
 }
 
 // sweepPoints runs every point on parallel worker processes and accounts
-// the outcomes in sum.
-func sweepPoints(st stdio, progress io.Writer, exe string, parallel int, o scenarios.Options, variant string,
+// the outcomes in sum. Every failing point, and every detEvery-th point
+// (0: none), runs a second time and must give the same trace hash.
+func sweepPoints(progress io.Writer, exe string, parallel, detEvery int, o scenarios.Options, variant string,
 	base scenarios.Schedule, points []scenarios.CrashPoint, restart time.Duration, out, commit string, sum *crashpointsJSON) {
-	type result struct {
+	// task is a point to run, or to run again (check) against the trace
+	// hash of its first run.
+	type task struct {
 		i     int
+		check bool
+		hash  string
+	}
+	type result struct {
+		t     task
 		reply workerReply
 		err   error
 	}
-	jobs := make(chan int)
+	jobs := make(chan task)
 	results := make(chan result)
 	var wg sync.WaitGroup
 	nw := min(parallel, len(points))
@@ -244,38 +259,67 @@ func sweepPoints(st stdio, progress io.Writer, exe string, parallel int, o scena
 		go func() {
 			defer wg.Done()
 			defer wp.stop()
-			for i := range jobs {
-				p := points[i]
+			for t := range jobs {
+				p := points[t.i]
 				oo := o
-				job := workerJob{ID: i + 1, Scenario: o.Scenario, Seed: o.Seed, Variant: variant, Commit: commit, Out: out,
-					Options: &oo, Schedule: p.Schedule(base, restart), CaseName: pointCaseName(o, variant, p)}
+				job := workerJob{ID: t.i + 1, Scenario: o.Scenario, Seed: o.Seed, Variant: variant, Commit: commit,
+					Options: &oo, Schedule: p.Schedule(base, restart)}
+				if !t.check {
+					job.Out, job.CaseName = out, pointCaseName(o, variant, p)
+				}
 				reply, err := wp.do(job)
 				if err != nil || reply.Exit {
 					wp.stop()
 				}
-				results <- result{i: i, reply: reply, err: err}
+				results <- result{t: t, reply: reply, err: err}
 			}
 		}()
 	}
 	interrupt := make(chan os.Signal, 1)
 	signal.Notify(interrupt, os.Interrupt)
 	defer signal.Stop(interrupt)
-	next, done := 0, 0
+	todo := make([]task, 0, len(points))
+	for i := range points {
+		todo = append(todo, task{i: i})
+	}
+	running, done := 0, 0
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
 	started := time.Now()
-	for done < next || (next < len(points) && !sum.Interrupted) {
-		var send chan int
-		if next < len(points) && !sum.Interrupted {
-			send = jobs
+	for running > 0 || (len(todo) > 0 && !sum.Interrupted) {
+		var send chan task
+		var t task
+		if len(todo) > 0 && !sum.Interrupted {
+			send, t = jobs, todo[0]
 		}
 		select {
-		case send <- next:
-			next++
+		case send <- t:
+			todo = todo[1:]
+			running++
 		case r := <-results:
+			running--
+			if r.t.check {
+				sum.DeterminismChecked++
+				got := ""
+				if r.reply.Result != nil && r.err == nil {
+					got = r.reply.Result.TraceHash
+				}
+				if got != r.t.hash {
+					m := fmt.Sprintf("point %s: trace hash %s, then %s", points[r.t.i], r.t.hash, got)
+					if r.err != nil {
+						m += " (" + r.err.Error() + ")"
+					}
+					sum.Mismatches = append(sum.Mismatches, m)
+					fmt.Fprintf(progress, "NONDETERMINISM %s\n", m)
+				}
+				continue
+			}
 			done++
 			sum.Points++
-			accountPoint(progress, points[r.i], r.reply, r.err, sum)
+			failed := accountPoint(progress, points[r.t.i], r.reply, r.err, sum)
+			if r.err == nil && r.reply.Result != nil && (failed || (detEvery > 0 && r.t.i%detEvery == 0)) {
+				todo = append(todo, task{i: r.t.i, check: true, hash: r.reply.Result.TraceHash})
+			}
 		case <-tick.C:
 			fmt.Fprintf(progress, "%d/%d points, %d failed, elapsed %s\n", done, len(points), sum.Failed, fmtDur(time.Since(started)))
 		case <-interrupt:
@@ -292,8 +336,9 @@ func sweepPoints(st stdio, progress io.Writer, exe string, parallel int, o scena
 	wg.Wait()
 }
 
-// accountPoint adds one point's outcome to sum.
-func accountPoint(progress io.Writer, p scenarios.CrashPoint, reply workerReply, err error, sum *crashpointsJSON) {
+// accountPoint adds one point's outcome to sum and reports whether the
+// point failed.
+func accountPoint(progress io.Writer, p scenarios.CrashPoint, reply workerReply, err error, sum *crashpointsJSON) bool {
 	r := reply.Result
 	if err != nil || r == nil {
 		msg := "worker returned no result"
@@ -311,7 +356,7 @@ func accountPoint(progress io.Writer, p scenarios.CrashPoint, reply workerReply,
 		fmt.Fprintf(progress, "point %s: %s\n", p, reply.Problem)
 	}
 	if !r.failed() {
-		return
+		return false
 	}
 	sum.Failed++
 	f := pointJSON{Node: p.Node, Event: p.Event, Kind: p.Kind.String(), Torn: p.Torn, Invariants: r.invariantNames(), Case: r.Case}
@@ -324,6 +369,7 @@ func accountPoint(progress io.Writer, p scenarios.CrashPoint, reply workerReply,
 		where = "go run ./cmd/walraft replay " + f.Case
 	}
 	fmt.Fprintf(progress, "FAIL %s: %s: %s\n", p, strings.Join(f.Invariants, ","), where)
+	return true
 }
 
 // pointCaseName names a failing point's case file:
@@ -343,6 +389,10 @@ func printCrashpoints(w io.Writer, s *crashpointsJSON) {
 	fmt.Fprintf(w, "probe coverage (points whose run reached each probe, of %d):\n", s.Points)
 	for _, k := range sortedKeys(s.ProbeRuns) {
 		fmt.Fprintf(w, "  %-40s %6d\n", k, s.ProbeRuns[k])
+	}
+	fmt.Fprintf(w, "determinism: %d points run twice, %d mismatches\n", s.DeterminismChecked, len(s.Mismatches))
+	for _, m := range s.Mismatches {
+		fmt.Fprintf(w, "  %s\n", m)
 	}
 	if s.Failed == 0 {
 		fmt.Fprintln(w, "violations: none")

@@ -28,7 +28,8 @@ func TestSimCrashpoints(t *testing.T) {
 		return code, s, errs
 	}
 	code, s, errs := sweep()
-	if code != exitOK || !s.OK || !s.BaseOK || s.Points != 4 || s.Failed != 0 || len(s.DiskEvents) != 3 {
+	if code != exitOK || !s.OK || !s.BaseOK || s.Points != 4 || s.Failed != 0 || len(s.DiskEvents) != 3 ||
+		s.DeterminismChecked != 1 || len(s.Mismatches) != 0 {
 		t.Fatalf("correct system: exit %d, %+v\n%s", code, s, errs)
 	}
 	if !strings.Contains(errs, "sweeping 4 points") {
@@ -36,7 +37,8 @@ func TestSimCrashpoints(t *testing.T) {
 	}
 
 	code, s, errs = sweep("-variant", "raft-log-drops-last")
-	if code != exitFail || s.OK || s.Failed == 0 || s.Points != 4 {
+	// Every failing point runs twice (and point 0 as the sample).
+	if code != exitFail || s.OK || s.Failed == 0 || s.Points != 4 || s.DeterminismChecked < s.Failed || len(s.Mismatches) != 0 {
 		t.Fatalf("planted bug: exit %d, %+v\n%s", code, s, errs)
 	}
 	f := s.Failures[0]
