@@ -61,6 +61,9 @@ type harness struct {
 	lastVoter uint64         // the node that sent the latest vote grant
 	boots     map[uint64]int // node.start events per node
 	trng      *sim.Rand      // the "targets" stream, drawn lazily
+	// diskEvents are the kinds of each node's disk events in the safety
+	// phase (index id-1), when RunConfig.RecordDiskEvents (crashpoint.go).
+	diskEvents [][]sim.DiskEvent
 }
 
 func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, error) {
@@ -119,6 +122,9 @@ func (h *harness) nodeConfig(id uint64) node.Config {
 func (h *harness) boot(id env.NodeID, e env.Env) (sim.Receiver, error) {
 	e.FS = &traceFS{FS: e.FS, tr: e.Tracer}
 	n, err := node.NewWithBugs(h.nodeConfig(id), e, h.variant.bugs)
+	if h.crashedInBoot(id) {
+		return nil, errCrashedInBoot
+	}
 	if err != nil && (errors.Is(err, env.ErrIO) || errors.Is(err, env.ErrNoSpace)) {
 		// An injected I/O error (or a full disk) during recovery: the
 		// process exits and its supervisor starts it again, as after a
@@ -162,6 +168,7 @@ func (h *harness) probe(name string) {
 // run executes the safety phase, then the liveness phase, then collects the
 // final state.
 func (h *harness) run() {
+	h.armDiskEvents()
 	if err := h.w.Start(); err != nil {
 		// Boot errors are recorded by boot; anything else is a harness bug.
 		if !errors.Is(err, sim.ErrNilReceiver) && len(h.extra) == 0 {
@@ -349,6 +356,9 @@ func (h *harness) apply(f Fault) {
 				break
 			}
 		}
+	case FaultCrashAtDiskEvent, FaultTornCrashAtDiskEvent:
+		// Armed before the run started (armDiskEvents); it fires from
+		// the node's disk, not at a time.
 	}
 }
 

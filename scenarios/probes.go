@@ -59,6 +59,16 @@ var probeRegistry = []ProbeSpec{
 	{"clock-step-forward", true, "a node's clock jumped forward"},
 	{"clock-step-back", true, "a node's clock jumped back"},
 	{"link-quality", true, "a directed link got its own latency, jitter, loss and duplication"},
+	// Crash points (crashpoint.go): optional, only a sweep arms them.
+	{"crash-at-disk-event", false, "a crash-point fault crashed its node at the chosen disk event"},
+	{"crash-at-write", false, "a crash point fired at a write"},
+	{"crash-at-truncate", false, "a crash point fired at a truncate"},
+	{"crash-at-sync", false, "a crash point fired as a sync was issued"},
+	{"crash-at-sync.done", false, "a crash point fired as a sync completed, before the node heard of it"},
+	{"crash-at-create", false, "a crash point fired at a file create"},
+	{"crash-at-remove", false, "a crash point fired at a file remove"},
+	{"crash-at-syncdir", false, "a crash point fired as a directory sync was issued"},
+	{"crash-at-syncdir.done", false, "a crash point fired as a directory sync completed"},
 	// Aimed and triggered faults.
 	{"trigger-armed", true, "a triggered fault was armed"},
 	{"trigger-fired", true, "a triggered fault's event happened and the fault fired"},

@@ -31,6 +31,9 @@ type RunConfig struct {
 	// keeps exactly the window around the violation this way, whatever the
 	// run's length). It observes only.
 	OnTrace func(sim.TraceEvent)
+	// RecordDiskEvents records every node's disk events of the safety
+	// phase in Result.DiskEvents: the dry run of a crash-point sweep.
+	RecordDiskEvents bool
 }
 
 // AcksCounts counts the produce requests of one acks level.
@@ -61,6 +64,10 @@ type Result struct {
 	Events       uint64
 	Messages     int64 // records produced (acks=0/1/-1 requests' records sent)
 	History      *History
+	// DiskEvents are the kinds of each node's disk events in the safety
+	// phase, in order (index node id-1; event k is DiskEvents[id-1][k-1]),
+	// when RunConfig.RecordDiskEvents is set.
+	DiskEvents [][]sim.DiskEvent
 }
 
 // OK reports whether every invariant held (a run beyond the fault budget
@@ -146,6 +153,8 @@ func (h *harness) result() *Result {
 		Events:    h.s.Steps(),
 		History:   hist,
 		Acks:      map[string]AcksCounts{},
+
+		DiskEvents: h.diskEvents,
 	}
 	if rep.BeyondBudget {
 		res.BeyondBudget = strings.Join(rep.BeyondBudgetWhy, "; ")

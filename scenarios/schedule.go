@@ -74,6 +74,16 @@ const (
 	// Node (etcd raft's leadership transfer); a no-op without a leader or
 	// when Node leads already.
 	FaultTransferLeader FaultKind = "transfer-leader"
+	// FaultCrashAtDiskEvent crashes Node right at its disk event number
+	// Count (1-based over the run, as a crash-point sweep's dry run counts
+	// them: crashpoint.go), a clean crash, and restarts it after Dur. It is
+	// armed from the start of the run; it fires only if that event happens
+	// at or after At and in the safety phase.
+	FaultCrashAtDiskEvent FaultKind = "crash-at-disk-event"
+	// FaultTornCrashAtDiskEvent is FaultCrashAtDiskEvent with a torn
+	// crash: the disk keeps each unsynced block with probability Prob
+	// (0 means 0.5).
+	FaultTornCrashAtDiskEvent FaultKind = "torn-crash-at-disk-event"
 )
 
 // maxClockStep bounds a clock-step fault: a jump beyond a minute is not a
@@ -83,7 +93,8 @@ const maxClockStep = time.Minute
 // faultKinds lists every kind, for validation and generators.
 var faultKinds = []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultPause, FaultPartition, FaultIsolate,
 	FaultOneWay, FaultBridge, FaultHeal, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultDrop, FaultDup, FaultSkew, FaultCorrupt,
-	FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink, FaultTransferLeader}
+	FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink, FaultTransferLeader,
+	FaultCrashAtDiskEvent, FaultTornCrashAtDiskEvent}
 
 // Fault is one fault event, timed or triggered. Fields that a kind does not
 // use are zero (and omitted from JSON). Target, when set, names whom the
@@ -214,6 +225,9 @@ func (f Fault) Validate(n int) error {
 		if f.Kind == FaultBridge && (len(f.Groups) != 2 || !okNode(f.Node)) {
 			return fmt.Errorf("fault %s: a bridge needs two groups and a bridge node", f)
 		}
+	}
+	if err := f.validateDiskEventCrash(n); err != nil {
+		return err
 	}
 	if f.Kind == FaultSkew && (f.Rate < 0.5 || f.Rate > 2) {
 		return fmt.Errorf("fault %s: clock rate must be in [0.5, 2]", f)

@@ -36,6 +36,8 @@ var variants = []Variant{
 		Scenario: "crashes", bugs: node.Bugs{InMemoryRaftLog: true}},
 	{Name: "fsync-retry", Summary: "a failed WAL fsync is retried and, when the retry succeeds, the batch is taken as durable (fsyncgate)",
 		Scenario: "fsync", bugs: node.Bugs{RetryFsyncAssumeSuccess: true}},
+	{Name: "raft-log-drops-last", Summary: "Raft log recovery replays every record but the last (an off-by-one): a restart forgets its last synced vote, commit index or entries",
+		Scenario: "crashes", bugs: node.Bugs{RaftLogDropsLast: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

@@ -54,6 +54,12 @@ var variantCatchers = map[string][]string{
 	// recover after a crash (L1 names it), or acks=1 data is gone (S5) or
 	// missing from the log (S1, S2, S4).
 	"fsync-retry": {InvL1, InvS1, InvS2, InvS4, InvS5},
+	// A restarted node forgets its last synced record: its HWM goes back
+	// (S3), acknowledged data is gone (S1, S5), logs disagree (S2, S4),
+	// it votes twice in a term (S8), or etcd raft itself finds its log
+	// shorter than a commit index it acknowledged and panics ("raft log
+	// lost"), leaving the cluster unconverged (PANIC, L1).
+	"raft-log-drops-last": {InvS1, InvS2, InvS3, InvS4, InvS5, InvS8, InvL1, "PANIC"},
 }
 
 // variantCatch is where the search found a variant.

@@ -254,6 +254,10 @@ type Disk struct {
 	// Pages the durable images gave up to share the volatile ones (see
 	// settle), for the next pages any image of the disk needs.
 	pages pagePool
+
+	// Disk events so far and the crash-point hook (diskevents.go).
+	events uint64
+	hook   DiskEventHook
 }
 
 // diskInode is a file's content, independent of the names that point at it.
@@ -529,8 +533,8 @@ func (d *Disk) hang(fs *diskFS, op *diskOp) {
 	fs.p.blockUntil(fs.epoch, op.at)
 }
 
-// event traces a disk fault event if a tracer is attached.
-func (d *Disk) event(kind string, a, b, c, e int64) {
+// traceEvent traces a disk fault event if a tracer is attached.
+func (d *Disk) traceEvent(kind string, a, b, c, e int64) {
 	if d.onEvent != nil {
 		d.onEvent(kind, a, b, c, e)
 	}
@@ -760,6 +764,11 @@ func (d *Disk) complete(op *diskOp) {
 			d.stats.DirSyncErrors++
 		}
 	}
+	if op.ino != nil {
+		d.event(DiskEventSyncDone)
+	} else {
+		d.event(DiskEventSyncDirDone)
+	}
 	if fs := op.fs; fs.p != nil {
 		fs.p.dispatchEvent(fs.epoch, op)
 	} else {
@@ -914,7 +923,7 @@ func (d *Disk) dropFailed(ino *diskInode, failed *diskDelta, mode FailedSyncMode
 		ino.data.WriteAt(buf, start)
 	}
 	d.stats.SyncBlocksDropped += n
-	d.event("disk.sync_dropped", int64(mode), n, int64(len(failed.blocks)), 0)
+	d.traceEvent("disk.sync_dropped", int64(mode), n, int64(len(failed.blocks)), 0)
 	d.pool.release(failed)
 }
 
@@ -1031,7 +1040,9 @@ func (fs *diskFS) Create(name string) (env.File, error) {
 	ino := &diskInode{id: d.nextInodeID}
 	ino.data.pool, ino.durable.pool = &d.pages, &d.pages
 	d.vol[name] = ino
-	return &diskFile{fs: fs, ino: ino, name: name}, nil
+	f := &diskFile{fs: fs, ino: ino, name: name}
+	d.event(DiskEventCreate)
+	return f, nil
 }
 
 // Open implements env.FS.
@@ -1071,6 +1082,7 @@ func (fs *diskFS) Remove(name string) error {
 	}
 	ino.removed = true
 	delete(fs.d.vol, name)
+	fs.d.event(DiskEventRemove)
 	return nil
 }
 
@@ -1094,6 +1106,7 @@ func (fs *diskFS) SyncDir(done func(error)) {
 	d.dirLastDone = d.schedule(op, d.dirLastDone, lat)
 	d.dirQueue = append(d.dirQueue, op)
 	d.hang(fs, op)
+	d.event(DiskEventSyncDir)
 }
 
 // failLater delivers err to done from a fresh event: callbacks never run
@@ -1145,7 +1158,7 @@ func (f *diskFile) ReadAt(p []byte, off int64) (int, error) {
 	if d := f.fs.d; d.failReads > 0 {
 		d.failReads--
 		d.stats.ReadErrors++
-		d.event("disk.read_eio", off, int64(len(p)), 0, 0)
+		d.traceEvent("disk.read_eio", off, int64(len(p)), 0, 0)
 		return 0, fmt.Errorf("sim disk: read %q at %d: %w", f.name, off, env.ErrIO)
 	}
 	data := &f.ino.data
@@ -1180,7 +1193,7 @@ func (f *diskFile) Write(p []byte) (int, error) {
 		d.noSpace--
 		d.stats.NoSpaceErrors++
 		err = fmt.Errorf("sim disk: write %q: %w", f.name, env.ErrNoSpace)
-		d.event("disk.enospc", int64(len(p)), 0, 0, 0)
+		d.traceEvent("disk.enospc", int64(len(p)), 0, 0, 0)
 	} else if d.rng.Chance(d.cfg.WriteEIOProb) {
 		err = fmt.Errorf("sim disk: write %q: %w", f.name, env.ErrIO)
 	}
@@ -1195,6 +1208,7 @@ func (f *diskFile) Write(p []byte) (int, error) {
 	ino.data.Append(p[:n])
 	d.markDirty(ino, off, off+int64(n))
 	d.stats.BytesWritten += int64(n)
+	d.event(DiskEventWrite)
 	return n, err
 }
 
@@ -1212,6 +1226,7 @@ func (f *diskFile) Truncate(size int64) error {
 	// in a writable way (shared pages are copy-on-write), so this cannot
 	// change them.
 	ino.data.Truncate(size)
+	f.fs.d.event(DiskEventTruncate)
 	return nil
 }
 
@@ -1233,6 +1248,7 @@ func (f *diskFile) Sync(done func(error)) {
 	ino.lastDone = d.schedule(op, ino.lastDone, lat)
 	ino.queue = append(ino.queue, op)
 	d.hang(f.fs, op)
+	d.event(DiskEventSync)
 }
 
 // Close implements env.File. Pending syncs still complete.

@@ -235,7 +235,15 @@ func (p *Process) bootNow() error {
 	p.bootErr = nil
 	e := p.newEnv()
 	w.event(p.id, "proc.boot", int64(p.boots), 0, 0, 0)
+	epoch := p.epoch
 	r, err := p.boot(p.id, e)
+	if p.epoch != epoch {
+		// The incarnation was crashed from inside its own boot (a crash
+		// point during recovery, see DiskEventHook): Crash already took
+		// it down and dropped its events; whatever boot returned belongs
+		// to a process that no longer exists.
+		return nil
+	}
 	if err == nil && r == nil {
 		err = ErrNilReceiver
 	}

@@ -31,6 +31,12 @@ type workerJob struct {
 	// TraceFile, when set, makes the worker record the full trace and write
 	// it to this file, one event per line (determinism mismatch reports).
 	TraceFile string `json:"trace_file,omitempty"`
+	// Options, when set, are run with exactly Schedule instead of the
+	// seed's drawn options and generated schedule (a crash point of
+	// `walraft crashpoints`); CaseName then names its case file.
+	Options  *scenarios.Options `json:"options,omitempty"`
+	Schedule scenarios.Schedule `json:"schedule,omitempty"`
+	CaseName string             `json:"case_name,omitempty"`
 }
 
 // workerReply is a worker's answer to one job.
@@ -102,7 +108,12 @@ func runJob(job workerJob) workerReply {
 		return reply
 	}
 	o := drawOptions(sc, job.Seed, job.Variant)
-	res, wall, simErr := simulate(o, scenarios.RunConfig{Variant: job.Variant, RecordTrace: job.TraceFile != ""})
+	rc := scenarios.RunConfig{Variant: job.Variant, RecordTrace: job.TraceFile != ""}
+	if job.Options != nil {
+		o = *job.Options
+		rc.Schedule, rc.UseSchedule = job.Schedule, true
+	}
+	res, wall, simErr := simulate(o, rc)
 	r := summarize(o, job.Variant, res, wall, simErr, job.Commit)
 	reply.Result = r
 	reply.Exit = errors.Is(simErr, errSimPanic)
@@ -115,7 +126,11 @@ func runJob(job workerJob) workerReply {
 	}
 	if r.failed() && job.Out != "" {
 		c := newCase(job.Variant, res, r)
-		path := filepath.Join(job.Out, c.FileName())
+		name := c.FileName()
+		if job.CaseName != "" {
+			name = job.CaseName
+		}
+		path := filepath.Join(job.Out, name)
 		if err := scenarios.WriteCase(path, c); err != nil {
 			problems = append(problems, err)
 		} else {

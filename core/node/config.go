@@ -205,4 +205,8 @@ type Bugs struct {
 	// committed end (a deposed leader's entry, DESIGN.md 3.2) is applied at
 	// its own base instead of being rejected as stale.
 	AcceptStaleBatch bool
+	// RaftLogDropsLast: Raft log recovery replays every record but the
+	// last (an off-by-one), forgetting the last synced HardState or
+	// entries at each restart.
+	RaftLogDropsLast bool
 }

@@ -45,6 +45,11 @@ type Options struct {
 	// InMemory is the known-bad variant "non-durable Raft log": nothing is
 	// written to disk, so a restart starts from an empty log.
 	InMemory bool
+	// DropLastRecord is the known-bad variant "Raft log recovery drops its
+	// last record": Open replays the records before the last one (an
+	// off-by-one in the replay bound), so a restart forgets the last
+	// HardState or entries it had synced, and acknowledged.
+	DropLastRecord bool
 }
 
 // Storage is durable Raft storage. It implements raft.Storage.
@@ -70,7 +75,14 @@ func Open(fs env.FS, dir string, voters []uint64, opts Options) (*Storage, error
 		return nil, fmt.Errorf("raftlog: open %s: %w", dir, err)
 	}
 	s.log = l
+	end := l.Next() // replay records [First, end)
+	if opts.DropLastRecord && end > l.First() {
+		end--
+	}
 	err = l.Scan(l.First(), func(seq uint64, rec []byte) error {
+		if seq >= end {
+			return nil
+		}
 		s.recovered++
 		return s.replay(seq, rec)
 	})
