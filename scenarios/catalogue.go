@@ -50,6 +50,12 @@ var catalogue = []Scenario{
 	{Name: "calm", Summary: "3 nodes, no faults: the baseline", draw: func(o *Options, rng *sim.Rand) {
 		o.Nodes = 3
 	}},
+	{Name: "corrupt", Summary: "3 nodes, one replica's synced Raft log or WAL corrupted (in budget: a minority), swarm of every other fault",
+		draw: func(o *Options, rng *sim.Rand) {
+			o.Nodes = 3
+			swarmFaults(o, rng, clusterFaults)
+			o.FaultWeights[FaultCorrupt] = 1
+		}},
 }
 
 var clusterFaults = []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultPause, FaultPartition, FaultIsolate,

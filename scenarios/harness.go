@@ -48,6 +48,7 @@ type harness struct {
 	flight  int // client requests in flight
 
 	producers []*producer
+	calm      calmState     // the liveness phase's calm workload
 	liveAt    time.Duration // when L1 held, or -1
 	probeOK   bool
 	probeBusy bool
@@ -55,6 +56,10 @@ type harness struct {
 	restarts  map[uint64]bool // node restarts the harness has scheduled
 	pending   map[uint64]map[OpID]func(node.ProduceResponse, evidence)
 	finished  bool
+	// corrupted: nodes whose synced data a FaultCorrupt damaged; dead: of
+	// those, the ones that refused to open (down by design). See corrupt.go.
+	corrupted map[uint64]*corruptMark
+	dead      map[uint64]bool
 }
 
 func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, error) {
@@ -77,6 +82,7 @@ func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, e
 		restarts: map[uint64]bool{},
 		pending:  map[uint64]map[OpID]func(node.ProduceResponse, evidence){},
 	}
+	h.corrupted, h.dead = map[uint64]*corruptMark{}, map[uint64]bool{}
 	h.rec = newRecorder(h)
 	w.Trace().SetListener(h.onTrace)
 	for i := 1; i <= o.Nodes; i++ {
@@ -105,6 +111,9 @@ func (h *harness) nodeConfig(id uint64) node.Config {
 
 func (h *harness) boot(id env.NodeID, e env.Env) (sim.Receiver, error) {
 	n, err := node.NewWithBugs(h.nodeConfig(id), e, h.variant.bugs)
+	if err != nil && h.refusedCorrupt(id, err) {
+		return nil, err
+	}
 	if err != nil && errors.Is(err, env.ErrIO) {
 		// An injected I/O error during recovery: the process exits and
 		// its supervisor starts it again, as after a failed fsync.
@@ -120,6 +129,7 @@ func (h *harness) boot(id env.NodeID, e env.Env) (sim.Receiver, error) {
 		return nil, err
 	}
 	h.nodes[id-1] = n
+	h.checkBoot(id, n)
 	h.rec.observe(id, n)
 	return n, nil
 }
@@ -182,8 +192,9 @@ func (h *harness) observeTick() {
 			continue
 		}
 		h.rec.observe(id, n)
-		if n.Failed() != nil && !h.restarts[id] {
+		if err := n.Healthy(); err != nil && !h.restarts[id] {
 			h.probe("node-failstop")
+			h.failedInCalm(id, err)
 			h.restarts[id] = true
 			h.s.After(failedRestart, func() {
 				delete(h.restarts, id)
@@ -220,7 +231,7 @@ func (h *harness) crash(id uint64) {
 }
 
 func (h *harness) restart(id uint64) {
-	if p := h.w.Process(id); p.State() != sim.StateDown {
+	if p := h.w.Process(id); p.State() != sim.StateDown || h.dead[id] {
 		return
 	}
 	_ = h.w.Restart(id) // a boot error is recorded by boot
@@ -312,15 +323,7 @@ func (h *harness) apply(f Fault) {
 	case FaultSkew:
 		_ = h.w.SetClockRate(f.Node, int64(f.Rate*float64(sim.RateOne)))
 	case FaultCorrupt:
-		d := h.w.Disk(f.Node)
-		for _, name := range d.DurableFiles() {
-			img, _ := d.DurableImage(name)
-			if len(img) > 16 {
-				d.CorruptDurable(name, int64(h.rng.IntN(len(img)-8)), 4)
-				h.probe("corrupt")
-				break
-			}
-		}
+		h.corrupt(f)
 	}
 }
 
@@ -367,10 +370,13 @@ func (h *harness) checkLive() {
 	}
 	ls := h.evalLive()
 	h.rec.lastLive = ls
-	if ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && !ls.probe && !h.probeBusy {
+	settled := ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && ls.drained
+	// The probe goes out only after the calm workload's requests ended by
+	// themselves (calmReady): a probe must never be what wakes the system.
+	if settled && h.calmReady() && !ls.probe && !h.probeBusy {
 		h.sendProbe(ls.leader)
 	}
-	if ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && ls.probe {
+	if settled && h.calm == calmDone && ls.probe {
 		h.liveAt = h.s.Now()
 		h.rec.live(h.s.Now(), ls.leader)
 		return
@@ -382,7 +388,8 @@ func (h *harness) checkLive() {
 func (h *harness) evalLive() liveState {
 	ls := liveState{allUp: true, probe: h.probeOK}
 	var leaders []uint64
-	for _, id := range h.ids {
+	ids := h.liveIDs() // a node that refused corrupt data is down by design
+	for _, id := range ids {
 		n := h.node(id)
 		if n == nil || n.Failed() != nil {
 			ls.allUp = false
@@ -406,21 +413,21 @@ func (h *harness) evalLive() liveState {
 	ls.leader = leaders[0]
 	ln := h.node(ls.leader)
 	ls.oneLeader = ln.Status().Gate
-	for _, id := range h.ids {
+	for _, id := range ids {
 		if st := h.node(id).Status(); h.o.Nodes > 1 && st.Lead != ls.leader {
 			ls.oneLeader = false
 			ls.detail = fmt.Sprintf("node %d follows %d, leader is %d", id, st.Lead, ls.leader)
 		}
 	}
 	ls.hwms = true
-	for _, id := range h.ids {
+	for _, id := range ids {
 		if h.node(id).Status().Recovering {
 			ls.hwms = false
 			ls.detail = fmt.Sprintf("node %d is still recovering", id)
 		}
 	}
 	for _, lp := range ln.Partitions() {
-		for _, id := range h.ids {
+		for _, id := range ids {
 			ps, _ := h.node(id).PartitionStatus(lp.Topic, lp.Partition)
 			if ps.HWM != lp.Committed {
 				ls.hwms = false
@@ -432,7 +439,11 @@ func (h *harness) evalLive() liveState {
 	if !ls.waiters {
 		ls.detail = fmt.Sprintf("%d client requests unanswered", h.flight)
 	}
-	if ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && !ls.probe {
+	ls.drained, ls.stranded = drained(ls.leader, ln)
+	if ls.waiters && !ls.drained {
+		ls.detail = ls.stranded
+	}
+	if ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && ls.drained && !ls.probe {
 		ls.detail = "probe acks=-1 write has not succeeded"
 	}
 	return ls
@@ -584,11 +595,14 @@ type producer struct {
 	h      *harness
 	id     int
 	leader uint64
+	// retired: replaced by the calm workload's producer of the same id;
+	// whatever it still had scheduled does nothing.
+	retired bool
 }
 
 func (p *producer) next() {
 	h := p.h
-	if h.stopped {
+	if h.stopped || p.retired {
 		return
 	}
 	t := h.o.Topics[h.rng.IntN(len(h.o.Topics))]
@@ -635,7 +649,7 @@ func (p *producer) send(topic string, part int32, acks node.Acks, recs [][]byte,
 			}
 			// The write definitely did not happen: send it again.
 			h.s.After(notLeaderPause, func() {
-				if !h.stopped {
+				if !h.stopped && !p.retired {
 					p.send(topic, part, acks, recs, 0)
 				}
 			})
@@ -644,7 +658,7 @@ func (p *producer) send(topic string, part int32, acks node.Acks, recs [][]byte,
 			if h.rng.Chance(0.5) {
 				h.probe("indeterminate-retry")
 				h.s.After(think, func() {
-					if !h.stopped {
+					if !h.stopped && !p.retired {
 						p.send(topic, part, acks, recs, int(op.id))
 					}
 				})

@@ -34,6 +34,16 @@ var variants = []Variant{
 		Scenario: "default", bugs: node.Bugs{WaiterByIndexOnly: true}},
 	{Name: "memory-raft-log", Summary: "the Raft log (HardState and entries) is kept in memory only",
 		Scenario: "crashes", bugs: node.Bugs{InMemoryRaftLog: true}},
+	{Name: "wal-lost-wakeup", Summary: "the WAL does not cut the next batch when an fsync completes; queued appends wait for the next request",
+		Scenario: "calm", bugs: node.Bugs{WALLostWakeup: true}},
+	{Name: "torn-request-kept", Summary: "WAL recovery keeps the first records of a request whose last records a torn crash lost",
+		Scenario: "standalone", bugs: node.Bugs{KeepTornRequest: true}},
+	{Name: "cut-at-corruption", Summary: "recovery cuts a log at damaged synced data and carries on with the shorter log instead of refusing to open",
+		Scenario: "corrupt", bugs: node.Bugs{CutAtCorruption: true}},
+	{Name: "fetch-past-hwm", Summary: "Fetch returns the records its read brought back past the HWM (uncommitted ones)",
+		Scenario: "legacy", bugs: node.Bugs{FetchPastHWM: true}},
+	{Name: "acks1-waits-commit", Summary: "acks=1 is answered when the entry commits (as acks=-1), not after the leader's fsync",
+		Scenario: "calm", bugs: node.Bugs{Acks1WaitsCommit: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

@@ -16,6 +16,22 @@ import (
 // apart). Reads are synchronous; Open returns without waiting for any
 // callback. An empty or missing log starts a new one.
 func Open(fs env.FS, dir string, opts Options) (*Log, error) {
+	return OpenWithBugs(fs, dir, opts, Bugs{})
+}
+
+// Bugs are deliberate mistakes the simulation harness must catch (its
+// known-bad variants), reachable only through OpenWithBugs, which only the
+// harness's node.NewWithBugs reaches. The zero value is the correct log.
+type Bugs struct {
+	// CutAtCorruption: recovery treats damage to synced data like a torn
+	// tail: it cuts the log at the first bad record and carries on with
+	// the shorter log, instead of failing with ErrCorrupt.
+	CutAtCorruption bool
+}
+
+// OpenWithBugs is Open with known-bad variants switched on, for the
+// harness's self-test only (see Bugs).
+func OpenWithBugs(fs env.FS, dir string, opts Options, bugs Bugs) (*Log, error) {
 	if fs == nil {
 		return nil, fmt.Errorf("%w: nil FS", ErrInvalidOptions)
 	}
@@ -26,7 +42,7 @@ func Open(fs env.FS, dir string, opts Options) (*Log, error) {
 	if dir == "" {
 		l.prefix = ""
 	}
-	r := &recovery{l: l}
+	r := &recovery{l: l, bugs: bugs}
 	if err := r.run(); err != nil {
 		for _, s := range r.files {
 			if s.f != nil {
@@ -46,6 +62,7 @@ type recovery struct {
 	// maxMark is the largest durable mark among the chunks kept: a
 	// position proven durable.
 	maxMark uint64
+	bugs    Bugs
 }
 
 // badSpot is where recovery found the first invalid data.
@@ -100,7 +117,7 @@ func (r *recovery) run() error {
 	}
 	if proof, err := r.findProof(bad); err != nil {
 		return err
-	} else if proof != "" {
+	} else if proof != "" && !r.bugs.CutAtCorruption {
 		return fmt.Errorf("%w: %s byte %d: %s; %s", ErrCorrupt, r.files[bad.file].name, bad.off, bad.why, proof)
 	}
 	return r.cutTail(bad)
