@@ -68,6 +68,12 @@ var catalogue = []Scenario{
 			o.Nodes = 3 + 2*rng.IntN(2)
 			o.AcksWeights[1]++
 		}, plan: lastReplicaPlan},
+	{Name: "corrupt", Summary: "3 nodes, one replica's synced Raft log or WAL corrupted (in budget: a minority), swarm of every other fault",
+		draw: func(o *Options, rng *sim.Rand) {
+			o.Nodes = 3
+			swarmFaults(o, rng, clusterFaults)
+			o.FaultWeights[FaultCorrupt] = 1
+		}},
 }
 
 var clusterFaults = []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultPause, FaultPartition, FaultIsolate,

@@ -21,12 +21,19 @@ const (
 	InvS6 = "S6" // offsets unique, payloads at most once
 	InvS7 = "S7" // acks ordering evidence
 	InvS8 = "S8" // one leader per term, waiter's own entry
-	InvL1 = "L1" // convergence after healing
-	InvL2 = "L2" // acks=-1 answered within the timeout
+	// InvS12: a produce request's records are all present at consecutive
+	// offsets or none is (batch path and standalone; see checkS12).
+	InvS12 = "S12"
+	InvL1  = "L1" // convergence after healing
+	InvL2  = "L2" // acks=-1 answered within the timeout
+	// InvL3: no timeout or indeterminate answer in a fault-free stretch.
+	InvL3 = "L3"
+	// InvL4: fault-free latencies order acks=0 < 1 < -1 and stay bounded.
+	InvL4 = "L4"
 )
 
 // CheckedInvariants lists the invariants Check judges, in report order.
-var CheckedInvariants = []string{InvS1, InvS2, InvS3, InvS4, InvS5, InvS6, InvS7, InvS8, InvL1, InvL2}
+var CheckedInvariants = []string{InvS1, InvS2, InvS3, InvS4, InvS5, InvS6, InvS7, InvS8, InvS12, InvL1, InvL2, InvL3, InvL4}
 
 // Verdict is the judgement of one invariant.
 type Verdict string
@@ -162,7 +169,8 @@ func Check(h *History) Report {
 		fn  func(*index, *collector)
 	}{
 		{InvS1, checkS1}, {InvS2, checkS2}, {InvS3, checkS3}, {InvS4, checkS4}, {InvS5, checkS5},
-		{InvS6, checkS6}, {InvS7, checkS7}, {InvS8, checkS8}, {InvL1, checkL1}, {InvL2, checkL2},
+		{InvS6, checkS6}, {InvS7, checkS7}, {InvS8, checkS8}, {InvS12, checkS12}, {InvL1, checkL1}, {InvL2, checkL2},
+		{InvL3, checkL3}, {InvL4, checkL4},
 	}
 	for _, ch := range checks {
 		c.cur = ch.inv

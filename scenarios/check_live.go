@@ -25,6 +25,9 @@ func checkL1(ix *index, c *collector) {
 	if !l.WaitersResolved {
 		pr.add(deadline, "acks=-1 waiters still pending")
 	}
+	if l.Stranded != "" {
+		pr.add(deadline, "with no request in flight, %s", l.Stranded)
+	}
 	if !l.ProbeOK {
 		pr.add(deadline, "the probe acks=-1 write did not succeed")
 	}

@@ -48,6 +48,7 @@ type harness struct {
 	flight  int // client requests in flight
 
 	producers []*producer
+	calm      calmState     // the liveness phase's calm workload
 	liveAt    time.Duration // when L1 held, or -1
 	probeOK   bool
 	probeBusy bool
@@ -64,6 +65,10 @@ type harness struct {
 	// diskEvents are the kinds of each node's disk events in the safety
 	// phase (index id-1), when RunConfig.RecordDiskEvents (crashpoint.go).
 	diskEvents [][]sim.DiskEvent
+	// corrupted: nodes whose synced data a FaultCorrupt damaged; dead: of
+	// those, the ones that refused to open (down by design). See corrupt.go.
+	corrupted map[uint64]*corruptMark
+	dead      map[uint64]bool
 }
 
 func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, error) {
@@ -87,6 +92,7 @@ func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, e
 		pending:  map[uint64]map[OpID]func(node.ProduceResponse, evidence){},
 		boots:    map[uint64]int{},
 	}
+	h.corrupted, h.dead = map[uint64]*corruptMark{}, map[uint64]bool{}
 	h.rec = newRecorder(h)
 	w.Trace().SetListener(h.onTrace)
 	if rc.OnTrace != nil {
@@ -125,6 +131,9 @@ func (h *harness) boot(id env.NodeID, e env.Env) (sim.Receiver, error) {
 	if h.crashedInBoot(id) {
 		return nil, errCrashedInBoot
 	}
+	if err != nil && h.refusedCorrupt(id, err) {
+		return nil, err
+	}
 	if err != nil && (errors.Is(err, env.ErrIO) || errors.Is(err, env.ErrNoSpace)) {
 		// An injected I/O error (or a full disk) during recovery: the
 		// process exits and its supervisor starts it again, as after a
@@ -141,6 +150,7 @@ func (h *harness) boot(id env.NodeID, e env.Env) (sim.Receiver, error) {
 		return nil, err
 	}
 	h.nodes[id-1] = n
+	h.checkBoot(id, n)
 	h.rec.observe(id, n)
 	h.afterBoot(id)
 	return n, nil
@@ -213,8 +223,9 @@ func (h *harness) observeTick() {
 			continue
 		}
 		h.rec.observe(id, n)
-		if n.Failed() != nil && !h.restarts[id] {
+		if err := n.Healthy(); err != nil && !h.restarts[id] {
 			h.probe("node-failstop")
+			h.failedInCalm(id, err)
 			h.restarts[id] = true
 			h.s.After(failedRestart, func() {
 				delete(h.restarts, id)
@@ -251,7 +262,7 @@ func (h *harness) crash(id uint64) {
 }
 
 func (h *harness) restart(id uint64) {
-	if p := h.w.Process(id); p.State() != sim.StateDown {
+	if p := h.w.Process(id); p.State() != sim.StateDown || h.dead[id] {
 		return
 	}
 	_ = h.w.Restart(id) // a boot error is recorded by boot
@@ -347,15 +358,7 @@ func (h *harness) apply(f Fault) {
 	case FaultTransferLeader:
 		h.transferLeader(f)
 	case FaultCorrupt:
-		d := h.w.Disk(f.Node)
-		for _, name := range d.DurableFiles() {
-			img, _ := d.DurableImage(name)
-			if len(img) > 16 {
-				d.CorruptDurable(name, int64(h.rng.IntN(len(img)-8)), 4)
-				h.probe("corrupt")
-				break
-			}
-		}
+		h.corrupt(f)
 	case FaultCrashAtDiskEvent, FaultTornCrashAtDiskEvent:
 		// Armed before the run started (armDiskEvents); it fires from
 		// the node's disk, not at a time.
@@ -406,10 +409,13 @@ func (h *harness) checkLive() {
 	}
 	ls := h.evalLive()
 	h.rec.lastLive = ls
-	if ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && !ls.probe && !h.probeBusy {
+	settled := ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && ls.drained
+	// The probe goes out only after the calm workload's requests ended by
+	// themselves (calmReady): a probe must never be what wakes the system.
+	if settled && h.calmReady() && !ls.probe && !h.probeBusy {
 		h.sendProbe(ls.leader)
 	}
-	if ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && ls.probe {
+	if settled && h.calm == calmDone && ls.probe {
 		h.liveAt = h.s.Now()
 		h.rec.live(h.s.Now(), ls.leader)
 		return
@@ -421,7 +427,8 @@ func (h *harness) checkLive() {
 func (h *harness) evalLive() liveState {
 	ls := liveState{allUp: true, probe: h.probeOK}
 	var leaders []uint64
-	for _, id := range h.ids {
+	ids := h.liveIDs() // a node that refused corrupt data is down by design
+	for _, id := range ids {
 		n := h.node(id)
 		if n == nil || n.Failed() != nil {
 			ls.allUp = false
@@ -445,21 +452,21 @@ func (h *harness) evalLive() liveState {
 	ls.leader = leaders[0]
 	ln := h.node(ls.leader)
 	ls.oneLeader = ln.Status().Gate
-	for _, id := range h.ids {
+	for _, id := range ids {
 		if st := h.node(id).Status(); h.o.Nodes > 1 && st.Lead != ls.leader {
 			ls.oneLeader = false
 			ls.detail = fmt.Sprintf("node %d follows %d, leader is %d", id, st.Lead, ls.leader)
 		}
 	}
 	ls.hwms = true
-	for _, id := range h.ids {
+	for _, id := range ids {
 		if h.node(id).Status().Recovering {
 			ls.hwms = false
 			ls.detail = fmt.Sprintf("node %d is still recovering", id)
 		}
 	}
 	for _, lp := range ln.Partitions() {
-		for _, id := range h.ids {
+		for _, id := range ids {
 			ps, _ := h.node(id).PartitionStatus(lp.Topic, lp.Partition)
 			if ps.HWM != lp.Committed {
 				ls.hwms = false
@@ -471,7 +478,11 @@ func (h *harness) evalLive() liveState {
 	if !ls.waiters {
 		ls.detail = fmt.Sprintf("%d client requests unanswered", h.flight)
 	}
-	if ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && !ls.probe {
+	ls.drained, ls.stranded = drained(ls.leader, ln)
+	if ls.waiters && !ls.drained {
+		ls.detail = ls.stranded
+	}
+	if ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && ls.drained && !ls.probe {
 		ls.detail = "probe acks=-1 write has not succeeded"
 	}
 	return ls
@@ -626,11 +637,14 @@ type producer struct {
 	h      *harness
 	id     int
 	leader uint64
+	// retired: replaced by the calm workload's producer of the same id;
+	// whatever it still had scheduled does nothing.
+	retired bool
 }
 
 func (p *producer) next() {
 	h := p.h
-	if h.stopped {
+	if h.stopped || p.retired {
 		return
 	}
 	t := h.o.Topics[h.rng.IntN(len(h.o.Topics))]
@@ -677,7 +691,7 @@ func (p *producer) send(topic string, part int32, acks node.Acks, recs [][]byte,
 			}
 			// The write definitely did not happen: send it again.
 			h.s.After(notLeaderPause, func() {
-				if !h.stopped {
+				if !h.stopped && !p.retired {
 					p.send(topic, part, acks, recs, 0)
 				}
 			})
@@ -686,7 +700,7 @@ func (p *producer) send(topic string, part int32, acks node.Acks, recs [][]byte,
 			if h.rng.Chance(0.5) {
 				h.probe("indeterminate-retry")
 				h.s.After(think, func() {
-					if !h.stopped {
+					if !h.stopped && !p.retired {
 						p.send(topic, part, acks, recs, int(op.id))
 					}
 				})

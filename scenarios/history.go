@@ -96,6 +96,19 @@ type RunInfo struct {
 	// BeyondBudgetWhy says which faults went beyond the budget, one reason
 	// per entry (for example "t=12s: latent corruption of n2 wal segment 3").
 	BeyondBudgetWhy []string `json:"beyond_budget_why,omitempty"`
+	// Path is the nodes' proposal path, "batch" or "legacy" ("" reads as
+	// batch). S12 (atomic requests) is judged on every path but legacy,
+	// where a request of several records is several Raft entries.
+	Path string `json:"path,omitempty"`
+	// FaultFree is true when the run injected no fault and drew none: an
+	// empty schedule and a disk without stalls, EIO or torn persistence.
+	// The whole run is then a fault-free stretch (L3) and its latencies are
+	// judged (L4).
+	FaultFree bool `json:"fault_free,omitempty"`
+	// LatencyBound is L4's bound on the latency of one successful acks=1 or
+	// acks=-1 produce in a fault-free run (0: not judged). The harness
+	// derives it from the options (see latencyBound).
+	LatencyBound time.Duration `json:"latency_bound_ns,omitempty"`
 }
 
 // DefaultTimeoutSlack is the slack L2 allows past the acks=-1 timeout when
@@ -398,6 +411,16 @@ type LivenessReport struct {
 	// whether it succeeded within the bound.
 	ProbeOp OpID `json:"probe_op,omitempty"`
 	ProbeOK bool `json:"probe_ok"`
+	// CalmFrom is when the liveness phase's own fault-free workload
+	// started: the harness runs it once the cluster converged after
+	// healing, lets its requests end by themselves, and only then sends the
+	// probe. Every produce invoked from then on must end without a timeout
+	// or an indeterminate answer (L3). 0: the workload never started.
+	CalmFrom time.Duration `json:"calm_ns,omitempty"`
+	// Stranded, when set, says what the leader still held accepted but not
+	// committed (or not durable) when the liveness bound ran out, with no
+	// request left in flight: a system that moves only when poked (L1).
+	Stranded string `json:"stranded,omitempty"`
 	// Detail is the harness's free-text explanation of a failure.
 	Detail string `json:"detail,omitempty"`
 }
@@ -461,6 +484,9 @@ func (h *History) Validate() error {
 		}
 		parts[p] = true
 	}
+	if r.LatencyBound < 0 || r.LatencyBound > maxTime {
+		return malformed("run: latency bound %v", r.LatencyBound)
+	}
 	if r.AcksTimeout <= 0 || r.TimeoutSlack < 0 || r.End < 0 || r.AcksTimeout > maxTime || r.TimeoutSlack > maxTime || r.End > maxTime {
 		return malformed("run: acks timeout %v, slack %v, end %v", r.AcksTimeout, r.TimeoutSlack, r.End)
 	}
@@ -489,7 +515,7 @@ func (h *History) Validate() error {
 		}
 	}
 	if l := h.Live; l != nil {
-		if !inRun(l.HealedAt) || l.Bound < 0 || l.Bound > maxTime || (l.ConvergedAt != 0 && !inRun(l.ConvergedAt)) {
+		if !inRun(l.HealedAt) || l.Bound < 0 || l.Bound > maxTime || (l.ConvergedAt != 0 && !inRun(l.ConvergedAt)) || !inRun(l.CalmFrom) {
 			return malformed("live: healed %v bound %v converged %v", l.HealedAt, l.Bound, l.ConvergedAt)
 		}
 		if l.ProbeOp != 0 && (l.ProbeOp > OpID(len(h.Ops)) || h.Ops[l.ProbeOp-1].Kind != KindProduce) {

@@ -132,12 +132,12 @@ func generateTimed(o Options, rng *sim.Rand) Schedule {
 	kinds := make([]FaultKind, 0, len(o.FaultWeights))
 	total := 0
 	for _, k := range faultKinds {
-		if w := o.FaultWeights[k]; w > 0 {
+		if w := o.FaultWeights[k]; w > 0 && k != FaultCorrupt {
 			kinds = append(kinds, k)
 			total += w
 		}
 	}
-	if total == 0 {
+	if total == 0 && o.FaultWeights[FaultCorrupt] == 0 {
 		return s
 	}
 	pick := func() FaultKind {
@@ -152,7 +152,7 @@ func generateTimed(o Options, rng *sim.Rand) Schedule {
 	}
 	nodeN := func() uint64 { return uint64(1 + rng.IntN(o.Nodes)) }
 	t := time.Duration(0)
-	for {
+	for total > 0 {
 		t += rng.Duration(o.FaultEvery/4, o.FaultEvery*7/4)
 		if t >= o.SafetyDuration {
 			break
@@ -200,8 +200,6 @@ func generateTimed(o Options, rng *sim.Rand) Schedule {
 			f.Prob, f.Dur = 0.05+0.3*rng.Float64(), rng.Duration(100*time.Millisecond, 3*time.Second)
 		case FaultSkew:
 			f.Node, f.Rate = nodeN(), 0.8+0.4*rng.Float64()
-		case FaultCorrupt:
-			f.Node = nodeN()
 		case FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink:
 			if !drawSimFault(&f, o, rng) {
 				continue
@@ -220,8 +218,29 @@ func generateTimed(o Options, rng *sim.Rand) Schedule {
 			}
 		}
 	}
+	if o.FaultWeights[FaultCorrupt] > 0 {
+		s = append(s, corruptFaults(o, rng)...)
+	}
 	s.Sort()
 	return s
+}
+
+// corruptFaults draws, after every other fault (so the others are what the
+// same swarm draws without it), one latent corruption of one node's synced
+// Raft log or WAL, and a crash of that node soon after, so that its
+// recovery meets the damage within the run.
+func corruptFaults(o Options, rng *sim.Rand) Schedule {
+	at := rng.Duration(o.SafetyDuration/10, o.SafetyDuration*7/10)
+	node := uint64(1 + rng.IntN(o.Nodes))
+	target := CorruptWAL
+	if rng.Chance(0.5) {
+		target = CorruptRaft
+	}
+	return Schedule{
+		{At: at, Kind: FaultCorrupt, Node: node, Log: target},
+		{At: at + rng.Duration(time.Millisecond, 300*time.Millisecond), Kind: FaultCrash, Node: node,
+			Dur: rng.Duration(10*time.Millisecond, time.Second)},
+	}
 }
 
 // splitGroups draws a random split of nodes 1..n into two non-empty groups.

@@ -69,6 +69,12 @@ var probeRegistry = []ProbeSpec{
 	{"crash-at-remove", false, "a crash point fired at a file remove"},
 	{"crash-at-syncdir", false, "a crash point fired as a directory sync was issued"},
 	{"crash-at-syncdir.done", false, "a crash point fired as a directory sync completed"},
+	// Corruption of one replica (corrupt.go) and the calm workload of the
+	// liveness phase (live_calm.go).
+	{"corrupt-refused", true, "a node whose synced data was corrupted refused to open (fail-stop, DESIGN.md 3.10)"},
+	{"corrupt-boot-intact", false, "a corrupted node booted with its durable Raft state intact (the damaged block was rewritten, or it booted from an undamaged copy)"},
+	{"corrupt-no-proven-spot", false, "a corrupt fault found no byte the log's format proves synced, and damaged nothing"},
+	{"liveness-calm-load", true, "the liveness phase ran its calm workload before the probe write"},
 	// Aimed and triggered faults.
 	{"trigger-armed", true, "a triggered fault was armed"},
 	{"trigger-fired", true, "a triggered fault's event happened and the fault fired"},

@@ -18,6 +18,7 @@ type recorder struct {
 	r *Recorder
 
 	healedAt  time.Duration
+	calmFrom  time.Duration
 	probeOp   OpID
 	lastLive  liveState
 	converged time.Duration
@@ -32,7 +33,10 @@ type clientOp struct {
 }
 
 func newRecorder(h *harness) *recorder {
-	info := RunInfo{Mode: ModeCluster, Seed: h.o.Seed, AcksTimeout: h.o.AcksTimeout}
+	info := RunInfo{Mode: ModeCluster, Seed: h.o.Seed, AcksTimeout: h.o.AcksTimeout, Path: h.o.Path.String()}
+	if faultFree(h.o, h.sched) {
+		info.FaultFree, info.LatencyBound = true, latencyBound(h.o)
+	}
 	if h.o.Nodes == 1 {
 		info.Mode = ModeStandalone
 	}
@@ -45,7 +49,7 @@ func newRecorder(h *harness) *recorder {
 		}
 	}
 	rec := &recorder{h: h, r: NewRecorder(info)}
-	if why := h.sched.BeyondBudget(); why != "" {
+	if why := h.sched.BeyondBudgetFor(h.o.Nodes); why != "" {
 		rec.r.MarkBeyondBudget(why)
 	}
 	return rec
@@ -149,8 +153,12 @@ func (rec *recorder) live(t time.Duration, leader uint64) {
 // liveState is one evaluation of the L1 conditions.
 type liveState struct {
 	allUp, oneLeader, hwms, waiters, probe bool
-	leader                                 uint64
-	detail                                 string
+	// drained: the leader holds nothing accepted but uncommitted or not
+	// durable (stranded says what it holds otherwise).
+	drained  bool
+	stranded string
+	leader   uint64
+	detail   string
 }
 
 // finish captures the final state and the liveness report and ends the
@@ -170,7 +178,7 @@ func (rec *recorder) finish() {
 				if n.Status().Recovering {
 					break
 				}
-				fn.Parts = append(fn.Parts, finalPart(n, ps))
+				fn.Parts = append(fn.Parts, rec.finalPart(id, n, ps))
 			}
 			if h.o.Nodes > 1 {
 				ents, err := n.RaftEntries(1, n.Status().Applied+1)
@@ -191,18 +199,24 @@ func (rec *recorder) finish() {
 	ls := rec.lastLive
 	lr := LivenessReport{HealedAt: rec.healedAt, Bound: h.o.LivenessDuration, ProbeOp: rec.probeOp,
 		OneLeader: ls.oneLeader, Leader: ls.leader, HWMsAtCommitEnd: ls.hwms, WaitersResolved: ls.waiters, ProbeOK: ls.probe,
-		Detail: ls.detail}
+		Detail: ls.detail, CalmFrom: rec.calmFrom}
+	if ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && !ls.drained {
+		lr.Stranded = ls.stranded
+	}
 	if rec.converged > 0 || h.liveAt >= 0 {
 		lr.ConvergedAt = max(h.liveAt, 1)
 		lr.OneLeader, lr.Leader, lr.HWMsAtCommitEnd, lr.WaitersResolved, lr.ProbeOK = true, rec.leader, true, true, true
-		lr.Detail = ""
+		lr.Detail, lr.Stranded = "", ""
 	}
 	rec.r.SetLiveness(lr)
 	rec.r.End(now)
 }
 
-// finalPart reads every record below the HWM.
-func finalPart(n *node.Node, ps node.PartitionStatus) FinalPart {
+// finalPart reads every record below the HWM. A read that returns records
+// at or past the HWM is a consumer reading past the HWM: reported as S4
+// (named by the harness, since the final state keeps records below the HWM
+// only), and those records are left out.
+func (rec *recorder) finalPart(id uint64, n *node.Node, ps node.PartitionStatus) FinalPart {
 	fp := FinalPart{Topic: ps.Topic, Partition: ps.Partition, HWM: ps.HWM, LogEnd: ps.LogEnd}
 	off := int64(0)
 	for off < ps.HWM {
@@ -211,9 +225,17 @@ func finalPart(n *node.Node, ps node.PartitionStatus) FinalPart {
 			break // the checkers see the gap (S3: HWM beyond what the node holds)
 		}
 		for _, r := range resp.Records {
+			if r.Offset >= ps.HWM || r.Offset < off {
+				rec.h.harnessViolation(InvS4, fmt.Sprintf("the final read of n%d %s/%d from offset %d returned offset %d, at or past the HWM %d or out of order",
+					id, ps.Topic, ps.Partition, off, r.Offset, ps.HWM))
+				break
+			}
 			fp.Records = append(fp.Records, Rec{Offset: r.Offset, Payload: payloadID(r.Value)})
+			off = r.Offset + 1
 		}
-		off = resp.Records[len(resp.Records)-1].Offset + 1
+		if len(fp.Records) == 0 || fp.Records[len(fp.Records)-1].Offset+1 != off {
+			break
+		}
 	}
 	return fp
 }

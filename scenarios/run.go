@@ -162,8 +162,21 @@ func (h *harness) result() *Result {
 	if rep.Err != nil && len(h.extra) == 0 {
 		res.Violations = append(res.Violations, Violation{Invariant: "HISTORY", Detail: rep.Err.Error(), Time: h.s.Now()})
 	}
+	// A check the harness makes when it happens (a node back with a
+	// shorter log, a final read past the HWM, a node that cannot recover)
+	// names the cause of what the history checkers then find; a panic of
+	// the system under test comes last, after any check that named its
+	// cause first.
+	var panics []Violation
+	for _, v := range h.extra {
+		if v.Invariant == "PANIC" {
+			panics = append(panics, v)
+		} else {
+			res.Violations = append(res.Violations, v)
+		}
+	}
 	res.Violations = append(res.Violations, rep.Violations...)
-	res.Violations = append(res.Violations, h.extra...)
+	res.Violations = append(res.Violations, panics...)
 	switch {
 	case h.rc.RecordTrace:
 		res.Trace = h.w.Trace().Events()

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -49,8 +50,13 @@ const (
 	FaultDup FaultKind = "dup"
 	// FaultSkew sets Node's clock rate to Rate.
 	FaultSkew FaultKind = "skew"
-	// FaultCorrupt flips bytes of Node's synced data: latent corruption,
-	// outside the fault budget (a run that uses it is labelled, not counted).
+	// FaultCorrupt flips bytes of Node's synced data (latent corruption)
+	// in the log Target names: "raft" (the Raft log) or "wal" (a partition
+	// WAL); "" is either. The harness picks a spot whose durability the
+	// log's own format proves (see corrupt.go). Corruption on a minority of
+	// the nodes is inside the fault budget: the corrupted node must refuse
+	// to open (it is then down by design) or repair itself. On a majority
+	// it is beyond the budget (the run is labelled, not counted).
 	FaultCorrupt FaultKind = "corrupt"
 	// FaultNoSpace makes Node's next Count writes fail with ENOSPC
 	// (env.ErrNoSpace), each after a seeded prefix.
@@ -90,6 +96,12 @@ const (
 // step a clock-discipline daemon or a VM resume makes.
 const maxClockStep = time.Minute
 
+// Targets of FaultCorrupt.
+const (
+	CorruptRaft = "raft"
+	CorruptWAL  = "wal"
+)
+
 // faultKinds lists every kind, for validation and generators.
 var faultKinds = []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultPause, FaultPartition, FaultIsolate,
 	FaultOneWay, FaultBridge, FaultHeal, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultDrop, FaultDup, FaultSkew, FaultCorrupt,
@@ -122,6 +134,8 @@ type Fault struct {
 	// Trigger is a pointer so that a timed fault's JSON has no trigger
 	// field at all (case files written before triggers existed decode).
 	Trigger *Trigger `json:"trigger,omitempty"`
+	// Log names the log a FaultCorrupt damages: CorruptRaft or CorruptWAL.
+	Log string `json:"log,omitempty"`
 }
 
 // String renders the fault on one line, stably.
@@ -163,6 +177,9 @@ func (f Fault) String() string {
 	}
 	if f.Trigger != nil {
 		fmt.Fprintf(&b, " [%s]", f.Trigger)
+	}
+	if f.Log != "" {
+		fmt.Fprintf(&b, " log=%s", f.Log)
 	}
 	return b.String()
 }
@@ -229,6 +246,9 @@ func (f Fault) Validate(n int) error {
 	if err := f.validateDiskEventCrash(n); err != nil {
 		return err
 	}
+	if f.Log != "" && (f.Kind != FaultCorrupt || (f.Log != CorruptRaft && f.Log != CorruptWAL)) {
+		return fmt.Errorf("fault %s: log %q (only corrupt takes one: %q or %q)", f, f.Log, CorruptRaft, CorruptWAL)
+	}
 	if f.Kind == FaultSkew && (f.Rate < 0.5 || f.Rate > 2) {
 		return fmt.Errorf("fault %s: clock rate must be in [0.5, 2]", f)
 	}
@@ -258,7 +278,30 @@ func (s Schedule) Validate(n int) error {
 	return nil
 }
 
-// BeyondBudget returns a reason if any fault is outside the fault budget.
+// BeyondBudgetFor returns a reason if the schedule goes beyond the fault
+// budget of a cluster of n nodes (DESIGN.md section 5): latent corruption
+// of synced data on half the nodes or more (on a minority it is in budget).
+func (s Schedule) BeyondBudgetFor(n int) string {
+	var nodes []uint64
+	var first Fault
+	for _, f := range s {
+		if f.Kind == FaultCorrupt && !slices.Contains(nodes, f.Node) {
+			if len(nodes) == 0 {
+				first = f
+			}
+			nodes = append(nodes, f.Node)
+		}
+	}
+	if len(nodes) == 0 || 2*len(nodes) < n {
+		return ""
+	}
+	slices.Sort(nodes)
+	return fmt.Sprintf("latent corruption of synced data on %d of %d nodes %v, not a minority (first: %s)", len(nodes), n, nodes, first)
+}
+
+// BeyondBudget returns a reason if any fault could be outside the fault
+// budget whatever the cluster size: any latent corruption. Runs use
+// BeyondBudgetFor, which knows that corruption on a minority is in budget.
 func (s Schedule) BeyondBudget() string {
 	for _, f := range s {
 		if f.BeyondBudget() {

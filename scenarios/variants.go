@@ -38,6 +38,16 @@ var variants = []Variant{
 		Scenario: "fsync", bugs: node.Bugs{RetryFsyncAssumeSuccess: true}},
 	{Name: "raft-log-drops-last", Summary: "Raft log recovery replays every record but the last (an off-by-one): a restart forgets its last synced vote, commit index or entries",
 		Scenario: "crashes", bugs: node.Bugs{RaftLogDropsLast: true}},
+	{Name: "wal-lost-wakeup", Summary: "the WAL does not cut the next batch when an fsync completes; queued appends wait for the next request",
+		Scenario: "calm", bugs: node.Bugs{WALLostWakeup: true}},
+	{Name: "torn-request-kept", Summary: "WAL recovery keeps the first records of a request whose last records a torn crash lost",
+		Scenario: "standalone", bugs: node.Bugs{KeepTornRequest: true}},
+	{Name: "cut-at-corruption", Summary: "recovery cuts a log at damaged synced data and carries on with the shorter log instead of refusing to open",
+		Scenario: "corrupt", bugs: node.Bugs{CutAtCorruption: true}},
+	{Name: "fetch-past-hwm", Summary: "Fetch returns the records its read brought back past the HWM (uncommitted ones)",
+		Scenario: "legacy", bugs: node.Bugs{FetchPastHWM: true}},
+	{Name: "acks1-waits-commit", Summary: "acks=1 is answered when the entry commits (as acks=-1), not after the leader's fsync",
+		Scenario: "calm", bugs: node.Bugs{Acks1WaitsCommit: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

@@ -60,6 +60,20 @@ var variantCatchers = map[string][]string{
 	// shorter than a commit index it acknowledged and panics ("raft log
 	// lost"), leaving the cluster unconverged (PANIC, L1).
 	"raft-log-drops-last": {InvS1, InvS2, InvS3, InvS4, InvS5, InvS8, InvL1, "PANIC"},
+	// A lost wakeup strands the last requests of a quiet spell until their
+	// timer answers them (L3), slows requests that wait for the next one
+	// (L4), and leaves the leader holding records nothing will commit (L1).
+	"wal-lost-wakeup": {InvL3, InvL4, InvL1},
+	// A torn crash keeps part of a request: S12.
+	"torn-request-kept": {InvS12},
+	// A node back with a shorter log than it had synced: the boot check
+	// (S11), or what it then does with it: lost commits (S1, S2, S3, S4),
+	// a second vote in a term (S8).
+	"cut-at-corruption": {invBootShorter, InvS1, InvS2, InvS3, InvS4, InvS8},
+	// A read past the HWM is S4, whether a consumer's or the final read.
+	"fetch-past-hwm": {InvS4},
+	// acks=1 as slow as acks=-1: only the latency order shows it (L4).
+	"acks1-waits-commit": {InvL4},
 }
 
 // variantCatch is where the search found a variant.

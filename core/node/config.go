@@ -209,4 +209,21 @@ type Bugs struct {
 	// last (an off-by-one), forgetting the last synced HardState or
 	// entries at each restart.
 	RaftLogDropsLast bool
+	// WALLostWakeup: a WAL whose batch fsync completed does not cut the
+	// appends that queued meanwhile; they wait for the next Append (a lost
+	// wakeup in the batcher).
+	WALLostWakeup bool
+	// KeepTornRequest: WAL recovery keeps the first records of a produce
+	// request whose last records a torn crash lost.
+	KeepTornRequest bool
+	// CutAtCorruption: recovery of the WAL and the Raft log cuts each at
+	// damaged synced data and carries on with the shorter log, instead of
+	// refusing to open.
+	CutAtCorruption bool
+	// FetchPastHWM: Fetch returns every record its read brought back,
+	// including those at or past the HWM (uncommitted ones).
+	FetchPastHWM bool
+	// Acks1WaitsCommit: an acks=1 request is answered when its entry
+	// commits, like acks=-1, instead of after the leader's fsync.
+	Acks1WaitsCommit bool
 }

@@ -259,7 +259,7 @@ func NewWithBugs(cfg Config, e env.Env, bugs Bugs) (*Node, error) {
 			k := statemach.Key{Topic: t.Name, Partition: p}
 			dir := fmt.Sprintf("%swal/%s/%d", cfg.Dir, t.Name, p)
 			w, err := wal.OpenWithBugs(e, dir, t.Name, p, cfg.WAL, func(nt wal.BatchNotice) { n.onNotice(k, nt) },
-				wal.Bugs{RetryFailedSync: bugs.RetryFsyncAssumeSuccess})
+				wal.Bugs{RetryFailedSync: bugs.RetryFsyncAssumeSuccess, NoCutAfterSync: bugs.WALLostWakeup, KeepPartialAppend: bugs.KeepTornRequest, CutAtCorruption: bugs.CutAtCorruption})
 			if err != nil {
 				n.closeLogs()
 				return nil, fmt.Errorf("node %d: open WAL %s/%d: %w", cfg.ID, t.Name, p, err)
@@ -316,6 +316,25 @@ func (n *Node) closeLogs() {
 
 // Failed returns the error that stopped the node, or nil.
 func (n *Node) Failed() error { return n.failed }
+
+// Healthy returns the error that stopped the node, or else the first
+// failure of one of its logs that the node has not run into yet (a WAL or
+// Raft log sync it issued on its own failed: the next request would stop
+// it), or nil. A supervisor restarts a node that is not healthy.
+func (n *Node) Healthy() error {
+	if n.failed != nil {
+		return n.failed
+	}
+	for _, k := range n.sm.Keys() {
+		if err := n.wals[k].Err(); err != nil {
+			return err
+		}
+	}
+	if n.storage != nil {
+		return n.storage.Err()
+	}
+	return nil
+}
 
 // Status returns the node's observable state.
 func (n *Node) Status() Status {

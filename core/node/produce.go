@@ -83,6 +83,13 @@ func (n *Node) Produce(req ProduceRequest, reply func(ProduceResponse)) {
 	}
 }
 
+// waitsCommit reports whether u is answered when its entry commits and
+// applies (acks=-1 in a cluster; acks=1 too under the known-bad
+// Acks1WaitsCommit).
+func (n *Node) waitsCommit(u *unit) bool {
+	return !n.standalone && (u.acks == AcksAll || (u.acks == AcksLeader && n.bugs.Acks1WaitsCommit))
+}
+
 // walError maps a WAL error to a produce error.
 func (n *Node) walError(err error) error {
 	switch {
@@ -144,7 +151,7 @@ func (n *Node) onDurable(u *unit, err error) {
 			p.SetDurable(n.wals[u.key].DurableEnd())
 		}
 	}
-	if u.acks == AcksLeader || (n.standalone && u.acks == AcksAll) {
+	if (u.acks == AcksLeader && !n.waitsCommit(u)) || (n.standalone && u.acks == AcksAll) {
 		n.answer(u, ProduceResponse{})
 	}
 }
@@ -213,7 +220,7 @@ func (n *Node) onNotice(k statemach.Key, nt wal.BatchNotice) {
 // them): definite, since no entry carries them.
 func (n *Node) failUnproposed(units []*unit) {
 	for _, u := range units {
-		if u.acks == AcksAll {
+		if n.waitsCommit(u) {
 			n.answer(u, ProduceResponse{Err: ErrNotLeader, LeaderHint: n.lead})
 		}
 	}
@@ -255,7 +262,7 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) {
 			id := statemach.BatchID{Node: n.cfg.ID, Term: n.term, Seq: n.batchSeq}
 			pr := prop{off: base + int64(i), id: id, data: statemach.EncodeCanonical(id, k.Topic, k.Partition, base+int64(i), rec)}
 			for ui < len(units) && units[ui].end() == base+int64(i)+1 {
-				if units[ui].acks == AcksAll {
+				if n.waitsCommit(units[ui]) {
 					pr.waiters = append(pr.waiters, waiter(units[ui]))
 				}
 				ui++
@@ -267,7 +274,7 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) {
 		id := statemach.BatchID{Node: n.cfg.ID, Term: n.term, Seq: n.batchSeq}
 		pr := prop{off: base, id: id, data: statemach.EncodeBatch(id, k.Topic, k.Partition, base, records, n.bugs.MetadataOnly)}
 		for _, u := range units {
-			if u.acks == AcksAll {
+			if n.waitsCommit(u) {
 				pr.waiters = append(pr.waiters, waiter(u))
 			}
 		}
@@ -359,7 +366,7 @@ func (n *Node) Fetch(req FetchRequest) FetchResponse {
 	}
 	for i, r := range recs {
 		off := req.Offset + int64(i)
-		if off >= resp.HWM {
+		if off >= resp.HWM && !n.bugs.FetchPastHWM {
 			break
 		}
 		resp.Records = append(resp.Records, Record{Offset: off, Value: r})

@@ -18,7 +18,7 @@ import (
 // builds the RawNode.
 func (n *Node) openRaft() error {
 	st, err := raftlog.Open(n.env.FS, n.cfg.Dir+"raft", n.cfg.Peers, raftlog.Options{Log: n.cfg.RaftLog, InMemory: n.bugs.InMemoryRaftLog,
-		DropLastRecord: n.bugs.RaftLogDropsLast})
+		DropLastRecord: n.bugs.RaftLogDropsLast, CutAtCorruption: n.bugs.CutAtCorruption})
 	if err != nil {
 		return fmt.Errorf("node %d: %w", n.cfg.ID, err)
 	}

@@ -50,6 +50,9 @@ type Options struct {
 	// off-by-one in the replay bound), so a restart forgets the last
 	// HardState or entries it had synced, and acknowledged.
 	DropLastRecord bool
+	// CutAtCorruption is the known-bad variant "recovery cuts the log at
+	// the first bad record and carries on" (reclog.Bugs).
+	CutAtCorruption bool
 }
 
 // Storage is durable Raft storage. It implements raft.Storage.
@@ -70,7 +73,7 @@ func Open(fs env.FS, dir string, voters []uint64, opts Options) (*Storage, error
 	if opts.InMemory {
 		return s, nil
 	}
-	l, err := reclog.Open(fs, dir, opts.Log)
+	l, err := reclog.OpenWithBugs(fs, dir, opts.Log, reclog.Bugs{CutAtCorruption: opts.CutAtCorruption})
 	if err != nil {
 		return nil, fmt.Errorf("raftlog: open %s: %w", dir, err)
 	}

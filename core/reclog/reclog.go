@@ -166,6 +166,10 @@ type Bugs struct {
 	// failed blocks dirty; on Linux the retry succeeds without them
 	// (fsyncgate), so acknowledged records are lost.
 	RetryFailedSync bool
+	// CutAtCorruption: recovery treats damage to synced data like a torn
+	// tail: it cuts the log at the first bad record and carries on with
+	// the shorter log, instead of failing with ErrCorrupt.
+	CutAtCorruption bool
 }
 
 // maxSyncRetries bounds Bugs.RetryFailedSync's retries of one sync.

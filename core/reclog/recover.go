@@ -19,8 +19,8 @@ func Open(fs env.FS, dir string, opts Options) (*Log, error) {
 	return OpenWithBugs(fs, dir, opts, Bugs{})
 }
 
-// OpenWithBugs is Open with known-bad behaviour switched on. It exists for
-// the harness's variants only.
+// OpenWithBugs is Open with known-bad variants switched on, for the
+// harness's self-test only (see Bugs).
 func OpenWithBugs(fs env.FS, dir string, opts Options, bugs Bugs) (*Log, error) {
 	if fs == nil {
 		return nil, fmt.Errorf("%w: nil FS", ErrInvalidOptions)
@@ -32,7 +32,7 @@ func OpenWithBugs(fs env.FS, dir string, opts Options, bugs Bugs) (*Log, error) 
 	if dir == "" {
 		l.prefix = ""
 	}
-	r := &recovery{l: l}
+	r := &recovery{l: l, bugs: bugs}
 	if err := r.run(); err != nil {
 		for _, s := range r.files {
 			if s.f != nil {
@@ -52,6 +52,7 @@ type recovery struct {
 	// maxMark is the largest durable mark among the chunks kept: a
 	// position proven durable.
 	maxMark uint64
+	bugs    Bugs
 }
 
 // badSpot is where recovery found the first invalid data.
@@ -106,7 +107,7 @@ func (r *recovery) run() error {
 	}
 	if proof, err := r.findProof(bad); err != nil {
 		return err
-	} else if proof != "" {
+	} else if proof != "" && !r.bugs.CutAtCorruption {
 		return fmt.Errorf("%w: %s byte %d: %s; %s", ErrCorrupt, r.files[bad.file].name, bad.off, bad.why, proof)
 	}
 	return r.cutTail(bad)

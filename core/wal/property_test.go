@@ -24,6 +24,9 @@ import (
 //     (done(nil) or a notice) and not truncated since, in order, with no gap,
 //     and nothing that was never appended at that offset (no foreign bytes,
 //     no resurrected version after a newer one);
+//   - appends are atomic: recovery ends at an append's end, never inside
+//     one (the part of an append a truncation keeps counts as an append of
+//     its own, durable again once rewritten);
 //   - once faults stop, every outstanding append is answered.
 //
 // RAPID_CHECKS and RAPID_STEPS scale it up.
@@ -81,8 +84,13 @@ type model struct {
 	versions         map[int64]map[string]bool
 	units            []*modelUnit
 	noticeEnd        int64 // end of the last notice (lowered by truncation)
-	version, id      int
-	closedUnits      int // answers expected with ErrClosed
+	// spans holds [base, end) of every append ever made, of any version
+	// (recovery may bring back records whose truncation was not durable),
+	// by base; the part of an append a truncation keeps counts as one.
+	spans       map[int64]map[int64]bool
+	ends        map[int64]bool // every end in spans
+	version, id int
+	closedUnits int // answers expected with ErrClosed
 }
 
 func newModel(rt *rapid.T) *model {
@@ -90,7 +98,7 @@ func newModel(rt *rapid.T) *model {
 	cfg.TornKeepProb = rapid.SampledFrom([]float64{0, 0.3, 0.7, 1}).Draw(rt, "tornKeep")
 	cfg.BlockSize = rapid.SampledFrom([]int{512, 4096}).Draw(rt, "blockSize")
 	h := newHarness(rt, rapid.Uint64().Draw(rt, "seed"), cfg)
-	m := &model{rt: rt, h: h, versions: map[int64]map[string]bool{}}
+	m := &model{rt: rt, h: h, versions: map[int64]map[string]bool{}, ends: map[int64]bool{}, spans: map[int64]map[int64]bool{}}
 	m.cfg = Config{
 		MaxBatchRecords: rapid.IntRange(1, 8).Draw(rt, "maxBatchRecords"),
 		MaxBatchBytes:   rapid.SampledFrom([]int{200, 4000, 1 << 20}).Draw(rt, "maxBatchBytes"),
@@ -132,6 +140,10 @@ func (m *model) open() {
 	if w.DurableEnd() != w.End() || w.End() != int64(len(got)) || w.Start() != 0 {
 		m.rt.Fatalf("after Open: Start/End/DurableEnd = %d/%d/%d for %d records", w.Start(), w.End(), w.DurableEnd(), len(got))
 	}
+	if n := int64(len(got)); n > 0 && !m.ends[n] {
+		m.rt.Fatalf("recovered %d records: that is inside an append (a torn append kept partly)", n)
+	}
+
 	m.log = got
 	m.noticeEnd = int64(len(got))
 	m.units = nil
@@ -198,6 +210,17 @@ func (m *model) appendOne(rt *rapid.T) {
 	}
 	m.log = append(m.log, recs...)
 	m.units = append(m.units, u)
+	if len(recs) > 0 {
+		m.addSpan(u.base, u.end())
+	}
+}
+
+func (m *model) addSpan(base, end int64) {
+	if m.spans[base] == nil {
+		m.spans[base] = map[int64]bool{}
+	}
+	m.spans[base][end] = true
+	m.ends[end] = true
 }
 
 func (m *model) answer(w *WAL, u *modelUnit, err error) {
@@ -261,8 +284,23 @@ func (m *model) truncate(rt *rapid.T) {
 	}
 	m.version++
 	m.log = m.log[:off]
-	m.must = min(m.must, int(off))
-	m.pendingRecovered = min(m.pendingRecovered, int(off))
+	// An append cut inside is rewritten from its start: until that is
+	// durable, only what precedes it is.
+	// Which version a crash brought back is not known here: take the
+	// earliest start of any append ever made across off.
+	start := off
+	for b, es := range m.spans {
+		for e := range es {
+			if b < off && e > off {
+				start = min(start, b)
+			}
+		}
+	}
+	if off > start {
+		m.addSpan(start, off)
+	}
+	m.must = min(m.must, int(start))
+	m.pendingRecovered = min(m.pendingRecovered, int(start))
 	m.noticeEnd = min(m.noticeEnd, off)
 	for _, u := range m.units {
 		if !u.answered && u.end() > off {

@@ -14,11 +14,28 @@
 // framing, checksums and crash recovery), one reclog record per Kafka
 // record, so that Truncate can cut at any offset (the legacy path moves the
 // HWM one record at a time, so a truncation may fall inside a batch). A
-// reclog record is
+// reclog record is (format version 2)
 //
-//	[0]    format version (1)
-//	[1:9)  the record's offset, int64 little-endian
-//	[9:)   the record's bytes
+//	[0]     format version (2)
+//	[1:9)   the record's offset, int64 little-endian
+//	[9:13)  rest: how many records of the same Append follow this one,
+//	        uint32 little-endian (0: the Append's last record)
+//	[13:)   the record's bytes
+//
+// Version 1 records ([0] = 1, no rest field, the bytes from [9:)) are still
+// read, each as an Append of its own, so a log written before the change
+// opens after it.
+//
+// # Atomic appends
+//
+// An Append is all or nothing across crashes: a produce request's records
+// are one Kafka record batch. The reclog keeps a prefix of the records
+// written (a torn crash keeps any prefix of the unsynced ones), so only the
+// last recovered Append can be incomplete, and its last recovered record
+// then has rest > 0. Open drops such an Append (trace wal.open.partial) by
+// truncating the log at its first record. That never drops synced data: a
+// batch holds whole Appends and is synced whole, and Truncate (below)
+// rewrites the part of an Append it keeps as an Append of its own.
 //
 // Offsets are contiguous and the reclog numbers its records contiguously,
 // so offset = seq + a constant fixed at Open (0 until retention exists): the
@@ -40,9 +57,10 @@
 // Truncate(off) drops every record at or beyond off at once (End() == off).
 // Appends not yet durable that hold such records fail with ErrTruncated; an
 // append that straddles off fails too, but its records below off stay in
-// the log (they are written and noticed like any other, with no one waiting
-// for them). If the batch in flight is cut, its notice covers only what is
-// left of it. The reclog makes the truncation durable before it writes any
+// the log (they are written like any other, with no one waiting for them,
+// and noticed unless a notice covered them already: a straddling append
+// that was durable is rewritten, not noticed twice). If the batch in flight
+// is cut, its notice covers only what is left of it. The reclog makes the truncation durable before it writes any
 // later record.
 //
 // # Notices
@@ -55,6 +73,7 @@
 // Events go to env.Tracer; A is always the partition and Text the topic.
 //
 //	wal.open       B=start C=end (recovered)
+//	wal.open.partial B=offset C=recovered end   an incomplete Append dropped
 //	wal.batch      B=base C=last D=records        a batch was cut and written
 //	wal.sync.done  B=base C=last D=batch seq      its fsync completed
 //	wal.fail       B=base C=last D=appends failed fail-stop (B=C=-1 if no batch)
@@ -107,11 +126,40 @@ const (
 	DefaultMaxPendingBytes = 64 << 20
 )
 
-// recHeader is the size of the WAL's header inside each reclog record.
-const recHeader = 9
+// recHeader is the size of the WAL's header inside each reclog record
+// (version 2); recHeaderV1 that of version 1.
+const (
+	recHeader   = 13
+	recHeaderV1 = 9
+)
 
-// recVersion is the WAL record format version.
-const recVersion = 1
+// recVersion is the WAL record format version written; recVersionV1 is
+// still read.
+const (
+	recVersion   = 2
+	recVersionV1 = 1
+)
+
+// Bugs are deliberate mistakes the simulation harness must catch (its
+// known-bad variants). They are reachable only through OpenWithBugs, which
+// only node.NewWithBugs calls. The zero value is the correct WAL.
+type Bugs struct {
+	// NoCutAfterSync: when a batch's fsync completes, appends that queued
+	// meanwhile are not cut into the next batch; they wait until another
+	// Append arrives (a lost wakeup).
+	NoCutAfterSync bool
+	// KeepPartialAppend: Open keeps an Append whose last records a torn
+	// crash lost (the format-1 behaviour: the first records of a request
+	// survive without the rest).
+	KeepPartialAppend bool
+	// CutAtCorruption: recovery cuts the log at damaged synced data and
+	// carries on (reclog.Bugs).
+	CutAtCorruption bool
+	// RetryFailedSync: a failed fsync is retried and, if the retry
+	// succeeds, the batch is taken as durable (reclog.Bugs) instead of the
+	// WAL failing: the fsyncgate mistake.
+	RetryFailedSync bool
+}
 
 // Config configures a WAL. Zero values get the documented defaults.
 type Config struct {
@@ -216,6 +264,11 @@ type WAL struct {
 
 	end        int64 // next offset to assign
 	durableEnd int64 // end of the fsynced prefix
+	// noticedEnd is the end of the records notices have covered: a
+	// truncation inside an append rewrites the part it keeps, and those
+	// records, noticed once already, must not be noticed again (the node
+	// would propose them twice).
+	noticedEnd int64
 	written    int64 // offsets below it were handed to the reclog
 
 	queue      []*unit // appends not yet written, in offset order
@@ -231,6 +284,7 @@ type WAL struct {
 
 	failed error
 	closed bool
+	bugs   Bugs
 }
 
 // Open recovers the partition log in files under dir (via reclog) and
@@ -243,16 +297,6 @@ type WAL struct {
 // exceeds cfg.MaxRecordBytes.
 func Open(e env.Env, dir, topic string, partition int32, cfg Config, onNotice func(BatchNotice)) (*WAL, error) {
 	return OpenWithBugs(e, dir, topic, partition, cfg, onNotice, Bugs{})
-}
-
-// Bugs are deliberate defects for the harness's known-bad variants,
-// reachable only through OpenWithBugs (never from Config). The zero value
-// is the correct WAL.
-type Bugs struct {
-	// RetryFailedSync: a failed fsync is retried and, if the retry
-	// succeeds, the batch is taken as durable (reclog.Bugs) instead of the
-	// WAL failing: the fsyncgate mistake.
-	RetryFailedSync bool
 }
 
 // OpenWithBugs is Open with known-bad behaviour switched on. It exists for
@@ -270,7 +314,7 @@ func OpenWithBugs(e env.Env, dir, topic string, partition int32, cfg Config, onN
 		tracer = env.NopTracer{}
 	}
 	log, err := reclog.OpenWithBugs(e.FS, dir, reclog.Options{SegmentBytes: cfg.SegmentBytes, MaxRecordBytes: cfg.MaxRecordBytes + recHeader},
-		reclog.Bugs{RetryFailedSync: bugs.RetryFailedSync})
+		reclog.Bugs{RetryFailedSync: bugs.RetryFailedSync, CutAtCorruption: bugs.CutAtCorruption})
 	if err != nil {
 		switch {
 		case errors.Is(err, reclog.ErrCorrupt):
@@ -280,7 +324,7 @@ func OpenWithBugs(e env.Env, dir, topic string, partition int32, cfg Config, onN
 		}
 		return nil, fmt.Errorf("wal %s/%d: %w", topic, partition, err)
 	}
-	w := &WAL{env: e, tracer: tracer, cfg: cfg, topic: topic, partition: partition, onNotice: onNotice, log: log}
+	w := &WAL{env: e, tracer: tracer, cfg: cfg, topic: topic, partition: partition, onNotice: onNotice, log: log, bugs: bugs}
 	w.delta = int64(log.First())
 	if log.Next() > log.First() {
 		// The first record fixes the offset mapping; the last confirms it.
@@ -288,7 +332,7 @@ func OpenWithBugs(e env.Env, dir, topic string, partition int32, cfg Config, onN
 			p, err := log.Read(seq)
 			if err == nil {
 				var off int64
-				if off, _, err = decodeRecord(p); err == nil && seq == log.First() {
+				if off, _, _, err = decodeRecord(p); err == nil && seq == log.First() {
 					w.delta = off - int64(seq)
 				} else if err == nil && off != int64(seq)+w.delta {
 					err = fmt.Errorf("%w: record %d holds offset %d, want %d", ErrCorrupt, seq, off, int64(seq)+w.delta)
@@ -303,21 +347,76 @@ func OpenWithBugs(e env.Env, dir, topic string, partition int32, cfg Config, onN
 			}
 		}
 	}
-	w.end = int64(log.Next()) + w.delta
-	w.durableEnd, w.written = w.end, w.end
+	next := log.Next()
+	if !bugs.KeepPartialAppend {
+		start, err := appendStart(log, next)
+		if err != nil {
+			log.Close()
+			return nil, fmt.Errorf("wal %s/%d: %w", topic, partition, err)
+		}
+		if start < next {
+			// A torn crash kept the first records of an Append and lost
+			// the rest: drop them (durably, before any later write).
+			w.trace("wal.open.partial", int64(start)+w.delta, int64(next)+w.delta, 0)
+			log.Truncate(start, func(err error) {
+				if err != nil && !errors.Is(err, reclog.ErrClosed) {
+					w.fail(err)
+				}
+			})
+			next = start
+		}
+	}
+	w.end = int64(next) + w.delta
+	w.durableEnd, w.written, w.noticedEnd = w.end, w.end, w.end
 	w.trace("wal.open", w.Start(), w.end, 0)
 	return w, nil
 }
 
-// decodeRecord splits a reclog record into its offset and Kafka record.
-func decodeRecord(p []byte) (int64, []byte, error) {
-	if len(p) < recHeader {
-		return 0, nil, fmt.Errorf("%w: record of %d bytes is shorter than its header", ErrCorrupt, len(p))
+// appendStart returns where the Append holding record end-1 starts when
+// that Append is incomplete (record end-1 has rest > 0), and end when it
+// is complete: the records from the returned seq to end are what a torn
+// crash left of one Append.
+func appendStart(log *reclog.Log, end uint64) (uint64, error) {
+	seq := end
+	for seq > log.First() {
+		p, err := log.Read(seq - 1)
+		var rest uint32
+		if err == nil {
+			_, rest, _, err = decodeRecord(p)
+		}
+		if err != nil {
+			if errors.Is(err, reclog.ErrCorrupt) && !errors.Is(err, ErrCorrupt) {
+				err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+			}
+			return 0, err
+		}
+		if rest == 0 {
+			return seq, nil // record seq-1 closes its Append
+		}
+		seq--
 	}
-	if p[0] != recVersion {
-		return 0, nil, fmt.Errorf("%w: unknown record format version %d", ErrCorrupt, p[0])
+	return seq, nil
+}
+
+// decodeRecord splits a reclog record into its offset, the number of
+// records of its Append that follow it, and the Kafka record.
+func decodeRecord(p []byte) (int64, uint32, []byte, error) {
+	if len(p) < 1 {
+		return 0, 0, nil, fmt.Errorf("%w: empty record", ErrCorrupt)
 	}
-	return int64(binary.LittleEndian.Uint64(p[1:recHeader])), p[recHeader:], nil
+	switch p[0] {
+	case recVersion:
+		if len(p) >= recHeader {
+			return int64(binary.LittleEndian.Uint64(p[1:9])), binary.LittleEndian.Uint32(p[9:13]), p[recHeader:], nil
+		}
+	case recVersionV1:
+		if len(p) >= recHeaderV1 {
+			return int64(binary.LittleEndian.Uint64(p[1:9])), 0, p[recHeaderV1:], nil
+		}
+	default:
+		return 0, 0, nil, fmt.Errorf("%w: unknown record format version %d", ErrCorrupt, p[0])
+	}
+	return 0, 0, nil, fmt.Errorf("%w: record of %d bytes is shorter than its header", ErrCorrupt, len(p))
 }
 
 func (w *WAL) trace(kind string, b, c, d int64) {
@@ -335,8 +434,17 @@ func (w *WAL) End() int64 { return w.end }
 // follows). It never exceeds End.
 func (w *WAL) DurableEnd() int64 { return w.durableEnd }
 
-// Err returns the fail-stop error (wrapping ErrFailed), if any.
-func (w *WAL) Err() error { return w.failed }
+// Err returns the fail-stop error (wrapping ErrFailed), if any, including
+// a failure of the reclog's own I/O (a recovery sync or a truncation) that
+// no append has run into yet.
+func (w *WAL) Err() error {
+	if w.failed == nil && !w.closed {
+		if err := w.log.Err(); err != nil {
+			return fmt.Errorf("%w: %s/%d: %w", ErrFailed, w.topic, w.partition, err)
+		}
+	}
+	return w.failed
+}
 
 // Append enqueues records as one unit (never split across batches).
 // Offsets [base, base+len(records)) are assigned now, contiguous and
@@ -435,10 +543,11 @@ func (w *WAL) cut() {
 	buf := make([]byte, 0, recs*recHeader+bytes)
 	off := b.base
 	for _, u := range units {
-		for _, r := range u.recs {
+		for i, r := range u.recs {
 			start := len(buf)
 			buf = append(buf, recVersion)
 			buf = binary.LittleEndian.AppendUint64(buf, uint64(off))
+			buf = binary.LittleEndian.AppendUint32(buf, uint32(len(u.recs)-1-i))
 			buf = append(buf, r...)
 			payloads = append(payloads, buf[start:len(buf):len(buf)])
 			b.recs = append(b.recs, r)
@@ -481,8 +590,12 @@ func (w *WAL) synced(b *batch, err error) {
 		}
 	}
 	w.completing = false
-	if end := min(b.end, w.clip); end > b.base && w.onNotice != nil && !w.closed {
-		w.onNotice(BatchNotice{Topic: w.topic, Partition: w.partition, Base: b.base, Last: end - 1, Records: b.recs[:end-b.base], Seq: b.seq})
+	if end, base := min(b.end, w.clip), max(b.base, w.noticedEnd); end > base && w.onNotice != nil && !w.closed {
+		w.noticedEnd = end
+		w.onNotice(BatchNotice{Topic: w.topic, Partition: w.partition, Base: base, Last: end - 1, Records: b.recs[base-b.base : end-b.base], Seq: b.seq})
+	}
+	if w.bugs.NoCutAfterSync {
+		return
 	}
 	if w.inflight == nil && w.failed == nil && !w.closed && len(w.queue) > 0 {
 		w.cut()
@@ -566,6 +679,11 @@ func (w *WAL) Truncate(off int64, done func(error)) {
 		return
 	}
 	oldEnd := w.end
+	// An Append already handed to the reclog that straddles off keeps its
+	// records below off, rewritten as an Append of their own: the reclog is
+	// cut at the Append's start (cut), so it never holds an incomplete
+	// Append that recovery would drop (see Atomic appends).
+	cut, kept := w.straddler(off)
 	var dropped []*unit
 	// Queued appends: drop those at or beyond off; a straddling one fails
 	// but its records below off remain, as an append nobody waits for.
@@ -591,20 +709,27 @@ func (w *WAL) Truncate(off int64, done func(error)) {
 		k := sort.Search(len(b.units), func(i int) bool { return b.units[i].end() > off })
 		dropped = append(b.units[k:len(b.units):len(b.units)], dropped...)
 		b.units = b.units[:k]
-		b.end = max(min(b.end, off), 0)
+		b.end = max(min(b.end, cut), 0)
 		b.base = min(b.base, b.end)
 		b.recs = b.recs[:b.end-b.base]
 	}
 	if w.completing {
-		w.clip = min(w.clip, off)
+		w.clip = min(w.clip, cut)
+	}
+	if kept != nil {
+		// Every queued Append lies at or beyond written >= off: dropped.
+		w.queue = append([]*unit{kept}, w.queue...)
+		w.queueBytes += kept.bytes
+		w.queueRecs += len(kept.recs)
 	}
 	w.end = off
-	w.durableEnd = min(w.durableEnd, off)
-	w.written = min(w.written, off)
+	w.durableEnd = min(w.durableEnd, cut)
+	w.noticedEnd = min(w.noticedEnd, off)
+	w.written = min(w.written, cut)
 	w.trace("wal.trunc", off, oldEnd, int64(len(dropped)))
 	// Records still in memory only need no disk change, but reclog orders
 	// the completion after its earlier I/O either way.
-	seq := min(uint64(off-w.delta), w.log.Next())
+	seq := min(uint64(cut-w.delta), w.log.Next())
 	w.log.Truncate(seq, func(err error) {
 		if err != nil && !errors.Is(err, reclog.ErrClosed) {
 			w.fail(err)
@@ -623,6 +748,40 @@ func (w *WAL) Truncate(off int64, done func(error)) {
 			}
 		})
 	}
+	if kept != nil {
+		w.kick()
+	}
+}
+
+// straddler finds an Append already handed to the reclog that holds
+// record off-1 and continues at off. It returns where the reclog must be
+// cut (that Append's first offset, or off when there is none) and the
+// Append's records below off as an unwritten unit nobody waits for (nil
+// when there is none). If the records cannot be read back, the cut stays at
+// off: the WAL then keeps them as they are (recovery may drop them after a
+// crash, as it would a torn Append).
+func (w *WAL) straddler(off int64) (int64, *unit) {
+	if off <= w.Start() || off > w.written {
+		return off, nil
+	}
+	start, err := appendStart(w.log, uint64(off-w.delta))
+	if err != nil || int64(start)+w.delta >= off {
+		return off, nil
+	}
+	u := &unit{base: int64(start) + w.delta}
+	for seq := start; int64(seq)+w.delta < off; seq++ {
+		p, err := w.log.Read(seq)
+		var r []byte
+		if err == nil {
+			_, _, r, err = decodeRecord(p)
+		}
+		if err != nil {
+			return off, nil
+		}
+		u.recs = append(u.recs, r)
+		u.bytes += len(r)
+	}
+	return u.base, u
 }
 
 // Read returns consecutive records starting at offset: at least one if
@@ -655,7 +814,7 @@ func (w *WAL) Read(offset int64, maxBytes int) ([][]byte, error) {
 			}
 			return out, fmt.Errorf("wal %s/%d: read %d: %w", w.topic, w.partition, offset, err)
 		}
-		at, r, err := decodeRecord(p)
+		at, _, r, err := decodeRecord(p)
 		if err == nil && at != offset {
 			err = fmt.Errorf("%w: record at offset %d claims offset %d", ErrCorrupt, offset, at)
 		}
