@@ -71,6 +71,8 @@ var probeRegistry = []ProbeSpec{
 	{"crash-at-syncdir.done", false, "a crash point fired as a directory sync completed"},
 	// Corruption of one replica (corrupt.go) and the calm workload of the
 	// liveness phase (live_calm.go).
+	{"corrupt-synced-raft", true, "a corrupt fault damaged a byte of a node's Raft log that the format proves was synced"},
+	{"corrupt-synced-wal", true, "a corrupt fault damaged a byte of a node's WAL that the format proves was synced"},
 	{"corrupt-refused", true, "a node whose synced data was corrupted refused to open (fail-stop, DESIGN.md 3.10)"},
 	{"corrupt-boot-intact", false, "a corrupted node booted with its durable Raft state intact (the damaged block was rewritten, or it booted from an undamaged copy)"},
 	{"corrupt-no-proven-spot", false, "a corrupt fault found no byte the log's format proves synced, and damaged nothing"},
