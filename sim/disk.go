@@ -183,6 +183,8 @@ type Disk struct {
 	// Pages the durable images gave up to share the volatile ones (see
 	// settle), for the next pages any image of the disk needs.
 	pages pagePool
+	// durVer counts changes of the durable state (see DurableVersion).
+	durVer uint64
 }
 
 // diskInode is a file's content, independent of the names that point at it.
@@ -194,6 +196,9 @@ type diskInode struct {
 	queue    []*diskOp
 	lastDone time.Duration // completion time of the last issued Sync
 	removed  bool          // removed from the volatile namespace: handles are invalid
+	// durChanges lists the changes of the durable image (see
+	// DurableChangedFrom), in version order.
+	durChanges []durChange
 }
 
 // diskDelta is a sync snapshot relative to the previous Sync call: the
@@ -415,6 +420,7 @@ func (d *Disk) CorruptDurable(name string, off int64, n int) bool {
 	for i := off; i < end; i++ {
 		ino.durable.XorByte(i, byte(1+d.rng.IntN(255)))
 	}
+	d.durableChanged(ino, off)
 	d.stats.Corruptions++
 	return true
 }
@@ -484,6 +490,7 @@ func (d *Disk) tear(ino *diskInode) {
 		return
 	}
 	if size < ino.durable.Len() && d.rng.Chance(p) {
+		d.durableChanged(ino, size)
 		ino.durable.Truncate(size)
 	}
 	buf := make([]byte, bs)
@@ -494,6 +501,7 @@ func (d *Disk) tear(ino *diskInode) {
 		}
 		d.stats.TornKept++
 		start := int64(b) * bs
+		d.durableChanged(ino, min(start, ino.durable.Len()))
 		end := min(start+bs, size)
 		blk := buf[:end-start]
 		ino.data.ReadAt(blk, start)
@@ -599,6 +607,9 @@ func (d *Disk) complete(op *diskOp) {
 		ino.queue = popOp(ino.queue)
 		d.stats.SyncsDone++
 		if op.err == nil {
+			if lo := deltaLow(&ino.durable, &op.delta, d.cfg.BlockSize); lo >= 0 {
+				d.durableChanged(ino, lo)
+			}
 			applyDelta(&ino.durable, &op.delta, d.cfg.BlockSize)
 			d.settle(ino, &op.delta)
 			d.pool.release(&op.delta)
@@ -613,6 +624,7 @@ func (d *Disk) complete(op *diskOp) {
 		d.dirQueue = popOp(d.dirQueue)
 		if op.err == nil {
 			d.dur = op.names
+			d.durVer++
 		} else {
 			d.stats.DirSyncErrors++
 		}

@@ -133,6 +133,9 @@ type Net struct {
 	// free holds delivery objects that have run or been dropped, for
 	// reuse: one per message in flight is all a run ever allocates.
 	free []*delivery
+	// observe, if set, sees every message a live process sends (see
+	// World.SetSendObserver).
+	observe func(from, to env.NodeID, msg []byte)
 }
 
 func newNet(w *World, rng *Rand, def LinkConfig) *Net {
@@ -383,6 +386,9 @@ func (n *Net) send(sender *Process, epoch uint64, to env.NodeID, msg []byte) {
 	if !sender.live(epoch) {
 		n.drop(from, to, len(msg), DropStale)
 		return
+	}
+	if n.observe != nil {
+		n.observe(from, to, msg)
 	}
 	dst, ok := n.w.procs[to]
 	if !ok {
