@@ -34,6 +34,14 @@ var variants = []Variant{
 		Scenario: "default", bugs: node.Bugs{WaiterByIndexOnly: true}},
 	{Name: "memory-raft-log", Summary: "the Raft log (HardState and entries) is kept in memory only",
 		Scenario: "crashes", bugs: node.Bugs{InMemoryRaftLog: true}},
+	{Name: "vote-before-sync", Summary: "a vote is granted on the wire before the new term and vote are synced",
+		Scenario: "default", bugs: node.Bugs{VoteBeforeSync: true}},
+	{Name: "appresp-before-sync", Summary: "a follower acknowledges appended entries before they are synced",
+		Scenario: "default", bugs: node.Bugs{AppRespBeforeSync: true}},
+	{Name: "wal-join-inflight-sync", Summary: "the WAL writes the next batch during an fsync and lets that older fsync complete it",
+		Scenario: "default", bugs: node.Bugs{WALJoinInflightSync: true}},
+	{Name: "wal-ignore-fsync-error", Summary: "the WAL treats a failed fsync as success and answers acks=1",
+		Scenario: "fsync", bugs: node.Bugs{WALIgnoreSyncError: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

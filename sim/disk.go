@@ -185,6 +185,9 @@ type Disk struct {
 	pages pagePool
 	// durVer counts changes of the durable state (see DurableVersion).
 	durVer uint64
+	// durNames caches the sorted names of dur (DurableSource.List); nil
+	// when dur was replaced since.
+	durNames []string
 }
 
 // diskInode is a file's content, independent of the names that point at it.
@@ -624,6 +627,7 @@ func (d *Disk) complete(op *diskOp) {
 		d.dirQueue = popOp(d.dirQueue)
 		if op.err == nil {
 			d.dur = op.names
+			d.durNames = nil
 			d.durVer++
 		} else {
 			d.stats.DirSyncErrors++

@@ -1,6 +1,11 @@
 package sim
 
-import "walraft/core/env"
+import (
+	"slices"
+	"strings"
+
+	"walraft/core/env"
+)
 
 // Read-only access to the durable disk images for an oracle: what a crash
 // now would leave, and what changed in it since an earlier look, so a
@@ -111,15 +116,19 @@ func (d *Disk) DurableSource() DurableSource { return DurableSource{d} }
 // Version is Disk.DurableVersion.
 func (s DurableSource) Version() uint64 { return s.d.durVer }
 
-// List returns the durable names that start with prefix, sorted.
+// List returns the durable names that start with prefix, sorted. The
+// slice is shared: the caller must not modify it.
 func (s DurableSource) List(prefix string) []string {
-	var out []string
-	for _, name := range sortedNames(s.d.dur) {
-		if len(name) >= len(prefix) && name[:len(prefix)] == prefix {
-			out = append(out, name)
-		}
+	d := s.d
+	if d.durNames == nil {
+		d.durNames = sortedNames(d.dur)
 	}
-	return out
+	i, _ := slices.BinarySearch(d.durNames, prefix)
+	j := i
+	for j < len(d.durNames) && strings.HasPrefix(d.durNames[j], prefix) {
+		j++
+	}
+	return d.durNames[i:j:j]
 }
 
 // Stat is Disk.DurableStat as (inode, size, ok).

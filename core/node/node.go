@@ -257,8 +257,7 @@ func NewWithBugs(cfg Config, e env.Env, bugs Bugs) (*Node, error) {
 	for _, t := range cfg.Topics {
 		for p := int32(0); p < t.Partitions; p++ {
 			k := statemach.Key{Topic: t.Name, Partition: p}
-			dir := fmt.Sprintf("%swal/%s/%d", cfg.Dir, t.Name, p)
-			w, err := wal.Open(e, dir, t.Name, p, cfg.WAL, func(nt wal.BatchNotice) { n.onNotice(k, nt) })
+			w, err := wal.OpenWithBugs(e, WALDir(cfg, t.Name, p), t.Name, p, cfg.WAL, wal.Bugs{JoinInflightSync: bugs.WALJoinInflightSync, IgnoreSyncError: bugs.WALIgnoreSyncError}, func(nt wal.BatchNotice) { n.onNotice(k, nt) })
 			if err != nil {
 				n.closeLogs()
 				return nil, fmt.Errorf("node %d: open WAL %s/%d: %w", cfg.ID, t.Name, p, err)

@@ -1,9 +1,12 @@
 package raftlog
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 
 	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"walraft/core/reclog"
@@ -23,6 +26,7 @@ type Image struct {
 	hs      pb.HardState
 	ents    []ImageEntry // entries from index 1
 	err     error
+	scratch []ImageEntry
 }
 
 // ImageEntry is one durable entry.
@@ -83,21 +87,18 @@ func (im *Image) replay(seq uint64, rec []byte) error {
 		}
 		im.hs = pb.HardState{Term: hs.Term, Vote: hs.Vote, Commit: hs.Commit}
 	case kindEntries:
-		ents, err := decodeEntries(rec[1:])
+		ents, first, err := decodeImageEntries(rec[1:], im.scratch[:0])
 		if err != nil {
 			return fmt.Errorf("%w: record %d: %v", ErrCorrupt, seq, err)
 		}
+		im.scratch = ents[:0]
 		if len(ents) == 0 {
 			return nil
 		}
-		first := ents[0].GetIndex()
 		if first == 0 || first > uint64(len(im.ents))+1 {
 			return fmt.Errorf("%w: record %d: entries start at %d after last index %d", ErrCorrupt, seq, first, len(im.ents))
 		}
-		im.ents = im.ents[:first-1]
-		for _, e := range ents {
-			im.ents = append(im.ents, ImageEntry{Term: e.GetTerm(), Type: e.GetType(), Data: e.GetData()})
-		}
+		im.ents = append(im.ents[:first-1], ents...)
 	default:
 		return fmt.Errorf("%w: record %d: unknown kind %q", ErrCorrupt, seq, rec[0])
 	}
@@ -132,3 +133,89 @@ func (im *Image) Entry(i uint64) (ImageEntry, bool) {
 // Scan returns the underlying record scan of the last Update (whether a
 // torn tail would be cut, whether Open would refuse the log).
 func (im *Image) Scan() reclog.ScanResult { return im.res }
+
+// decodeImageEntries decodes an entries record's body as decodeEntries
+// does (same checks: count, lengths, contiguous indexes, no trailing
+// bytes) into dst, reading only the fields an ImageEntry keeps. The Data
+// slices alias b. Anything but a plain entry (unknown fields, repeated
+// scalars) goes through the protobuf runtime, so the result never differs
+// from decodeEntries'.
+func decodeImageEntries(b []byte, dst []ImageEntry) ([]ImageEntry, uint64, error) {
+	count, n := binary.Uvarint(b)
+	if n <= 0 || count > uint64(len(b)) {
+		return nil, 0, errors.New("bad entry count")
+	}
+	b = b[n:]
+	var first, prev uint64
+	for i := uint64(0); i < count; i++ {
+		sz, n := binary.Uvarint(b)
+		if n <= 0 || sz > uint64(len(b)-n) {
+			return nil, 0, errors.New("bad entry length")
+		}
+		e, idx, ok := peekEntry(b[n : n+int(sz)])
+		if !ok {
+			pe := &pb.Entry{}
+			if err := proto.Unmarshal(b[n:n+int(sz)], pe); err != nil {
+				return nil, 0, err
+			}
+			e, idx = ImageEntry{Term: pe.GetTerm(), Type: pe.GetType(), Data: pe.GetData()}, pe.GetIndex()
+		}
+		if i == 0 {
+			first = idx
+		} else if idx != prev+1 {
+			return nil, 0, errors.New("entries not contiguous")
+		}
+		prev = idx
+		dst = append(dst, e)
+		b = b[n+int(sz):]
+	}
+	if len(b) != 0 {
+		return nil, 0, errors.New("trailing bytes")
+	}
+	return dst, first, nil
+}
+
+// peekEntry decodes a raftpb.Entry holding at most one each of its fields
+// Type (1), Term (2), Index (3) and Data (4); ok is false for anything else.
+func peekEntry(b []byte) (e ImageEntry, index uint64, ok bool) {
+	var seen [5]bool
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || num < 1 || num > 4 || seen[num] {
+			return e, 0, false
+		}
+		seen[num] = true
+		b = b[n:]
+		if num == 4 {
+			if typ != protowire.BytesType {
+				return e, 0, false
+			}
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return e, 0, false
+			}
+			e.Data, b = v, b[n:]
+			continue
+		}
+		if typ != protowire.VarintType {
+			return e, 0, false
+		}
+		v, n := protowire.ConsumeVarint(b)
+		if n < 0 {
+			return e, 0, false
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			if _, known := pb.EntryType_name[int32(v)]; !known || uint64(int32(v)) != v {
+				return e, 0, false
+			}
+			e.Type = pb.EntryType(v)
+		case 2:
+			e.Term = v
+		case 3:
+			index = v
+		}
+	}
+	return e, index, true
+}

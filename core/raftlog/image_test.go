@@ -42,7 +42,7 @@ func TestImageMatchesOpen(t *testing.T) {
 				}
 				var ents []*pb.Entry
 				for i := range 1 + rng.IntN(4) {
-					ents = append(ents, ent(from+uint64(i), term, string(make([]byte, rng.IntN(900)))))
+					ents = append(ents, ent(from+uint64(i), term, string(make([]byte, rng.IntN(900)))+"x"))
 				}
 				var h *pb.HardState
 				if rng.Chance(0.3) {
@@ -79,6 +79,10 @@ func TestImageMatchesOpen(t *testing.T) {
 					want, _ := st.Term(i)
 					if got, ok := im.Term(i); !ok || got != want {
 						t.Fatalf("seed %d step %d: entry %d: image term %d, Open %d", seed, step, i, got, want)
+					}
+					es, _ := st.Entries(i, i+1, 1<<30)
+					if e, _ := im.Entry(i); string(e.Data) != string(es[0].GetData()) || e.Type != es[0].GetType() {
+						t.Fatalf("seed %d step %d: entry %d: image data differs from Open's", seed, step, i)
 					}
 				}
 				term = max(term, gt) + 1

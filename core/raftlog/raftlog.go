@@ -45,6 +45,9 @@ type Options struct {
 	// InMemory is the known-bad variant "non-durable Raft log": nothing is
 	// written to disk, so a restart starts from an empty log.
 	InMemory bool
+	// CutCorruption is a known-bad variant: recovery cuts the log at
+	// damaged synced data as if it were a torn tail (reclog.Bugs).
+	CutCorruption bool
 }
 
 // Storage is durable Raft storage. It implements raft.Storage.
@@ -65,7 +68,7 @@ func Open(fs env.FS, dir string, voters []uint64, opts Options) (*Storage, error
 	if opts.InMemory {
 		return s, nil
 	}
-	l, err := reclog.Open(fs, dir, opts.Log)
+	l, err := reclog.OpenWithBugs(fs, dir, opts.Log, reclog.Bugs{CutCorruption: opts.CutCorruption})
 	if err != nil {
 		return nil, fmt.Errorf("raftlog: open %s: %w", dir, err)
 	}

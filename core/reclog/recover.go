@@ -16,6 +16,20 @@ import (
 // apart). Reads are synchronous; Open returns without waiting for any
 // callback. An empty or missing log starts a new one.
 func Open(fs env.FS, dir string, opts Options) (*Log, error) {
+	return OpenWithBugs(fs, dir, opts, Bugs{})
+}
+
+// Bugs are known-bad variants of recovery, for a harness to prove it
+// catches them; the zero value is the correct log. They are not part of
+// Options so that no configuration can reach them.
+type Bugs struct {
+	// CutCorruption: damage to synced data is cut like a torn tail
+	// instead of failing Open with ErrCorrupt.
+	CutCorruption bool
+}
+
+// OpenWithBugs is Open with known-bad variants switched on.
+func OpenWithBugs(fs env.FS, dir string, opts Options, bugs Bugs) (*Log, error) {
 	if fs == nil {
 		return nil, fmt.Errorf("%w: nil FS", ErrInvalidOptions)
 	}
@@ -26,7 +40,7 @@ func Open(fs env.FS, dir string, opts Options) (*Log, error) {
 	if dir == "" {
 		l.prefix = ""
 	}
-	r := &recovery{l: l}
+	r := &recovery{l: l, bugs: bugs}
 	if err := r.run(); err != nil {
 		for _, s := range r.files {
 			if s.f != nil {
@@ -46,6 +60,7 @@ type recovery struct {
 	// maxMark is the largest durable mark among the chunks kept: a
 	// position proven durable.
 	maxMark uint64
+	bugs    Bugs
 }
 
 // badSpot is where recovery found the first invalid data.
@@ -100,7 +115,7 @@ func (r *recovery) run() error {
 	}
 	if proof, err := r.findProof(bad); err != nil {
 		return err
-	} else if proof != "" {
+	} else if proof != "" && !r.bugs.CutCorruption {
 		return fmt.Errorf("%w: %s byte %d: %s; %s", ErrCorrupt, r.files[bad.file].name, bad.off, bad.why, proof)
 	}
 	return r.cutTail(bad)

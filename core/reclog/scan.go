@@ -111,12 +111,21 @@ func (s *Scanner) Scan(src ImageSource) ScanResult {
 	}
 	prev, first := s.res, !s.done
 	changed := uint64(1<<64 - 1)
-	old := map[string]*scanSeg{}
-	for _, g := range s.segs {
-		old[g.name] = g
+	names := src.List(s.prefix)
+	same := len(names) == len(s.segs)
+	for i := 0; same && i < len(names); i++ {
+		same = names[i] == s.segs[i].name
 	}
-	var segs []*scanSeg
-	for _, name := range src.List(s.prefix) {
+	var old map[string]*scanSeg
+	segs := s.segs
+	if !same {
+		old = make(map[string]*scanSeg, len(s.segs))
+		for _, g := range s.segs {
+			old[g.name] = g
+		}
+		segs = nil
+	}
+	for i, name := range names {
 		id, ok := parseSegName(s.prefix, name)
 		if !ok {
 			continue
@@ -125,10 +134,23 @@ func (s *Scanner) Scan(src ImageSource) ScanResult {
 		if !ok {
 			continue
 		}
-		g := old[name]
+		var g *scanSeg
+		if same {
+			g = s.segs[i]
+		} else {
+			g = old[name]
+		}
 		if g == nil || g.ino != ino {
 			g = &scanSeg{name: name, id: id, ino: ino}
 			s.rescan(src, g, size, segHeaderSize-1, &changed)
+			if same {
+				// Another file under the same name: s.segs keeps the old
+				// one for the comparison below.
+				if &segs[0] == &s.segs[0] {
+					segs = slices.Clone(segs)
+				}
+				segs[i] = g
+			}
 		} else if lo := src.ChangedFrom(name, g.ver); lo >= 0 || size != g.size {
 			if lo < 0 || size < lo {
 				lo = size
@@ -136,6 +158,9 @@ func (s *Scanner) Scan(src ImageSource) ScanResult {
 			s.rescan(src, g, size, lo, &changed)
 		}
 		g.ver = v
+		if same {
+			continue
+		}
 		segs = append(segs, g)
 	}
 	// The segments must be the same files in the same order as before,

@@ -15,7 +15,10 @@ type Image struct {
 	sc    *reclog.Scanner
 	res   reclog.ScanResult
 	delta int64 // offset = seq + delta
-	err   error
+	known bool  // delta was read from the first record
+	// recErr is the offset check's error for the current records; err the
+	// last Update's.
+	recErr, err error
 }
 
 // NewImage returns an Image of the WAL Open(e, dir, ...) would open with
@@ -37,26 +40,41 @@ func NewImage(dir string, cfg Config) (*Image, error) {
 // wrong offset); Start and End then describe the valid prefix before it.
 func (im *Image) Update(src reclog.ImageSource) error {
 	res := im.sc.Scan(src)
-	im.res, im.err, im.delta = res, nil, int64(res.First)
-	if res.Next > res.First {
+	if res.First != im.res.First || res.Changed == res.First || !im.known {
+		im.delta, im.known = int64(res.First), false
+	}
+	im.res = res
+	if res.Next == res.First {
+		im.recErr = nil
+	}
+	if res.Next > res.First && (res.Changed < res.Next || !im.known) {
+		im.recErr = nil
 		// As Open: the first record fixes the offset mapping, the last
-		// confirms it.
-		for _, seq := range []uint64{res.First, res.Next - 1} {
+		// confirms it (read again only when they may have changed).
+		seqs := []uint64{res.Next - 1}
+		if !im.known {
+			seqs = []uint64{res.First, res.Next - 1}
+		}
+		for _, seq := range seqs {
 			p, err := im.sc.Read(src, seq)
 			var off int64
 			if err == nil {
 				off, _, err = decodeRecord(p)
 			}
-			if err == nil && seq == res.First {
-				im.delta = off - int64(seq)
+			if err == nil && !im.known {
+				im.delta, im.known = off-int64(seq), true
 			} else if err == nil && off != int64(seq)+im.delta {
 				err = fmt.Errorf("%w: record %d holds offset %d, want %d", ErrCorrupt, seq, off, int64(seq)+im.delta)
 			}
 			if err != nil {
-				im.err = err
-				return err
+				im.recErr = err
+				break
 			}
 		}
+	}
+	im.err = im.recErr
+	if im.err != nil {
+		return im.err
 	}
 	if res.Err != nil {
 		im.err = fmt.Errorf("%w: %w", ErrCorrupt, res.Err)

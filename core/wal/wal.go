@@ -231,6 +231,7 @@ type WAL struct {
 
 	failed error
 	closed bool
+	bugs   Bugs
 }
 
 // Open recovers the partition log in files under dir (via reclog) and
@@ -242,6 +243,23 @@ type WAL struct {
 // data that had been synced is damaged, and with ErrTooLarge if a record
 // exceeds cfg.MaxRecordBytes.
 func Open(e env.Env, dir, topic string, partition int32, cfg Config, onNotice func(BatchNotice)) (*WAL, error) {
+	return OpenWithBugs(e, dir, topic, partition, cfg, Bugs{}, onNotice)
+}
+
+// Bugs are known-bad variants of the WAL, for a harness to prove it catches
+// them; the zero value is the correct WAL. They are not part of Config so
+// that no configuration can reach them.
+type Bugs struct {
+	// JoinInflightSync: while a batch's fsync is in flight the next batch
+	// is cut and written, and the older fsync's completion answers both
+	// (a sync that "completes" on an fsync issued before the write).
+	JoinInflightSync bool
+	// IgnoreSyncError: a failed fsync is treated as a successful one.
+	IgnoreSyncError bool
+}
+
+// OpenWithBugs is Open with known-bad variants switched on.
+func OpenWithBugs(e env.Env, dir, topic string, partition int32, cfg Config, bugs Bugs, onNotice func(BatchNotice)) (*WAL, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -263,7 +281,7 @@ func Open(e env.Env, dir, topic string, partition int32, cfg Config, onNotice fu
 		}
 		return nil, fmt.Errorf("wal %s/%d: %w", topic, partition, err)
 	}
-	w := &WAL{env: e, tracer: tracer, cfg: cfg, topic: topic, partition: partition, onNotice: onNotice, log: log}
+	w := &WAL{env: e, tracer: tracer, cfg: cfg, topic: topic, partition: partition, onNotice: onNotice, log: log, bugs: bugs}
 	w.delta = int64(log.First())
 	if log.Next() > log.First() {
 		// The first record fixes the offset mapping; the last confirms it.
@@ -363,7 +381,7 @@ func (w *WAL) Append(records [][]byte, done func(err error)) (int64, error) {
 
 // kick arranges for a batch to be cut if the WAL is idle.
 func (w *WAL) kick() {
-	if w.inflight != nil || w.completing || w.cutQueued || w.failed != nil || w.closed || len(w.queue) == 0 {
+	if (w.inflight != nil && !w.bugs.JoinInflightSync) || w.completing || w.cutQueued || w.failed != nil || w.closed || len(w.queue) == 0 {
 		return
 	}
 	full := w.queueBytes >= w.cfg.MaxBatchBytes || w.queueRecs >= w.cfg.MaxBatchRecords
@@ -389,7 +407,7 @@ func (w *WAL) cutEvent() {
 		w.linger.Stop()
 		w.linger = nil
 	}
-	if w.inflight == nil && !w.completing && w.failed == nil && !w.closed && len(w.queue) > 0 {
+	if (w.inflight == nil || w.bugs.JoinInflightSync) && !w.completing && w.failed == nil && !w.closed && len(w.queue) > 0 {
 		w.cut()
 	}
 }
@@ -428,6 +446,7 @@ func (w *WAL) cut() {
 			off++
 		}
 	}
+	prev := w.inflight
 	w.inflight = b
 	w.written = b.end
 	w.trace("wal.batch", b.base, b.end-1, int64(recs))
@@ -439,6 +458,13 @@ func (w *WAL) cut() {
 	if int64(seq)+w.delta != b.base && len(payloads) > 0 {
 		panic(fmt.Sprintf("wal %s/%d: batch at offset %d got reclog seq %d (delta %d)", w.topic, w.partition, b.base, seq, w.delta))
 	}
+	if prev != nil && w.bugs.JoinInflightSync {
+		// The known-bad variant: the batch rides on the fsync in flight,
+		// which was issued before it was written.
+		prev.end, prev.units, prev.recs = b.end, append(prev.units, b.units...), append(prev.recs, b.recs...)
+		w.inflight = prev
+		return
+	}
 	w.log.Sync(func(err error) { w.synced(b, err) })
 }
 
@@ -447,7 +473,7 @@ func (w *WAL) synced(b *batch, err error) {
 	if w.inflight != b || w.closed {
 		return // closed (or failed) meanwhile: its appends were answered
 	}
-	if err != nil {
+	if err != nil && !w.bugs.IgnoreSyncError {
 		w.fail(err)
 		return
 	}
