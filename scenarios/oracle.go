@@ -209,6 +209,16 @@ func (o *oracle) onSend(from, to env.NodeID, msg []byte) {
 	if m.Term == 0 {
 		return // a forwarded proposal carries no term
 	}
+	nt := o.nodes[from-1]
+	if nt.raft.ok && nt.raft.err == nil && o.provenBy(nt.raft.img, from, m) {
+		// The image as last decoded already proves the promise, and
+		// durable state only grows past it (terms and votes never go
+		// back; an entry the node's log still holds with the durable
+		// term stays durable): no need to decode the disk again.
+		o.judged[InvS9] = true
+		nt.promised(nt.raft.img, m)
+		return
+	}
 	img, err := o.raftImage(from)
 	if err != nil {
 		// The durable log is damaged (injected corruption): what the node
@@ -218,7 +228,6 @@ func (o *oracle) onSend(from, to env.NodeID, msg []byte) {
 	}
 	o.judged[InvS9] = true
 	term, vote, _ := img.HardState()
-	nt := o.nodes[from-1]
 	now := o.h.s.Now()
 	what := func() string { return fmt.Sprintf("n%d sent %s to n%d (term %d", from, m.Type, to, m.Term) }
 	if m.Term > term {
@@ -235,7 +244,7 @@ func (o *oracle) onSend(from, to env.NodeID, msg []byte) {
 			o.violation(InvS9, "%s, vote granted) at %v while its durable HardState holds term %d vote %d", what(), now, term, vote)
 			return
 		}
-		nt.promise.term, nt.promise.vote = term, vote
+		nt.promised(img, m)
 	case m.Type == pb.MsgAppResp && !m.Reject && m.Index > 0:
 		last := img.LastIndex()
 		if m.Index > last {
@@ -249,8 +258,47 @@ func (o *oracle) onSend(from, to env.NodeID, msg []byte) {
 				return
 			}
 		}
-		nt.promise.term, nt.promise.vote = max(nt.promise.term, term), vote
+		nt.promised(img, m)
 	}
+}
+
+// promised records the durable term and vote behind a vote grant or an
+// append acknowledgement that left: a recovery must not come back behind
+// them (S11).
+func (nt *nodeTruth) promised(img *raftlog.Image, m node.MessageHeader) {
+	if !(m.Type == pb.MsgVoteResp || m.Type == pb.MsgAppResp) || m.Reject {
+		return
+	}
+	if t, v, _ := img.HardState(); t > nt.promise.term || (t == nt.promise.term && nt.promise.vote == 0) {
+		nt.promise.term, nt.promise.vote = t, v
+	}
+}
+
+// provenBy reports whether img, an earlier or current decoding of node
+// from's durable Raft log, already shows that message m promises nothing
+// that is not durable. It is the cheap path of onSend; false means "decode
+// the disk and judge".
+func (o *oracle) provenBy(img *raftlog.Image, from uint64, m node.MessageHeader) bool {
+	term, vote, _ := img.HardState()
+	if m.Term > term {
+		return false
+	}
+	switch {
+	case m.Type == pb.MsgVoteResp && !m.Reject:
+		return term > m.Term || vote == m.To
+	case m.Type == pb.MsgAppResp && !m.Reject && m.Index > 0:
+		dt, ok := img.Term(m.Index)
+		if !ok {
+			return false
+		}
+		n := o.h.nodes[from-1]
+		if n == nil {
+			return false
+		}
+		lt, ok := n.RaftLogTerm(m.Index)
+		return ok && lt == dt
+	}
+	return true
 }
 
 // replyEvidence fills the ground-truth part of a produce reply's evidence:
