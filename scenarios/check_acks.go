@@ -322,9 +322,12 @@ func moreClaims(n int) string {
 
 // checkS7: a reply never precedes what its acks level promises, judged from
 // the evidence captured at reply time: acks=1 needs the leader's durable
-// end past the batch's last offset (its own fsync completed); acks=-1 needs
-// the leader's HWM past it (its own entry committed and applied). A success
-// without evidence cannot be judged and is reported.
+// end past the batch's last offset (its own fsync completed), read by the
+// harness's oracle from the leader's durable WAL image when Evidence.Truth
+// is set, not from the node's report; in standalone mode acks=-1 needs the
+// same; in a cluster acks=-1 needs the leader's HWM past it (its own entry
+// committed and applied). A success without evidence cannot be judged and
+// is reported.
 func checkS7(ix *index, c *collector) {
 	for _, o := range ix.ops {
 		if o.Kind != KindProduce || o.Outcome != OutcomeOK || (o.Acks != 1 && o.Acks != -1) {
