@@ -322,9 +322,12 @@ func moreClaims(n int) string {
 
 // checkS7: a reply never precedes what its acks level promises, judged from
 // the evidence captured at reply time: acks=1 needs the leader's durable
-// end past the batch's last offset (its own fsync completed); acks=-1 needs
-// the leader's HWM past it (its own entry committed and applied). A success
-// without evidence cannot be judged and is reported.
+// end past the batch's last offset (its own fsync completed), read by the
+// harness's oracle from the leader's durable WAL image when Evidence.Truth
+// is set, not from the node's report; in standalone mode acks=-1 needs the
+// same; in a cluster acks=-1 needs the leader's HWM past it (its own entry
+// committed and applied). A success without evidence cannot be judged and
+// is reported.
 func checkS7(ix *index, c *collector) {
 	for _, o := range ix.ops {
 		if o.Kind != KindProduce || o.Outcome != OutcomeOK || (o.Acks != 1 && o.Acks != -1) {
@@ -339,9 +342,33 @@ func checkS7(ix *index, c *collector) {
 		case o.Acks == 1 && e.DurableEnd <= o.Last():
 			c.fail(o.Complete, []OpID{o.ID}, "acks=1 op %d (n%d, %v offsets [%d, %d]) replied at %v before its fsync: leader durable end %d",
 				o.ID, o.Node, o.Key(), o.Offset, o.Last(), o.Complete, e.DurableEnd)
+		case o.Acks == -1 && !ix.cluster && e.Truth && e.DurableEnd <= o.Last():
+			c.fail(o.Complete, []OpID{o.ID}, "standalone acks=-1 op %d (%v offsets [%d, %d]) replied at %v before its fsync: durable end %d on disk",
+				o.ID, o.Key(), o.Offset, o.Last(), o.Complete, e.DurableEnd)
 		case o.Acks == -1 && e.HWM <= o.Last():
 			c.fail(o.Complete, []OpID{o.ID}, "acks=-1 op %d (n%d, %v offsets [%d, %d]) replied at %v before commit and apply: leader HWM %d",
 				o.ID, o.Node, o.Key(), o.Offset, o.Last(), o.Complete, e.HWM)
+		}
+	}
+}
+
+// checkS10: what a node reports about its own durability agrees with its
+// disk. At every reply whose evidence holds ground truth (Truth: acks=1,
+// and acks=-1 in standalone mode), the durable end the node reported must
+// not exceed how far the replied records really are in its durable WAL
+// image. A report that lags the disk is fine (a completion not yet
+// processed); one ahead of it is a sync bookkeeping bug even when no loss
+// follows.
+func checkS10(ix *index, c *collector) {
+	for _, o := range ix.ops {
+		e := o.Evidence
+		if o.Kind != KindProduce || o.Outcome != OutcomeOK || e == nil || !e.Truth {
+			continue
+		}
+		c.judged()
+		if e.ReportedDurableEnd > e.DurableEnd {
+			c.fail(o.Complete, []OpID{o.ID}, "acks=%d op %d (n%d, %v offsets [%d, %d]) replied at %v: the node reported durable end %d, its durable WAL image holds them only up to %d",
+				o.Acks, o.ID, o.Node, o.Key(), o.Offset, o.Last(), o.Complete, e.ReportedDurableEnd, e.DurableEnd)
 		}
 	}
 }

@@ -41,6 +41,10 @@ func allVerdicts(na ...string) map[string]Verdict {
 			m[inv] = VerdictNA
 		}
 	}
+	// The oracle's invariants need the disks: Check alone never judges S9
+	// and S11, and S10 only with ground-truth reply evidence, which these
+	// synthetic histories do not carry.
+	m[InvS9], m[InvS10], m[InvS11] = VerdictNA, VerdictNA, VerdictNA
 	return m
 }
 
@@ -247,6 +251,19 @@ func TestCheckFires(t *testing.T) {
 		{name: "acks=1 reply without evidence", h: validCluster,
 			mutate: func(h *History) { h.Ops[1].Evidence = nil },
 			want:   InvS7, also: []string{InvS5}, detail: "no reply-time evidence"},
+		{name: "standalone acks=-1 reply whose records are not on disk", h: validStandalone,
+			mutate: func(h *History) {
+				addOp(h, Op{Node: 1, Kind: KindProduce, Acks: -1, Payloads: []uint64{7}, Invoke: 4 * sec, Complete: 4 * sec,
+					Outcome: OutcomeOK, Offset: 3, Evidence: &Evidence{DurableEnd: 3, HWM: 4, Truth: true, ReportedDurableEnd: 3}})
+			},
+			want: InvS7, also: []string{InvS1}, detail: "standalone acks=-1 op 5"},
+		// S10
+		{name: "node reports a durable end its disk does not hold", h: validCluster,
+			mutate: func(h *History) {
+				e := h.Ops[1].Evidence
+				e.Truth, e.ReportedDurableEnd = true, e.DurableEnd+1
+			},
+			want: InvS10, detail: "the node reported durable end"},
 		// S8
 		{name: "two leaders in term 4", h: validCluster,
 			mutate: func(h *History) {

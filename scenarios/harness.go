@@ -69,6 +69,7 @@ type harness struct {
 	// those, the ones that refused to open (down by design). See corrupt.go.
 	corrupted map[uint64]*corruptMark
 	dead      map[uint64]bool
+	oracle    *oracle // ground truth from the disks (oracle.go)
 }
 
 func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, error) {
@@ -107,6 +108,8 @@ func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, e
 			return nil, err
 		}
 	}
+	h.oracle = newOracle(h)
+	w.SetSendObserver(h.oracle.onSend)
 	return h, nil
 }
 
@@ -151,6 +154,7 @@ func (h *harness) boot(id env.NodeID, e env.Env) (sim.Receiver, error) {
 	}
 	h.nodes[id-1] = n
 	h.checkBoot(id, n)
+	h.oracle.booted(id, n)
 	h.rec.observe(id, n)
 	h.afterBoot(id)
 	return n, nil
@@ -554,7 +558,7 @@ func (h *harness) post(id uint64, op *clientOp, done func(node.ProduceResponse))
 		// even if the node replies after it learned of that term.
 		acceptTerm := n.Status().Term
 		n.Produce(op.req, func(resp node.ProduceResponse) {
-			ev := h.evidence(n, op, resp)
+			ev := h.evidence(id, n, op, resp)
 			ev.Term = acceptTerm
 			h.s.After(lat, func() { finish(resp, ev) })
 		})
@@ -593,17 +597,23 @@ var (
 	errUnreachable   = errors.New("client: node unreachable")
 )
 
-// evidence is what the harness reads from the replying node at reply time,
-// so the checkers need not trust the node's word.
+// evidence is what the harness reads at reply time, so the checkers need
+// not trust the node's word: DurableEnd from the node's durable disk image
+// when Truth is set (the oracle, see History's Evidence), next to what the
+// node reported.
 type evidence struct {
-	DurableEnd int64
-	HWM        int64
-	Term       uint64
+	DurableEnd         int64
+	HWM                int64
+	Term               uint64
+	ReportedDurableEnd int64
+	Truth              bool
 }
 
-func (h *harness) evidence(n *node.Node, op *clientOp, resp node.ProduceResponse) evidence {
+func (h *harness) evidence(id uint64, n *node.Node, op *clientOp, resp node.ProduceResponse) evidence {
 	ps, _ := n.PartitionStatus(op.req.Topic, op.req.Partition)
-	return evidence{DurableEnd: ps.DurableEnd, HWM: ps.HWM}
+	ev := evidence{DurableEnd: ps.DurableEnd, HWM: ps.HWM}
+	h.oracle.replyEvidence(id, op, resp, &ev)
+	return ev
 }
 
 // onTrace counts probes from node trace events.

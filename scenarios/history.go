@@ -173,6 +173,13 @@ type Evidence struct {
 	// waiter was resolved by.
 	EntryTerm  uint64 `json:"entry_term,omitempty"`
 	EntryIndex uint64 `json:"entry_index,omitempty"`
+	// Truth (acks=1, and acks=-1 in standalone mode): DurableEnd was read
+	// from the replying node's durable WAL image (ground truth: the end of
+	// the durable records, cut at the first replied record the image does
+	// not hold as replied), and ReportedDurableEnd is the durable end the
+	// node reported for itself at the same instant (S10 compares them).
+	Truth              bool  `json:"truth,omitempty"`
+	ReportedDurableEnd int64 `json:"reported_durable_end,omitempty"`
 }
 
 // Rec is one record as seen by a reader: its offset and payload id.
@@ -572,6 +579,9 @@ func (h *History) validateOp(i int, nodes map[NodeID]bool, parts map[PartKey]boo
 		}
 		if e := o.Evidence; e != nil && (e.DurableEnd < 0 || e.HWM < 0 || e.DurableEnd > maxOffset || e.HWM > maxOffset) {
 			return malformed("op %d: evidence durable end %d hwm %d", o.ID, e.DurableEnd, e.HWM)
+		}
+		if e := o.Evidence; e != nil && (e.ReportedDurableEnd < 0 || e.ReportedDurableEnd > maxOffset || (!e.Truth && e.ReportedDurableEnd != 0)) {
+			return malformed("op %d: evidence reported durable end %d (truth %v)", o.ID, e.ReportedDurableEnd, e.Truth)
 		}
 	case KindFetch:
 		if o.Acks != 0 || len(o.Payloads) != 0 || o.Offset != 0 || o.Evidence != nil {

@@ -85,7 +85,8 @@ func (rec *recorder) complete(op *clientOp, resp node.ProduceResponse, ev eviden
 	case resp.Err == nil:
 		rep.Outcome = OutcomeOK
 		rep.Offset = resp.BaseOffset
-		rep.Evidence = &Evidence{Term: ev.Term, DurableEnd: ev.DurableEnd, HWM: ev.HWM, EntryTerm: resp.Term, EntryIndex: resp.Index}
+		rep.Evidence = &Evidence{Term: ev.Term, DurableEnd: ev.DurableEnd, HWM: ev.HWM, EntryTerm: resp.Term, EntryIndex: resp.Index,
+			Truth: ev.Truth, ReportedDurableEnd: ev.ReportedDurableEnd}
 	case resp.Indeterminate:
 		rep.Outcome = OutcomeIndeterminate
 		rep.Err = resp.Err.Error()
@@ -128,6 +129,7 @@ func (rec *recorder) observe(id uint64, n *node.Node) {
 		for _, p := range n.Partitions() {
 			o.Parts = append(o.Parts, PartState{Topic: p.Topic, Partition: p.Partition, HWM: p.HWM, LogEnd: p.LogEnd})
 		}
+		rec.h.oracle.observe(id, o.Parts)
 	} else {
 		o.Role, o.Term, o.Leader = RoleNone, 0, 0
 	}

@@ -142,6 +142,8 @@ func (h *harness) result() *Result {
 	}
 	hist := h.rec.r.History()
 	rep := Check(hist)
+	h.oracle.finish()
+	h.oracle.patchReport(&rep)
 	res := &Result{
 		Options:   h.o,
 		Schedule:  h.sched,

@@ -48,6 +48,14 @@ var variants = []Variant{
 		Scenario: "legacy", bugs: node.Bugs{FetchPastHWM: true}},
 	{Name: "acks1-waits-commit", Summary: "acks=1 is answered when the entry commits (as acks=-1), not after the leader's fsync",
 		Scenario: "calm", bugs: node.Bugs{Acks1WaitsCommit: true}},
+	{Name: "vote-before-sync", Summary: "a vote is granted on the wire before the new term and vote are synced",
+		Scenario: "default", bugs: node.Bugs{VoteBeforeSync: true}},
+	{Name: "appresp-before-sync", Summary: "a follower acknowledges appended entries before they are synced",
+		Scenario: "default", bugs: node.Bugs{AppRespBeforeSync: true}},
+	{Name: "wal-join-inflight-sync", Summary: "the WAL writes the next batch during an fsync and lets that older fsync complete it",
+		Scenario: "default", bugs: node.Bugs{WALJoinInflightSync: true}},
+	{Name: "wal-ignore-fsync-error", Summary: "the WAL treats a failed fsync as success and answers acks=1",
+		Scenario: "fsync", bugs: node.Bugs{WALIgnoreSyncError: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

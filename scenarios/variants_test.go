@@ -48,7 +48,6 @@ var variantCatchers = map[string][]string{
 	"waiter-by-index": {InvS8, InvS1, InvS6},
 	// A restarted node forgets its votes and log: two leaders in a term
 	// (S8), committed entries lost (S1, S2, S3, S4).
-	"memory-raft-log": {InvS1, InvS2, InvS3, InvS4, InvS8, InvL1},
 	// A retried fsync "succeeded" without the failed blocks (Linux): the
 	// WAL holds a hole under later synced records, so the node refuses to
 	// recover after a crash (L1 names it), or acks=1 data is gone (S5) or
@@ -74,6 +73,18 @@ var variantCatchers = map[string][]string{
 	"fetch-past-hwm": {InvS4},
 	// acks=1 as slow as acks=-1: only the latency order shows it (L4).
 	"acks1-waits-commit": {InvL4},
+	// (S9 sees it first: its votes and acknowledgements leave with nothing
+	// on disk.)
+	"memory-raft-log": {InvS1, InvS2, InvS3, InvS4, InvS8, InvL1, InvS9},
+	// A vote or an append acknowledgement on the wire before the state it
+	// promises is durable: the oracle's message monitor (S9).
+	"vote-before-sync":    {InvS9},
+	"appresp-before-sync": {InvS9},
+	// acks=1 replies whose records are not in the durable WAL image (S7
+	// judged on the disk, S5 when a crash then loses them), with the node
+	// reporting them durable (S10).
+	"wal-join-inflight-sync": {InvS5, InvS7, InvS10},
+	"wal-ignore-fsync-error": {InvS5, InvS7, InvS10},
 }
 
 // variantCatch is where the search found a variant.

@@ -258,6 +258,11 @@ type Disk struct {
 	// Disk events so far and the crash-point hook (diskevents.go).
 	events uint64
 	hook   DiskEventHook
+	// durVer counts changes of the durable state (see DurableVersion).
+	durVer uint64
+	// durNames caches the sorted names of dur (DurableSource.List); nil
+	// when dur was replaced since.
+	durNames []string
 }
 
 // diskInode is a file's content, independent of the names that point at it.
@@ -273,6 +278,9 @@ type diskInode struct {
 	// volatile image holds data the durable image does not, and no sync
 	// will write it until the block is written again. Sorted, unique.
 	lost []uint64
+	// durChanges lists the changes of the durable image (see
+	// DurableChangedFrom), in version order.
+	durChanges []durChange
 }
 
 // diskDelta is a sync snapshot relative to the previous Sync call: the
@@ -555,6 +563,7 @@ func (d *Disk) CorruptDurable(name string, off int64, n int) bool {
 	for i := off; i < end; i++ {
 		ino.durable.XorByte(i, byte(1+d.rng.IntN(255)))
 	}
+	d.durableChanged(ino, off)
 	d.stats.Corruptions++
 	return true
 }
@@ -625,6 +634,7 @@ func (d *Disk) tear(ino *diskInode) {
 		return
 	}
 	if size < ino.durable.Len() && d.rng.Chance(p) {
+		d.durableChanged(ino, size)
 		ino.durable.Truncate(size)
 	}
 	buf := make([]byte, bs)
@@ -635,6 +645,7 @@ func (d *Disk) tear(ino *diskInode) {
 		}
 		d.stats.TornKept++
 		start := int64(b) * bs
+		d.durableChanged(ino, min(start, ino.durable.Len()))
 		end := min(start+bs, size)
 		blk := buf[:end-start]
 		ino.data.ReadAt(blk, start)
@@ -740,6 +751,9 @@ func (d *Disk) complete(op *diskOp) {
 		ino.queue = popOp(ino.queue)
 		d.stats.SyncsDone++
 		if op.err == nil {
+			if lo := deltaLow(&ino.durable, &op.delta, d.cfg.BlockSize); lo >= 0 {
+				d.durableChanged(ino, lo)
+			}
 			applyDelta(&ino.durable, &op.delta, d.cfg.BlockSize)
 			ino.unlose(&op.delta)
 			d.settle(ino, &op.delta)
@@ -760,6 +774,8 @@ func (d *Disk) complete(op *diskOp) {
 		d.dirQueue = popOp(d.dirQueue)
 		if op.err == nil {
 			d.dur = op.names
+			d.durNames = nil
+			d.durVer++
 		} else {
 			d.stats.DirSyncErrors++
 		}

@@ -135,6 +135,9 @@ type Net struct {
 	free []*delivery
 
 	tap func(MsgEvent) // SetTap (nettap.go); nil almost always
+	// observe, if set, sees every message a live process sends (see
+	// World.SetSendObserver).
+	observe func(from, to env.NodeID, msg []byte)
 }
 
 func newNet(w *World, rng *Rand, def LinkConfig) *Net {
@@ -386,6 +389,9 @@ func (n *Net) send(sender *Process, epoch uint64, to env.NodeID, msg []byte) {
 		n.tapped(MsgDrop, from, to, 0, DropStale, msg)
 		n.drop(from, to, len(msg), DropStale)
 		return
+	}
+	if n.observe != nil {
+		n.observe(from, to, msg)
 	}
 	dst, ok := n.w.procs[to]
 	if !ok {

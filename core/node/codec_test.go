@@ -33,6 +33,13 @@ func checkCodec(t *testing.T, name string, m *pb.Message) {
 	if !proto.Equal(back, m) {
 		t.Fatalf("%s: round trip changed the message:\n got %v\nwant %v", name, back, m)
 	}
+	h, err := PeekMessage(fast)
+	want := MessageHeader{Type: m.GetType(), To: m.GetTo(), From: m.GetFrom(), Term: m.GetTerm(), LogTerm: m.GetLogTerm(),
+		Index: m.GetIndex(), Commit: m.GetCommit(), RejectHint: m.GetRejectHint(), Vote: m.GetVote(), Reject: m.GetReject(),
+		Entries: len(m.GetEntries())}
+	if err != nil || h != want {
+		t.Fatalf("%s: PeekMessage = %+v, %v; want %+v", name, h, err, want)
+	}
 }
 
 func u64(v uint64) *uint64 { return &v }

@@ -226,4 +226,19 @@ type Bugs struct {
 	// Acks1WaitsCommit: an acks=1 request is answered when its entry
 	// commits, like acks=-1, instead of after the leader's fsync.
 	Acks1WaitsCommit bool
+	// VoteBeforeSync: a vote response leaves before the Ready's new term
+	// and vote are synced (etcd raft's Ready contract broken).
+	VoteBeforeSync bool
+	// AppRespBeforeSync: an append response leaves before the appended
+	// entries are synced.
+	AppRespBeforeSync bool
+	// WALJoinInflightSync: the WAL writes the next batch while a batch's
+	// fsync is in flight and lets that older fsync complete both.
+	WALJoinInflightSync bool
+	// WALIgnoreSyncError: the WAL treats a failed fsync as success.
+	WALIgnoreSyncError bool
+	// RecoverCutsCorruption: the Raft log's recovery treats damage to
+	// synced data as a torn tail and cuts the log there instead of
+	// refusing to open.
+	RecoverCutsCorruption bool
 }

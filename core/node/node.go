@@ -257,9 +257,9 @@ func NewWithBugs(cfg Config, e env.Env, bugs Bugs) (*Node, error) {
 	for _, t := range cfg.Topics {
 		for p := int32(0); p < t.Partitions; p++ {
 			k := statemach.Key{Topic: t.Name, Partition: p}
-			dir := fmt.Sprintf("%swal/%s/%d", cfg.Dir, t.Name, p)
-			w, err := wal.OpenWithBugs(e, dir, t.Name, p, cfg.WAL, func(nt wal.BatchNotice) { n.onNotice(k, nt) },
-				wal.Bugs{RetryFailedSync: bugs.RetryFsyncAssumeSuccess, NoCutAfterSync: bugs.WALLostWakeup, KeepPartialAppend: bugs.KeepTornRequest, CutAtCorruption: bugs.CutAtCorruption})
+			w, err := wal.OpenWithBugs(e, WALDir(cfg, t.Name, p), t.Name, p, cfg.WAL, func(nt wal.BatchNotice) { n.onNotice(k, nt) },
+				wal.Bugs{RetryFailedSync: bugs.RetryFsyncAssumeSuccess, NoCutAfterSync: bugs.WALLostWakeup, KeepPartialAppend: bugs.KeepTornRequest,
+					CutAtCorruption: bugs.CutAtCorruption, JoinInflightSync: bugs.WALJoinInflightSync, IgnoreSyncError: bugs.WALIgnoreSyncError})
 			if err != nil {
 				n.closeLogs()
 				return nil, fmt.Errorf("node %d: open WAL %s/%d: %w", cfg.ID, t.Name, p, err)

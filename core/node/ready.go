@@ -89,6 +89,9 @@ func (n *Node) maybeReady() {
 		hs = prev
 	}
 	if n.storage.Dirty() && raft.MustSync(hs, prev, len(rd.Entries)) {
+		if n.bugs.VoteBeforeSync || n.bugs.AppRespBeforeSync {
+			rd.Messages = n.sendBuggy(rd.Messages)
+		}
 		// A leader may send its appends while its own copy of the same
 		// entries is being persisted (etcd raft's doc.go, and the Raft
 		// thesis 10.2.1): its own acknowledgement still waits for the sync

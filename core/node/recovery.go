@@ -17,8 +17,8 @@ import (
 // (so the HWM is back where it was before the node answers anything), and
 // builds the RawNode.
 func (n *Node) openRaft() error {
-	st, err := raftlog.Open(n.env.FS, n.cfg.Dir+"raft", n.cfg.Peers, raftlog.Options{Log: n.cfg.RaftLog, InMemory: n.bugs.InMemoryRaftLog,
-		DropLastRecord: n.bugs.RaftLogDropsLast, CutAtCorruption: n.bugs.CutAtCorruption})
+	st, err := raftlog.Open(n.env.FS, RaftLogDir(n.cfg), n.cfg.Peers, raftlog.Options{Log: n.cfg.RaftLog, InMemory: n.bugs.InMemoryRaftLog,
+		DropLastRecord: n.bugs.RaftLogDropsLast, CutAtCorruption: n.bugs.CutAtCorruption || n.bugs.RecoverCutsCorruption})
 	if err != nil {
 		return fmt.Errorf("node %d: %w", n.cfg.ID, err)
 	}

@@ -209,17 +209,7 @@ func (r *recovery) scanChunks(i int, s *segment, size int64) (*badSpot, error) {
 		}
 		h, data, n, why, headerOK := decodeChunk(r.buf[off-blockStart : blockEnd-blockStart])
 		if why == "" {
-			pos := s.basePos + uint64(off)
-			switch {
-			case h.seq != seq:
-				why = fmt.Sprintf("chunk of record %d where record %d was expected", h.seq, seq)
-			case inRecord && (h.typ == chunkFull || h.typ == chunkFirst):
-				why = "new record starts before the previous one ended"
-			case !inRecord && (h.typ == chunkMiddle || h.typ == chunkLast):
-				why = "continuation chunk without a first chunk"
-			case h.mark > pos:
-				why = fmt.Sprintf("durable mark %d beyond the chunk's own position %d", h.mark, pos)
-			}
+			why = chunkProblem(h, seq, inRecord, s.basePos+uint64(off))
 		}
 		if why != "" {
 			if !headerOK {
@@ -245,6 +235,24 @@ func (r *recovery) scanChunks(i int, s *segment, size int64) (*badSpot, error) {
 			inRecord = true
 		}
 	}
+}
+
+// chunkProblem checks a chunk whose header and data verified against its
+// place in the log: it must belong to record seq, continue the record in
+// progress (inRecord) or start a new one, and carry a durable mark no
+// further than its own log position pos. It returns "" or the reason.
+func chunkProblem(h chunkHeader, seq uint64, inRecord bool, pos uint64) string {
+	switch {
+	case h.seq != seq:
+		return fmt.Sprintf("chunk of record %d where record %d was expected", h.seq, seq)
+	case inRecord && (h.typ == chunkFull || h.typ == chunkFirst):
+		return "new record starts before the previous one ended"
+	case !inRecord && (h.typ == chunkMiddle || h.typ == chunkLast):
+		return "continuation chunk without a first chunk"
+	case h.mark > pos:
+		return fmt.Sprintf("durable mark %d beyond the chunk's own position %d", h.mark, pos)
+	}
+	return ""
 }
 
 // findProof searches everything after bad for a chunk header whose

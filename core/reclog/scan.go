@@ -1,0 +1,431 @@
+package reclog
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"slices"
+
+	"walraft/core/env"
+)
+
+// ImageSource is read-only access to the durable images of a set of files
+// (a simulator's disk): what a crash now would leave, and what changed in
+// it since an earlier look. A Scanner reads a log through it.
+type ImageSource interface {
+	// Version grows whenever any image or the set of names changes.
+	Version() uint64
+	// List returns the names starting with prefix, sorted.
+	List(prefix string) []string
+	// Stat returns the identity of the file behind name (it changes when
+	// the name is removed and created again) and its size.
+	Stat(name string) (id uint64, size int64, ok bool)
+	// ChangedFrom returns the lowest byte offset of name's image that may
+	// have changed after version v, or -1 if none did.
+	ChangedFrom(name string, v uint64) int64
+	// ReadAt copies the image's bytes at off into p and returns how many
+	// (fewer at the end of the image).
+	ReadAt(name string, p []byte, off int64) int
+}
+
+// ScanResult is what Open would recover from the images at the time of a
+// Scan.
+type ScanResult struct {
+	// First and Next bound the records Open would keep: [First, Next).
+	First, Next uint64
+	// Changed is the first seq whose record is not the one the previous
+	// Scan reported (Next when nothing changed): records [First, Changed)
+	// are byte-identical to before, the previous Scan's records from
+	// Changed on are gone or replaced. The first Scan reports First.
+	Changed uint64
+	// Err is non-nil when Open would fail: damage to data that had been
+	// synced (wrapping ErrCorrupt, with the same proof Open gives) or a
+	// record longer than Options.MaxRecordBytes (wrapping ErrTooLarge).
+	// [First, Next) is then the valid prefix before the damage.
+	Err error
+	// Torn reports that Open would cut a torn tail after Next.
+	Torn bool
+}
+
+// Scanner decodes a record log from durable file images without writing or
+// repairing anything: it applies Open's rules (checksums, record framing,
+// segment continuity, torn tail versus proven corruption) and reports the
+// records Open would keep. It is incremental: a Scan re-reads only the
+// bytes that changed since the previous Scan (ImageSource.ChangedFrom), so a
+// growing log costs what it grew. It is not safe for concurrent use.
+type Scanner struct {
+	prefix string
+	opts   Options
+	ver    uint64
+	done   bool
+	segs   []*scanSeg
+	res    ScanResult
+	buf    [blockSize]byte
+}
+
+// scanSeg is one segment file as the last Scan saw it.
+type scanSeg struct {
+	name   string
+	id     uint64 // from the name
+	ino    uint64
+	size   int64
+	ver    uint64 // source version it was read at
+	hdr    segHeader
+	hdrWhy string // why the header is invalid, "" if it verified
+	recs   []scanRec
+	// end is the offset after the last complete record (or the header):
+	// where scanning resumes. bad is the first invalid spot, nil when the
+	// segment is valid to its size.
+	end int64
+	bad *badSpot
+}
+
+// scanRec is one complete, valid record of a segment.
+type scanRec struct {
+	start, end int64  // offset of its first chunk, end of its last
+	sum        uint32 // mix of its chunks' data checksums
+	n          int    // payload length
+}
+
+// NewScanner returns a Scanner for the log Open(fs, dir, opts) would open.
+func NewScanner(dir string, opts Options) (*Scanner, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Scanner{prefix: dir + "/", opts: opts.withDefaults()}
+	if dir == "" {
+		s.prefix = ""
+	}
+	return s, nil
+}
+
+// Scan brings the view up to date with src and returns it. It reads only
+// what changed since the previous Scan, and nothing when src.Version did
+// not change.
+func (s *Scanner) Scan(src ImageSource) ScanResult {
+	v := src.Version()
+	if s.done && v == s.ver {
+		s.res.Changed = s.res.Next
+		return s.res
+	}
+	prev, first := s.res, !s.done
+	changed := uint64(1<<64 - 1)
+	names := src.List(s.prefix)
+	same := len(names) == len(s.segs)
+	for i := 0; same && i < len(names); i++ {
+		same = names[i] == s.segs[i].name
+	}
+	var old map[string]*scanSeg
+	segs := s.segs
+	if !same {
+		old = make(map[string]*scanSeg, len(s.segs))
+		for _, g := range s.segs {
+			old[g.name] = g
+		}
+		segs = nil
+	}
+	for i, name := range names {
+		id, ok := parseSegName(s.prefix, name)
+		if !ok {
+			continue
+		}
+		ino, size, ok := src.Stat(name)
+		if !ok {
+			continue
+		}
+		var g *scanSeg
+		if same {
+			g = s.segs[i]
+		} else {
+			g = old[name]
+		}
+		if g == nil || g.ino != ino {
+			g = &scanSeg{name: name, id: id, ino: ino}
+			s.rescan(src, g, size, segHeaderSize-1, &changed)
+			if same {
+				// Another file under the same name: s.segs keeps the old
+				// one for the comparison below.
+				if &segs[0] == &s.segs[0] {
+					segs = slices.Clone(segs)
+				}
+				segs[i] = g
+			}
+		} else if lo := src.ChangedFrom(name, g.ver); lo >= 0 || size != g.size {
+			if lo < 0 || size < lo {
+				lo = size
+			}
+			s.rescan(src, g, size, lo, &changed)
+		}
+		g.ver = v
+		if same {
+			continue
+		}
+		segs = append(segs, g)
+	}
+	// The segments must be the same files in the same order as before,
+	// possibly followed by new ones; anything else renumbers or drops
+	// records, and changed catches it below through the prefix walk.
+	for i, g := range s.segs {
+		if i >= len(segs) || segs[i] != g {
+			if g.hdrWhy == "" {
+				changed = min(changed, g.hdr.baseSeq)
+			} else {
+				changed = 0
+			}
+			break
+		}
+	}
+	s.segs = segs
+	s.res = s.walk(src)
+	s.ver, s.done = v, true
+	switch {
+	case first || prev.First != s.res.First:
+		changed = s.res.First
+	case prev.Next < changed:
+		changed = prev.Next
+	}
+	s.res.Changed = max(s.res.First, min(changed, s.res.Next))
+	return s.res
+}
+
+// walk checks the segments in order (headers, continuity, bad spots) and
+// returns the recovered prefix.
+func (s *Scanner) walk(src ImageSource) ScanResult {
+	var res ScanResult
+	var expSeq, expPos uint64
+	for i, g := range s.segs {
+		why := g.hdrWhy
+		switch {
+		case why != "":
+		case g.hdr.id != g.id:
+			why = fmt.Sprintf("segment header names segment %d", g.hdr.id)
+		case i > 0 && (g.hdr.baseSeq != expSeq || g.hdr.basePos != expPos):
+			why = fmt.Sprintf("segment starts at record %d position %d, previous segment ends at record %d position %d", g.hdr.baseSeq, g.hdr.basePos, expSeq, expPos)
+		}
+		if i == 0 && why == "" {
+			res.First, res.Next = g.hdr.baseSeq, g.hdr.baseSeq
+		}
+		if why != "" {
+			s.judge(src, i, &badSpot{file: i, off: 0, pos: expPos, why: why, next: segHeaderSize}, &res)
+			return res
+		}
+		res.Next = g.hdr.baseSeq + uint64(len(g.recs))
+		if g.bad != nil {
+			b := *g.bad
+			b.file = i
+			s.judge(src, i, &b, &res)
+			return res
+		}
+		expSeq, expPos = res.Next, g.hdr.basePos+uint64(g.size)
+	}
+	return res
+}
+
+// judge decides, as Open does, whether the bad spot is a torn tail or
+// damage to synced data.
+func (s *Scanner) judge(src ImageSource, i int, bad *badSpot, res *ScanResult) {
+	if bad.why == "" {
+		// A record over MaxRecordBytes (scanFrom sets pos to the limit).
+		res.Err = fmt.Errorf("%w: %s byte %d: record %d is longer than MaxRecordBytes %d", ErrTooLarge, s.segs[i].name, bad.cutSize, res.Next, s.opts.MaxRecordBytes)
+		return
+	}
+	r := &recovery{l: &Log{opts: s.opts}}
+	for _, g := range s.segs {
+		r.files = append(r.files, &segment{id: g.id, name: g.name, f: &imageFile{src: src, name: g.name, size: g.size}})
+	}
+	proof, _ := r.findProof(bad)
+	if proof != "" {
+		res.Err = fmt.Errorf("%w: %s byte %d: %s; %s", ErrCorrupt, s.segs[i].name, bad.off, bad.why, proof)
+		return
+	}
+	res.Torn = true
+}
+
+// rescan re-reads segment g (now size bytes) from offset lo on: it keeps
+// the records that end at or before lo and scans on from the last of them.
+// changed is lowered to the first seq whose record differs.
+func (s *Scanner) rescan(src ImageSource, g *scanSeg, size, lo int64, changed *uint64) {
+	g.size = size
+	g.bad = nil
+	keep := 0
+	if lo >= segHeaderSize && g.hdrWhy == "" {
+		keep = len(g.recs)
+		for keep > 0 && g.recs[keep-1].end > lo {
+			keep--
+		}
+	} else {
+		if g.hdrWhy == "" && len(g.recs) > 0 {
+			*changed = min(*changed, g.hdr.baseSeq)
+		}
+		hdr := s.buf[:segHeaderSize]
+		g.hdrWhy = ""
+		if src.ReadAt(g.name, hdr, 0) < segHeaderSize {
+			g.hdrWhy = "segment header missing or short"
+		} else {
+			g.hdr, g.hdrWhy = decodeSegHeader(hdr)
+		}
+		g.recs = g.recs[:0]
+		if g.hdrWhy != "" {
+			g.end = 0
+			return
+		}
+	}
+	oldTail := slices.Clone(g.recs[keep:])
+	g.recs = g.recs[:keep]
+	from := int64(segHeaderSize)
+	if keep > 0 {
+		from = g.recs[keep-1].end
+	}
+	s.scanFrom(src, g, from)
+	for k, r := range oldTail {
+		if keep+k >= len(g.recs) || g.recs[keep+k] != r {
+			*changed = min(*changed, g.hdr.baseSeq+uint64(keep+k))
+			break
+		}
+	}
+}
+
+// scanFrom parses the chunks of g from off (a record boundary) to its size,
+// appending complete records, with the rules of recovery.scanChunks.
+func (s *Scanner) scanFrom(src ImageSource, g *scanSeg, off int64) {
+	size := g.size
+	recStart := off
+	inRecord := false
+	recLen := 0
+	var sum uint32
+	seq := g.hdr.baseSeq + uint64(len(g.recs))
+	bad := func(why string, n int) {
+		next := off + blockRemaining(off)
+		if n > 0 && off+int64(n) <= next {
+			next = off + int64(n)
+		}
+		g.bad = &badSpot{off: off, pos: g.hdr.basePos + uint64(off), why: why, cutSize: recStart, next: next}
+		g.end = recStart
+	}
+	blockStart, blockEnd := int64(-1), int64(0)
+	for {
+		if rem := blockRemaining(off); rem < chunkHeaderSize {
+			if inRecord {
+				bad("record continues into block padding", 0)
+				return
+			}
+			if off+rem >= size {
+				g.end = off
+				return
+			}
+			off += rem
+		}
+		if !inRecord {
+			recStart = off
+		}
+		if off >= size {
+			if inRecord {
+				bad("segment ends inside a record", 0)
+				return
+			}
+			g.end = off
+			return
+		}
+		if off+chunkHeaderSize > maxFileOffset {
+			bad("segment larger than the index can address", 0)
+			return
+		}
+		b := off - off%blockSize
+		if b != blockStart {
+			n := src.ReadAt(g.name, s.buf[:min(blockSize, size-b)], b)
+			blockStart, blockEnd = b, b+int64(n)
+		}
+		if off >= blockEnd {
+			bad("file shorter than its size", 0)
+			return
+		}
+		h, data, n, why, headerOK := decodeChunk(s.buf[off-blockStart : blockEnd-blockStart])
+		if why == "" {
+			why = chunkProblem(h, seq, inRecord, g.hdr.basePos+uint64(off))
+		}
+		if why != "" {
+			if !headerOK {
+				n = 0
+			}
+			bad(why, n)
+			return
+		}
+		recLen += len(data)
+		if recLen > s.opts.MaxRecordBytes {
+			bad("", 0) // judge reports ErrTooLarge, as Open does
+			return
+		}
+		sum = bits.RotateLeft32(sum, 7) ^ h.dataCRC
+		off += int64(n)
+		switch h.typ {
+		case chunkFull, chunkLast:
+			g.recs = append(g.recs, scanRec{start: recStart, end: off, sum: sum, n: recLen})
+			seq++
+			inRecord, recLen, sum = false, 0, 0
+		default:
+			inRecord = true
+		}
+	}
+}
+
+// ErrNotScanned: Read asked for a record outside the last Scan's [First,
+// Next).
+var ErrNotScanned = errors.New("reclog: record not in the scanned images")
+
+// Read returns a copy of record seq's payload from src, as of the last Scan
+// (src must not have changed since).
+func (s *Scanner) Read(src ImageSource, seq uint64) ([]byte, error) {
+	if seq < s.res.First || seq >= s.res.Next {
+		return nil, fmt.Errorf("%w: record %d outside [%d, %d)", ErrNotScanned, seq, s.res.First, s.res.Next)
+	}
+	for _, g := range s.segs {
+		base := g.hdr.baseSeq
+		if seq < base || seq >= base+uint64(len(g.recs)) {
+			continue
+		}
+		r := g.recs[seq-base]
+		out := make([]byte, 0, r.n)
+		for off := r.start; off < r.end; {
+			if rem := blockRemaining(off); rem < chunkHeaderSize {
+				off += rem
+				continue
+			}
+			blk := s.buf[:min(blockRemaining(off), r.end-off)]
+			n := src.ReadAt(g.name, blk, off)
+			_, data, cn, why, _ := decodeChunk(blk[:n])
+			if why != "" {
+				return nil, fmt.Errorf("%w: %s byte %d changed since the scan: %s", ErrCorrupt, g.name, off, why)
+			}
+			out = append(out, data...)
+			off += int64(cn)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w: record %d", ErrNotScanned, seq)
+}
+
+// imageFile is a read-only env.File over an ImageSource, for findProof.
+type imageFile struct {
+	src  ImageSource
+	name string
+	size int64
+}
+
+var _ env.File = (*imageFile)(nil)
+
+func (f *imageFile) Name() string { return f.name }
+func (f *imageFile) Size() int64  { return f.size }
+func (f *imageFile) ReadAt(p []byte, off int64) (int, error) {
+	n := f.src.ReadAt(f.name, p, off)
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+func (f *imageFile) Write([]byte) (int, error) { return 0, errReadOnly }
+func (f *imageFile) Truncate(int64) error      { return errReadOnly }
+func (f *imageFile) Sync(done func(error))     { done(errReadOnly) }
+func (f *imageFile) Close() error              { return nil }
+
+var errReadOnly = errors.New("reclog: image is read-only")

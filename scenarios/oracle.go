@@ -1,0 +1,503 @@
+package scenarios
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"walraft/core/env"
+	"walraft/core/node"
+	"walraft/core/raftlog"
+	"walraft/core/reclog"
+	"walraft/core/statemach"
+	"walraft/core/wal"
+	"walraft/sim"
+)
+
+// The oracle judges nodes against ground truth: the simulator's durable
+// disk images, decoded read-only with the core's own readers
+// (raftlog.Image, wal.Image), never against what a node says about itself.
+//
+//   - S9 "durable before promised": every Raft message a node sends is
+//     checked when it leaves (sim's send observer, before the network
+//     decides its fate) against the sender's durable Raft log: no message
+//     carries a term above the durable term; a vote grant needs the term
+//     and vote durable; an append response claiming index i needs entries up
+//     to i durable with the terms the node's log has. Pre-votes persist
+//     nothing and are exempt; a leader's early appends (sent while its own
+//     copy syncs) promise nothing about its own disk.
+//   - Reply evidence: at every acks=1 reply, and every acks=-1 reply in
+//     standalone mode, the harness reads the leader's durable WAL image and
+//     records how far the replied records really are on disk
+//     (Evidence.DurableEnd, judged by S5 and S7), next to what the node
+//     reported (Evidence.ReportedDurableEnd, S10 flags a report above the
+//     truth).
+//   - S3 against the truth: at every observation where a node's HWM moved
+//     up, the HWM must not exceed the cluster's committed end judged from
+//     the disks: the longest Raft-log prefix a majority holds durably with
+//     the same terms, replayed through the state machine's apply rule
+//     (standalone: the durable WAL end).
+//   - S11 "no silent shortening": a node that boots must recover exactly
+//     what its durable Raft log holds (HardState and entries), must refuse
+//     to open a log whose synced data is damaged (reclog's rules, applied by
+//     the oracle's own read-only scan), and must not come back with a term
+//     or vote behind what it promised before the crash. Entries it
+//     acknowledged were durable when it did (S9), so a recovery equal to
+//     the disk keeps them unless a leader overwrote them durably since, or
+//     corruption hit the one spot no reader can tell from a torn tail
+//     (reclog's documented blind spot).
+//
+// Images are decoded lazily (only when a message, reply or observation
+// needs them) and incrementally, re-read only when the disk's durable
+// version changed.
+
+// maxOracleViolations bounds each oracle invariant's harness violations
+// per run: a systematic bug would otherwise report every message.
+const maxOracleViolations = 20
+
+type oracle struct {
+	h      *harness
+	nodes  []*nodeTruth // by id-1
+	judged map[string]bool
+	count  map[string]int
+
+	// lastHWM is the highest HWM judged per node and partition.
+	lastHWM map[hwmKey]int64
+	commit  commitCursor
+	// commitVers are the disks' durable versions commit was computed at.
+	commitVers []uint64
+	commitEnds map[statemach.Key]int64
+}
+
+type hwmKey struct {
+	node uint64
+	part statemach.Key
+}
+
+// nodeTruth is one node's decoded durable state, and what it promised.
+type nodeTruth struct {
+	id   uint64
+	disk *sim.Disk
+	src  sim.DurableSource
+	raft *imageCache[*raftlog.Image]
+	wals map[statemach.Key]*imageCache[*wal.Image]
+	// promise is the latest append response and vote the node sent that
+	// the monitor accepted: a recovery must not come back behind them.
+	promise promise
+}
+
+type promise struct {
+	term, vote uint64 // durable term and vote when it last sent
+}
+
+// imageCache updates an image only when the disk's durable version moved.
+type imageCache[T interface {
+	Update(reclog.ImageSource) error
+}] struct {
+	img T
+	ver uint64
+	ok  bool
+	err error
+}
+
+func (c *imageCache[T]) get(d *sim.Disk, src sim.DurableSource) (T, error) {
+	if v := d.DurableVersion(); !c.ok || v != c.ver {
+		c.err = c.img.Update(src)
+		c.ver, c.ok = v, true
+	}
+	return c.img, c.err
+}
+
+// commitCursor replays committed entries along one durable log.
+type commitCursor struct {
+	index, term uint64
+	ends        map[statemach.Key]int64
+}
+
+func newOracle(h *harness) *oracle {
+	o := &oracle{h: h, judged: map[string]bool{}, count: map[string]int{}, lastHWM: map[hwmKey]int64{}}
+	for _, id := range h.ids {
+		cfg := h.nodeConfig(id)
+		d := h.w.Disk(id)
+		ri, err := node.NewRaftImage(cfg)
+		if err != nil {
+			panic(fmt.Sprintf("scenarios: oracle: %v", err))
+		}
+		nt := &nodeTruth{id: id, disk: d, src: d.DurableSource(), raft: &imageCache[*raftlog.Image]{img: ri},
+			wals: map[statemach.Key]*imageCache[*wal.Image]{}}
+		for _, t := range cfg.Topics {
+			for p := int32(0); p < t.Partitions; p++ {
+				wi, err := node.NewWALImage(cfg, t.Name, p)
+				if err != nil {
+					panic(fmt.Sprintf("scenarios: oracle: %v", err))
+				}
+				nt.wals[statemach.Key{Topic: t.Name, Partition: p}] = &imageCache[*wal.Image]{img: wi}
+			}
+		}
+		o.nodes = append(o.nodes, nt)
+	}
+	return o
+}
+
+// violation records a harness-time violation of inv, at most
+// maxOracleViolations per invariant (then one summary at the end).
+func (o *oracle) violation(inv, format string, args ...any) {
+	o.judged[inv] = true
+	o.count[inv]++
+	if o.count[inv] <= maxOracleViolations {
+		o.h.harnessViolation(inv, fmt.Sprintf(format, args...))
+	}
+}
+
+// finish adds the summary of violations not listed.
+func (o *oracle) finish() {
+	for _, inv := range []string{InvS3, InvS9, InvS11} {
+		if n := o.count[inv] - maxOracleViolations; n > 0 {
+			o.h.harnessViolation(inv, fmt.Sprintf("... and %d more %s violations found by the oracle not listed", n, inv))
+		}
+	}
+}
+
+// patchReport makes the report's verdicts agree with the oracle's
+// harness-time judgements (which Check does not see).
+func (o *oracle) patchReport(rep *Report) {
+	for i, v := range rep.Verdicts {
+		switch {
+		case o.count[v.Invariant] > 0:
+			rep.Verdicts[i].Verdict = VerdictViolated
+		case o.judged[v.Invariant] && v.Verdict == VerdictNA:
+			rep.Verdicts[i].Verdict = VerdictOK
+		}
+	}
+}
+
+// raftImage returns node id's durable Raft log, decoded now. err wraps
+// reclog.ErrCorrupt or raftlog.ErrCorrupt when the image holds damaged
+// synced data (the image then holds the valid prefix).
+func (o *oracle) raftImage(id uint64) (*raftlog.Image, error) {
+	nt := o.nodes[id-1]
+	return nt.raft.get(nt.disk, nt.src)
+}
+
+// walImage returns node id's durable WAL of partition k, decoded now.
+func (o *oracle) walImage(id uint64, k statemach.Key) (*wal.Image, error) {
+	nt := o.nodes[id-1]
+	c := nt.wals[k]
+	if c == nil {
+		return nil, fmt.Errorf("scenarios: oracle: no partition %s/%d", k.Topic, k.Partition)
+	}
+	return c.get(nt.disk, nt.src)
+}
+
+// onSend is the S9 monitor: sim calls it for every message a live node
+// sends, before the network drops or delivers it.
+func (o *oracle) onSend(from, to env.NodeID, msg []byte) {
+	if o.h.o.Nodes == 1 {
+		return
+	}
+	m, err := node.PeekMessage(msg)
+	if err != nil {
+		return // not a Raft message: the receiver reports it
+	}
+	switch m.Type {
+	case pb.MsgPreVote, pb.MsgPreVoteResp:
+		return // a pre-vote persists nothing
+	}
+	if m.Term == 0 {
+		return // a forwarded proposal carries no term
+	}
+	nt := o.nodes[from-1]
+	if nt.raft.ok && nt.raft.err == nil && o.provenBy(nt.raft.img, from, m) {
+		// The image as last decoded already proves the promise, and
+		// durable state only grows past it (terms and votes never go
+		// back; an entry the node's log still holds with the durable
+		// term stays durable): no need to decode the disk again.
+		o.judged[InvS9] = true
+		nt.promised(nt.raft.img, m)
+		return
+	}
+	img, err := o.raftImage(from)
+	if err != nil {
+		// The durable log is damaged (injected corruption): what the node
+		// promised is no longer on disk through no fault of its own; S11
+		// judges how it recovers.
+		return
+	}
+	o.judged[InvS9] = true
+	term, vote, _ := img.HardState()
+	now := o.h.s.Now()
+	what := func() string { return fmt.Sprintf("n%d sent %s to n%d (term %d", from, m.Type, to, m.Term) }
+	if m.Term > term {
+		o.violation(InvS9, "%s) at %v while its durable term is %d: the term it speaks in is not persisted", what(), now, term)
+		return
+	}
+	switch {
+	case m.Type == pb.MsgVoteResp && !m.Reject:
+		// A durable term above the vote's makes the vote durable in
+		// effect: the node can never vote in m.Term again. (Messages of
+		// several terms can leave together after one sync: raft steps on
+		// while a Ready is being persisted.)
+		if term == m.Term && vote != m.To {
+			o.violation(InvS9, "%s, vote granted) at %v while its durable HardState holds term %d vote %d", what(), now, term, vote)
+			return
+		}
+		nt.promised(img, m)
+	case m.Type == pb.MsgAppResp && !m.Reject && m.Index > 0:
+		last := img.LastIndex()
+		if m.Index > last {
+			o.violation(InvS9, "%s, accepts up to index %d) at %v while its durable log ends at index %d", what(), m.Index, now, last)
+			return
+		}
+		dt, _ := img.Term(m.Index)
+		if n := o.h.nodes[from-1]; n != nil {
+			if lt, ok := n.RaftLogTerm(m.Index); ok && lt != dt {
+				o.violation(InvS9, "%s, accepts up to index %d) at %v: its log has term %d there, its durable log term %d", what(), m.Index, now, lt, dt)
+				return
+			}
+		}
+		nt.promised(img, m)
+	}
+}
+
+// promised records the durable term and vote behind a vote grant or an
+// append acknowledgement that left: a recovery must not come back behind
+// them (S11).
+func (nt *nodeTruth) promised(img *raftlog.Image, m node.MessageHeader) {
+	if !(m.Type == pb.MsgVoteResp || m.Type == pb.MsgAppResp) || m.Reject {
+		return
+	}
+	if t, v, _ := img.HardState(); t > nt.promise.term || (t == nt.promise.term && nt.promise.vote == 0) {
+		nt.promise.term, nt.promise.vote = t, v
+	}
+}
+
+// provenBy reports whether img, an earlier or current decoding of node
+// from's durable Raft log, already shows that message m promises nothing
+// that is not durable. It is the cheap path of onSend; false means "decode
+// the disk and judge".
+func (o *oracle) provenBy(img *raftlog.Image, from uint64, m node.MessageHeader) bool {
+	term, vote, _ := img.HardState()
+	if m.Term > term {
+		return false
+	}
+	switch {
+	case m.Type == pb.MsgVoteResp && !m.Reject:
+		return term > m.Term || vote == m.To
+	case m.Type == pb.MsgAppResp && !m.Reject && m.Index > 0:
+		dt, ok := img.Term(m.Index)
+		if !ok {
+			return false
+		}
+		n := o.h.nodes[from-1]
+		if n == nil {
+			return false
+		}
+		lt, ok := n.RaftLogTerm(m.Index)
+		return ok && lt == dt
+	}
+	return true
+}
+
+// replyEvidence fills the ground-truth part of a produce reply's evidence:
+// for an acks=1 success (and an acks=-1 success in standalone mode) how far
+// the replied records are in the replying node's durable WAL image.
+func (o *oracle) replyEvidence(id uint64, op *clientOp, resp node.ProduceResponse, ev *evidence) {
+	if resp.Err != nil || !(op.req.Acks == node.AcksLeader || (op.req.Acks == node.AcksAll && o.h.o.Nodes == 1)) {
+		return
+	}
+	k := statemach.Key{Topic: op.req.Topic, Partition: op.req.Partition}
+	img, err := o.walImage(id, k)
+	if err != nil {
+		return // damaged by injected corruption: no truth to judge by
+	}
+	src := o.nodes[id-1].src
+	end := img.End()
+	for i, want := range op.req.Records {
+		off := resp.BaseOffset + int64(i)
+		if off >= end {
+			break
+		}
+		got, err := img.Record(src, off)
+		if err != nil || string(got) != string(want) {
+			end = off
+			break
+		}
+	}
+	o.judged[InvS10] = true
+	ev.Truth = true
+	ev.ReportedDurableEnd = ev.DurableEnd
+	ev.DurableEnd = max(end, 0)
+}
+
+// observe judges S3 against the truth for one observation of node id:
+// only partitions whose HWM moved up since the last judgement.
+func (o *oracle) observe(id uint64, parts []PartState) {
+	var moved []PartState
+	for _, p := range parts {
+		k := hwmKey{id, statemach.Key{Topic: p.Topic, Partition: p.Partition}}
+		if p.HWM > o.lastHWM[k] {
+			o.lastHWM[k] = p.HWM
+			moved = append(moved, p)
+		}
+	}
+	if len(moved) == 0 {
+		return
+	}
+	for _, p := range moved {
+		k := statemach.Key{Topic: p.Topic, Partition: p.Partition}
+		var end int64
+		var why string
+		if o.h.o.Nodes == 1 {
+			img, err := o.walImage(id, k)
+			if err != nil {
+				continue
+			}
+			end, why = img.End(), "its durable WAL end"
+		} else {
+			ends, ok := o.committedEnds()
+			if !ok {
+				continue
+			}
+			end, why = ends[k], "the committed end a majority holds durably"
+		}
+		o.judged[InvS3] = true
+		if p.HWM > end {
+			o.violation(InvS3, "n%d %s/%d HWM %d at %v exceeds %s (%d)", id, p.Topic, p.Partition, p.HWM, o.h.s.Now(), why, end)
+		}
+	}
+}
+
+// committedEnds returns, per partition, the committed end judged from the
+// durable Raft logs: the longest prefix a majority holds durably with the
+// same terms, replayed with the state machine's apply rule. ok is false
+// when no node's log can be decoded. A node whose log holds damaged synced
+// data counts as agreeing with every prefix (its loss is the fault's, not
+// a promise broken), so corruption can only weaken the check.
+func (o *oracle) committedEnds() (map[statemach.Key]int64, bool) {
+	vers := make([]uint64, len(o.nodes))
+	for i, nt := range o.nodes {
+		vers[i] = nt.disk.DurableVersion()
+	}
+	if o.commitEnds != nil && slices.Equal(vers, o.commitVers) {
+		return o.commitEnds, true
+	}
+	imgs := make([]*raftlog.Image, len(o.nodes))
+	bad := make([]bool, len(o.nodes))
+	for i, nt := range o.nodes {
+		img, err := o.raftImage(nt.id)
+		imgs[i], bad[i] = img, err != nil
+	}
+	q := len(o.nodes)/2 + 1
+	best, pivot := uint64(0), -1
+	lens := make([]uint64, len(o.nodes))
+	for p := range imgs {
+		if bad[p] {
+			continue
+		}
+		for x := range imgs {
+			if bad[x] {
+				lens[x] = imgs[p].LastIndex()
+			} else {
+				lens[x] = commonPrefix(imgs[p], imgs[x])
+			}
+		}
+		slices.Sort(lens)
+		if c := lens[len(lens)-q]; pivot < 0 || c > best {
+			best, pivot = c, p
+		}
+	}
+	if pivot < 0 {
+		return nil, false
+	}
+	o.commit.advance(imgs[pivot], best)
+	o.commitVers, o.commitEnds = vers, o.commit.ends
+	return o.commitEnds, true
+}
+
+// commonPrefix returns the longest prefix on which a and b hold the same
+// terms. Raft's log matching makes agreement prefix-closed (same term at i
+// means the same entries up to i), so a binary search finds it.
+func commonPrefix(a, b *raftlog.Image) uint64 {
+	hi := min(a.LastIndex(), b.LastIndex())
+	same := func(i uint64) bool {
+		ta, _ := a.Term(i)
+		tb, _ := b.Term(i)
+		return ta == tb
+	}
+	// First index in [1, hi] where the terms differ; hi+1 if none.
+	f := uint64(sort.Search(int(hi), func(i int) bool { return !same(uint64(i) + 1) })) + 1
+	return f - 1
+}
+
+// advance replays img's entries up to index to, continuing from the
+// cursor when img agrees with the cursor's position, else from index 1.
+func (c *commitCursor) advance(img *raftlog.Image, to uint64) {
+	if t, ok := img.Term(c.index); c.ends == nil || c.index > to || (c.index > 0 && (!ok || t != c.term)) {
+		c.index, c.term = 0, 0
+		c.ends = map[statemach.Key]int64{}
+	}
+	// A new map whenever it changes: the cached map handed out stays
+	// valid for its versions.
+	if c.index < to {
+		c.ends = cloneEnds(c.ends)
+	}
+	for ; c.index < to; c.index++ {
+		e, _ := img.Entry(c.index + 1)
+		c.term = e.Term
+		if e.Type != pb.EntryNormal || len(e.Data) == 0 {
+			continue
+		}
+		ent, err := statemach.Decode(e.Data)
+		if err != nil {
+			continue // the node fails on it: nothing applies
+		}
+		k := statemach.Key{Topic: ent.Topic, Partition: ent.Partition}
+		if ent.Base == c.ends[k] {
+			c.ends[k] = ent.Base + ent.Count
+		}
+	}
+}
+
+func cloneEnds(m map[statemach.Key]int64) map[statemach.Key]int64 {
+	out := make(map[statemach.Key]int64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// booted is S11: node id has just recovered. Its Raft state must be what
+// its durable Raft log holds (and it must refuse a log whose synced data is
+// damaged), and must cover what it promised before.
+func (o *oracle) booted(id uint64, n *node.Node) {
+	if o.h.o.Nodes == 1 || o.h.variant.bugs.InMemoryRaftLog {
+		return
+	}
+	nt := o.nodes[id-1]
+	img, err := o.raftImage(id)
+	o.judged[InvS11] = true
+	now := o.h.s.Now()
+	if err != nil && (errors.Is(err, reclog.ErrCorrupt) || errors.Is(err, raftlog.ErrCorrupt)) {
+		o.violation(InvS11, "n%d opened at %v although its durable Raft log holds damaged synced data (%v): it must refuse to open or repair itself", id, now, err)
+		return
+	}
+	term, vote, _ := img.HardState()
+	rt, rv, _ := n.RaftHardState()
+	last := img.LastIndex()
+	dt, _ := img.Term(last)
+	switch {
+	case rt != term || rv != vote:
+		o.violation(InvS11, "n%d recovered term %d vote %d at %v, its durable HardState holds term %d vote %d", id, rt, rv, now, term, vote)
+	case rt < nt.promise.term || (rt == nt.promise.term && rv != nt.promise.vote && nt.promise.vote != 0):
+		o.violation(InvS11, "n%d recovered term %d vote %d at %v, behind the term %d vote %d it promised before its restart", id, rt, rv, now, nt.promise.term, nt.promise.vote)
+	}
+	if lt, ok := n.RaftLogTerm(last); last > 0 && (!ok || lt != dt) {
+		o.violation(InvS11, "n%d recovered a Raft log without its durable entry %d (term %d) at %v: a silently shortened log", id, last, dt, now)
+	} else if _, ok := n.RaftLogTerm(last + 1); ok {
+		o.violation(InvS11, "n%d recovered a Raft log past its durable last index %d at %v", id, last, now)
+	}
+	nt.promise = promise{}
+}

@@ -1,0 +1,104 @@
+package scenarios
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"walraft/core/node"
+	"walraft/sim"
+)
+
+// runVariant runs o with the given bugs (a variant that need not be in the
+// catalogue) and schedule.
+func runVariant(t *testing.T, o Options, bugs node.Bugs, sched Schedule) *Result {
+	t.Helper()
+	v := Variant{Name: "test", bugs: bugs}
+	if bugs == (node.Bugs{}) {
+		v = Variant{}
+	}
+	h, err := newHarness(o, RunConfig{}, v, sched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.close()
+	func() {
+		// As Run: a panic in the system under test is a violation.
+		defer func() {
+			if r := recover(); r != nil {
+				h.harnessViolation("PANIC", "panic")
+			}
+		}()
+		h.run()
+	}()
+	return h.result()
+}
+
+func violationsOf(res *Result, inv string) []Violation {
+	var out []Violation
+	for _, v := range res.Violations {
+		if v.Invariant == inv {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// TestOracleHWMBeforeCommitIsS3: the hwm-before-commit variant's HWM
+// passes what a majority holds durably, and the oracle reports it as S3 at
+// the observation, not only when the run settles (L1); the correct system
+// runs the same seed clean.
+func TestOracleHWMBeforeCommitIsS3(t *testing.T) {
+	sc, _ := Lookup("default")
+	o := sc.Draw(1)
+	o.SafetyDuration, o.LivenessDuration = 3*time.Second, 5*time.Second
+	sched := GenerateSchedule(o, sim.NewStreams(o.Seed).Stream("faults"))
+	bad := runVariant(t, o, node.Bugs{HWMBeforeCommit: true}, sched)
+	vs := violationsOf(bad, InvS3)
+	found := false
+	for _, v := range vs {
+		found = found || strings.Contains(v.Detail, "the committed end a majority holds durably")
+	}
+	if !found {
+		t.Fatalf("no S3 violation against the durable committed end; violations: %v", bad.Violations)
+	}
+	if bad.Report.Verdict(InvS3) != VerdictViolated {
+		t.Errorf("report verdict S3 = %s", bad.Report.Verdict(InvS3))
+	}
+	if good := runVariant(t, o, node.Bugs{}, sched); !good.OK() {
+		t.Fatalf("correct system fails the same seed: %v", good.Violations)
+	}
+}
+
+// TestOracleS11RecoveryCutsCorruption: latent corruption of n2's synced
+// Raft log, then a crash. The correct node refuses to open (a clear
+// error); a node whose recovery cuts the log at the damage and serves on
+// is S11. The corruption makes the run beyond the fault budget, so the
+// test looks at the violations themselves.
+func TestOracleS11RecoveryCutsCorruption(t *testing.T) {
+	sc, _ := Lookup("calm")
+	caught := 0
+	for seed := uint64(1); seed <= 4; seed++ {
+		o := sc.Draw(seed)
+		o.SafetyDuration, o.LivenessDuration = 1500*time.Millisecond, time.Second
+		sched := Schedule{
+			{At: time.Second, Kind: FaultCorrupt, Node: 2},
+			{At: time.Second + 10*time.Millisecond, Kind: FaultCrash, Node: 2, Dur: 100 * time.Millisecond},
+		}
+		bad := runVariant(t, o, node.Bugs{RecoverCutsCorruption: true}, sched)
+		good := runVariant(t, o, node.Bugs{}, sched)
+		if vs := violationsOf(good, InvS11); len(vs) > 0 {
+			t.Fatalf("seed %d: the correct system breaks S11: %v", seed, vs)
+		}
+		if vs := violationsOf(bad, InvS11); len(vs) > 0 {
+			caught++
+			if !strings.Contains(vs[0].Detail, "damaged synced data") {
+				t.Errorf("seed %d: S11 detail %q", seed, vs[0].Detail)
+			}
+			break
+		}
+	}
+	if caught == 0 {
+		t.Fatal("a recovery that cuts corrupt synced data was never reported as S11")
+	}
+}

@@ -1,0 +1,148 @@
+package sim
+
+import (
+	"slices"
+	"strings"
+
+	"walraft/core/env"
+)
+
+// Read-only access to the durable disk images for an oracle: what a crash
+// now would leave, and what changed in it since an earlier look, so a
+// checker can decode the images incrementally instead of copying and
+// re-reading whole files on every check.
+
+// durChange is one change of a file's durable image: at durable version
+// ver, bytes at or past offset lo may differ from before.
+type durChange struct {
+	ver uint64
+	lo  int64
+}
+
+// DurableVersion returns a counter that grows whenever any durable image of
+// the disk or its durable namespace changes (a completed sync, a completed
+// SyncDir, a crash that keeps torn blocks, latent corruption). Equal
+// versions mean the durable state is unchanged.
+func (d *Disk) DurableVersion() uint64 { return d.durVer }
+
+// DurableStat describes one file of the durable namespace.
+type DurableStat struct {
+	// Inode identifies the file behind the name: a name removed and created
+	// again gets a new inode.
+	Inode uint64
+	// Size is the durable image's size in bytes.
+	Size int64
+}
+
+// DurableStat returns name's durable file, or false if a crash now would
+// leave no such file.
+func (d *Disk) DurableStat(name string) (DurableStat, bool) {
+	ino, ok := d.dur[name]
+	if !ok {
+		return DurableStat{}, false
+	}
+	return DurableStat{Inode: ino.id, Size: ino.durable.Len()}, true
+}
+
+// DurableChangedFrom returns the lowest byte offset of name's durable image
+// that may have changed after durable version v (a truncation counts at the
+// new size), or -1 if nothing changed since v or name is not durable. It
+// looks only at the file's content: a caller also compares DurableStat's
+// Inode to see the name point at another file.
+func (d *Disk) DurableChangedFrom(name string, v uint64) int64 {
+	ino, ok := d.dur[name]
+	if !ok {
+		return -1
+	}
+	lo := int64(-1)
+	for i := len(ino.durChanges) - 1; i >= 0 && ino.durChanges[i].ver > v; i-- {
+		if c := ino.durChanges[i].lo; lo < 0 || c < lo {
+			lo = c
+		}
+	}
+	return lo
+}
+
+// ReadDurable copies bytes of name's durable image at off into p and
+// returns how many it copied (fewer than len(p) at the end of the image, 0
+// if name is not durable). It never changes anything.
+func (d *Disk) ReadDurable(name string, p []byte, off int64) int {
+	ino, ok := d.dur[name]
+	if !ok || off < 0 || off >= ino.durable.Len() {
+		return 0
+	}
+	return ino.durable.ReadAt(p, off)
+}
+
+// durableChanged records a change of ino's durable image from offset lo.
+func (d *Disk) durableChanged(ino *diskInode, lo int64) {
+	d.durVer++
+	if lo < 0 {
+		lo = 0
+	}
+	ino.durChanges = append(ino.durChanges, durChange{ver: d.durVer, lo: lo})
+}
+
+// deltaLow returns the lowest offset applying delta to dur changes, or -1
+// if it changes nothing.
+func deltaLow(dur *image, delta *diskDelta, blockSize int) int64 {
+	lo := int64(-1)
+	if delta.size != dur.Len() {
+		lo = min(delta.size, dur.Len())
+	}
+	if len(delta.blocks) > 0 {
+		if b := int64(delta.blocks[0].b) * int64(blockSize); lo < 0 || b < lo {
+			lo = b
+		}
+	}
+	return lo
+}
+
+// SetSendObserver makes fn see every message a live process sends, when it
+// is sent and before the network decides whether it is delivered (a
+// partition, a loss or a down destination drops it afterwards): an oracle
+// judges what a node promised, not what arrived. fn must not keep msg
+// (the receiver owns it) nor send anything; nil removes the observer.
+func (w *World) SetSendObserver(fn func(from, to env.NodeID, msg []byte)) { w.net.observe = fn }
+
+// DurableSource is a read-only view of a disk's durable state with the
+// method set of reclog.ImageSource (sim does not import the core's storage
+// packages; the interface is satisfied structurally).
+type DurableSource struct{ d *Disk }
+
+// DurableSource returns the disk's read-only durable view.
+func (d *Disk) DurableSource() DurableSource { return DurableSource{d} }
+
+// Version is Disk.DurableVersion.
+func (s DurableSource) Version() uint64 { return s.d.durVer }
+
+// List returns the durable names that start with prefix, sorted. The
+// slice is shared: the caller must not modify it.
+func (s DurableSource) List(prefix string) []string {
+	d := s.d
+	if d.durNames == nil {
+		d.durNames = sortedNames(d.dur)
+	}
+	i, _ := slices.BinarySearch(d.durNames, prefix)
+	j := i
+	for j < len(d.durNames) && strings.HasPrefix(d.durNames[j], prefix) {
+		j++
+	}
+	return d.durNames[i:j:j]
+}
+
+// Stat is Disk.DurableStat as (inode, size, ok).
+func (s DurableSource) Stat(name string) (uint64, int64, bool) {
+	st, ok := s.d.DurableStat(name)
+	return st.Inode, st.Size, ok
+}
+
+// ChangedFrom is Disk.DurableChangedFrom.
+func (s DurableSource) ChangedFrom(name string, v uint64) int64 {
+	return s.d.DurableChangedFrom(name, v)
+}
+
+// ReadAt is Disk.ReadDurable.
+func (s DurableSource) ReadAt(name string, p []byte, off int64) int {
+	return s.d.ReadDurable(name, p, off)
+}
