@@ -16,6 +16,9 @@ type Image struct {
 	res   reclog.ScanResult
 	delta int64 // offset = seq + delta
 	known bool  // delta was read from the first record
+	// next is the seq Open would end at: res.Next less a trailing Append
+	// that a torn crash kept only partly (Open drops it, format 2).
+	next uint64
 	// recErr is the offset check's error for the current records; err the
 	// last Update's.
 	recErr, err error
@@ -43,7 +46,11 @@ func (im *Image) Update(src reclog.ImageSource) error {
 	if res.First != im.res.First || res.Changed == res.First || !im.known {
 		im.delta, im.known = int64(res.First), false
 	}
+	changed := res.Next != im.res.Next || res.Changed < res.Next || !im.known
 	im.res = res
+	if changed {
+		im.next = res.Next
+	}
 	if res.Next == res.First {
 		im.recErr = nil
 	}
@@ -76,6 +83,11 @@ func (im *Image) Update(src reclog.ImageSource) error {
 	if im.err != nil {
 		return im.err
 	}
+	if changed && res.Next > res.First {
+		if im.next, im.err = im.appendStart(src); im.err != nil {
+			return im.err
+		}
+	}
 	if res.Err != nil {
 		im.err = fmt.Errorf("%w: %w", ErrCorrupt, res.Err)
 		return im.err
@@ -88,7 +100,29 @@ func (im *Image) Start() int64 { return int64(im.res.First) + im.delta }
 
 // End returns the durable end: one past the last offset a crash now would
 // keep.
-func (im *Image) End() int64 { return int64(im.res.Next) + im.delta }
+func (im *Image) End() int64 { return int64(im.next) + im.delta }
+
+// appendStart is wal.appendStart on the image: where the Append holding the
+// last durable record starts, or res.Next when that record closes its
+// Append.
+func (im *Image) appendStart(src reclog.ImageSource) (uint64, error) {
+	seq := im.res.Next
+	for seq > im.res.First {
+		p, err := im.sc.Read(src, seq-1)
+		var rest uint32
+		if err == nil {
+			_, rest, _, err = decodeRecord(p)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		if rest == 0 {
+			return seq, nil
+		}
+		seq--
+	}
+	return seq, nil
+}
 
 // Record returns the durable record at offset off. src must be the source
 // of the last Update, unchanged since.
