@@ -23,10 +23,11 @@ const (
 	InvS8 = "S8" // one leader per term, waiter's own entry
 	InvL1 = "L1" // convergence after healing
 	InvL2 = "L2" // acks=-1 answered within the timeout
+	InvA1 = "A1" // a healthy majority serves (avail.go)
 )
 
 // CheckedInvariants lists the invariants Check judges, in report order.
-var CheckedInvariants = []string{InvS1, InvS2, InvS3, InvS4, InvS5, InvS6, InvS7, InvS8, InvL1, InvL2}
+var CheckedInvariants = []string{InvS1, InvS2, InvS3, InvS4, InvS5, InvS6, InvS7, InvS8, InvL1, InvL2, InvA1}
 
 // Verdict is the judgement of one invariant.
 type Verdict string
@@ -163,6 +164,7 @@ func Check(h *History) Report {
 	}{
 		{InvS1, checkS1}, {InvS2, checkS2}, {InvS3, checkS3}, {InvS4, checkS4}, {InvS5, checkS5},
 		{InvS6, checkS6}, {InvS7, checkS7}, {InvS8, checkS8}, {InvL1, checkL1}, {InvL2, checkL2},
+		{InvA1, checkA1},
 	}
 	for _, ch := range checks {
 		c.cur = ch.inv

@@ -47,7 +47,15 @@ type Options struct {
 	// Fault generation (used when no explicit schedule is given).
 	FaultEvery   time.Duration // mean time between faults
 	FaultWeights map[FaultKind]int
+	// FaultStallMax is the longest fsync stall the generator draws (0:
+	// defaultStallMax). Omitted from JSON when zero, so case files written
+	// before it existed still decode.
+	FaultStallMax time.Duration `json:",omitempty"`
 }
+
+// defaultStallMax is the longest generated fsync stall unless the scenario
+// sets Options.FaultStallMax.
+const defaultStallMax = 3 * time.Second
 
 // Describe renders every option on its own line, sorted and stable.
 func (o Options) Describe() string {
@@ -82,6 +90,9 @@ func (o Options) Describe() string {
 	w("disk-torn-keep", o.Disk.TornKeepProb)
 	w("net", fmt.Sprintf("latency %v jitter %v", o.NetLatency, o.NetJitter))
 	w("fault-every", o.FaultEvery)
+	if o.FaultStallMax > 0 {
+		w("fault-stall-max", o.FaultStallMax)
+	}
 	if len(o.FaultWeights) > 0 {
 		var ks []string
 		for k, v := range o.FaultWeights {
@@ -186,7 +197,11 @@ func GenerateSchedule(o Options, rng *sim.Rand) Schedule {
 			f.Groups = [][]uint64{a, b}
 		case FaultHeal:
 		case FaultStall:
-			f.Node, f.Dur = nodeN(), rng.Duration(5*time.Millisecond, 3*time.Second)
+			stallMax := defaultStallMax
+			if o.FaultStallMax > 0 {
+				stallMax = o.FaultStallMax
+			}
+			f.Node, f.Dur = nodeN(), rng.Duration(5*time.Millisecond, stallMax)
 		case FaultSyncEIO, FaultWriteEIO:
 			f.Node, f.Count = nodeN(), 1+rng.IntN(2)
 		case FaultDrop:

@@ -198,6 +198,7 @@ func (rec *recorder) finish() {
 		lr.Detail = ""
 	}
 	rec.r.SetLiveness(lr)
+	rec.r.SetAvail(h.avail.finish())
 	rec.r.End(now)
 }
 

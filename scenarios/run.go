@@ -53,6 +53,8 @@ type Result struct {
 	Events       uint64
 	Messages     int64 // records produced (acks=0/1/-1 requests' records sent)
 	History      *History
+	// Avail is the run's availability under its faults (A1).
+	Avail AvailSummary
 }
 
 // OK reports whether every invariant held (a run beyond the fault budget
@@ -138,6 +140,7 @@ func (h *harness) result() *Result {
 		Events:    h.s.Steps(),
 		History:   hist,
 		Acks:      map[string]AcksCounts{},
+		Avail:     SummarizeAvail(hist),
 	}
 	if rep.BeyondBudget {
 		res.BeyondBudget = strings.Join(rep.BeyondBudgetWhy, "; ")

@@ -34,6 +34,8 @@ var variants = []Variant{
 		Scenario: "default", bugs: node.Bugs{WaiterByIndexOnly: true}},
 	{Name: "memory-raft-log", Summary: "the Raft log (HardState and entries) is kept in memory only",
 		Scenario: "crashes", bugs: node.Bugs{InMemoryRaftLog: true}},
+	{Name: "no-step-down", Summary: "a leader whose fsyncs hang keeps leading and taking writes it cannot make durable (hashicorp/raft #503, etcd #13527)",
+		Scenario: "gray", bugs: node.Bugs{NoStepDownOnHungDisk: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

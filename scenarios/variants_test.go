@@ -49,6 +49,9 @@ var variantCatchers = map[string][]string{
 	// A restarted node forgets its votes and log: two leaders in a term
 	// (S8), committed entries lost (S1, S2, S3, S4).
 	"memory-raft-log": {InvS1, InvS2, InvS3, InvS4, InvS8, InvL1},
+	// A leader that sits on its hung disk: while the healthy majority
+	// waits for it, no acks=-1 write succeeds (A1).
+	"no-step-down": {InvA1},
 }
 
 // variantCatch is where the search found a variant.

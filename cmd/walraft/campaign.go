@@ -112,6 +112,7 @@ type campaignJSON struct {
 	DeterminismChecked    int                 `json:"determinism_checked"`
 	DeterminismMismatches int                 `json:"determinism_mismatches"`
 	Mismatches            []mismatchJSON      `json:"mismatches"`
+	Avail                 availDistJSON       `json:"avail"`
 }
 
 // failureJSON is one failing run of a campaign.
@@ -167,6 +168,7 @@ func (c *campaignJSON) add(r *runJSON) {
 			c.ProbeHits[k] += n
 		}
 	}
+	c.Avail.add(r)
 	if r.BeyondBudget != "" {
 		c.BeyondBudget++
 	}
@@ -596,6 +598,7 @@ func printCampaign(w io.Writer, s *campaignJSON) {
 	for _, k := range sortedKeys(s.Probes) {
 		fmt.Fprintf(w, "  %-40s %6d runs %9d times\n", k, s.Probes[k], s.ProbeHits[k])
 	}
+	printAvailDist(w, s.Avail)
 	if s.BeyondBudget > 0 {
 		fmt.Fprintf(w, "%d runs went beyond the fault budget (not counted)\n", s.BeyondBudget)
 	}

@@ -151,6 +151,7 @@ func mergeSummaries(sums []*campaignJSON, names []string) (*campaignJSON, []stri
 		}
 		m.DeterminismChecked += s.DeterminismChecked
 		m.Mismatches = append(m.Mismatches, s.Mismatches...)
+		m.Avail.merge(s.Avail)
 	}
 	var missing []string
 	for i := uint64(0); i < n; i++ {

@@ -74,8 +74,11 @@ func cmdReplay(args []string, st stdio) int {
 	r.Case = pos[0]
 	out := replayJSON{runJSON: *r, RecordedTraceHash: c.TraceHash, RecordedCommit: c.Commit,
 		RecordedInvariant: c.Invariants(), Drift: r.TraceHash != c.TraceHash, Timeline: []string{}}
-	for _, inv := range c.Invariants() {
+	for _, inv := range c.ExpectedInvariants() {
 		out.Reproduced = out.Reproduced || r.Invariants[inv] == "violated"
+	}
+	if c.Expect == scenarios.ExpectHold {
+		out.Reproduced = !r.failed()
 	}
 	code = exitOK
 	if r.failed() {
@@ -125,8 +128,12 @@ func cmdReplay(args []string, st stdio) int {
 		fmt.Fprintf(st.out, "trace hash %s matches the case: the recorded run replayed exactly\n", r.TraceHash)
 	}
 	switch {
+	case c.Expect == scenarios.ExpectHold && out.Reproduced:
+		fmt.Fprintln(st.out, "as expected: every invariant held")
+	case c.Expect == scenarios.ExpectHold:
+		fmt.Fprintf(st.out, "NOT as expected: the case must hold; this run violated %s\n", strings.Join(r.invariantNames(), ","))
 	case out.Reproduced:
-		fmt.Fprintf(st.out, "reproduced: %s violated again\n", strings.Join(intersect(c.Invariants(), r.invariantNames()), ","))
+		fmt.Fprintf(st.out, "reproduced: %s violated again\n", strings.Join(intersect(c.ExpectedInvariants(), r.invariantNames()), ","))
 	case r.failed():
 		fmt.Fprintf(st.out, "NOT reproduced: the case recorded %s; this run violated %s instead\n",
 			strings.Join(c.Invariants(), ","), strings.Join(r.invariantNames(), ","))
@@ -152,6 +159,14 @@ func violationTime(res *scenarios.Result, c *scenarios.Case) (time.Duration, str
 	if len(res.Violations) > 0 {
 		v := res.Violations[0]
 		return v.Time, fmt.Sprintf("%s violated: %s", v.Invariant, firstLine(v.Detail))
+	}
+	if len(c.Violations) == 0 {
+		// A case expected to hold: centre on its last fault.
+		at := time.Duration(0)
+		if n := len(c.Schedule); n > 0 {
+			at = c.Schedule[n-1].At
+		}
+		return at, "(expected to hold) last fault"
 	}
 	v := c.Violations[0]
 	return v.Time, fmt.Sprintf("(recorded) %s violated: %s", v.Invariant, firstLine(v.Detail))

@@ -14,7 +14,7 @@ import (
 )
 
 func (n *Node) acceptsProduce() bool {
-	return n.failed == nil && !n.closed && (n.standalone || (n.role == RoleLeader && n.gate))
+	return n.failed == nil && !n.closed && (n.standalone || (n.role == RoleLeader && n.gate && (!n.hung || n.bugs.NoStepDownOnHungDisk)))
 }
 
 // Produce handles a produce request. reply is called exactly once: before
@@ -45,7 +45,7 @@ func (n *Node) Produce(req ProduceRequest, reply func(ProduceResponse)) {
 		}
 	}
 	if !n.acceptsProduce() {
-		reply(ProduceResponse{Err: ErrNotLeader, LeaderHint: n.lead})
+		reply(ProduceResponse{Err: ErrNotLeader, LeaderHint: n.leaderHint()})
 		return
 	}
 	if n.nqueued >= n.cfg.MaxQueuedUnits || (!n.standalone && n.prop.Full()) {
@@ -210,7 +210,7 @@ func (n *Node) onNotice(k statemach.Key, nt wal.BatchNotice) {
 func (n *Node) failUnproposed(units []*unit) {
 	for _, u := range units {
 		if u.acks == AcksAll {
-			n.answer(u, ProduceResponse{Err: ErrNotLeader, LeaderHint: n.lead})
+			n.answer(u, ProduceResponse{Err: ErrNotLeader, LeaderHint: n.leaderHint()})
 		}
 	}
 }
@@ -237,7 +237,7 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) {
 				// by the last: when it fails, earlier ones may have
 				// committed (the per-record design is not atomic). Every
 				// other proposer error is definite.
-				indet := errors.Is(r.Err, ErrNodeFailed) || (legacy && u.n > 1)
+				indet := errors.Is(r.Err, ErrNodeFailed) || errors.Is(r.Err, ErrLeadershipLost) || (legacy && u.n > 1)
 				n.answer(u, ProduceResponse{Err: r.Err, Indeterminate: indet})
 				return
 			}
