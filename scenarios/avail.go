@@ -16,6 +16,11 @@ import (
 // records the windows in which a healthy majority existed; checkA1 then
 // judges the client history against them. Nothing here reads what a node
 // says about itself.
+//
+// Where A1 is judged: in every scenario, whenever a run has a healthy
+// window and acks=-1 load (standalone included: there the majority is the
+// one node). Scenarios whose faults leave no healthy majority (crash-all,
+// drop storms) simply have fewer or no windows; gray is built to have many.
 
 // Availability constants.
 const (
