@@ -23,7 +23,8 @@ type member struct {
 	fs     *CountingFS
 	tr     *osenv.Transport // nil in standalone mode
 	tracer *nodeTracer
-	node   *node.Node // set and used on the loop only
+	gate   *osenv.SyncGate // holds the node's fsyncs (Config.StallLeaderDiskAfter)
+	node   *node.Node      // set and used on the loop only
 
 	alive atomic.Bool
 	dead  chan struct{} // closed when the member is killed or shut down
@@ -111,11 +112,11 @@ func startCluster(cfg Config, dir string) (*cluster, error) {
 		return nil, err
 	}
 	for _, id := range peers {
-		m := &member{id: id, loop: osenv.NewLoop(), dead: make(chan struct{}),
+		m := &member{id: id, loop: osenv.NewLoop(), dead: make(chan struct{}), gate: &osenv.SyncGate{},
 			tracer: newNodeTracer(n == 1, n > 1 && cfg.Partitions == 1)}
 		m.alive.Store(true)
 		c.members = append(c.members, m)
-		fs, err := osenv.NewFS(filepath.Join(dir, fmt.Sprintf("n%d", id)), m.loop)
+		fs, err := osenv.NewFSWithGate(filepath.Join(dir, fmt.Sprintf("n%d", id)), m.loop, m.gate)
 		if err != nil {
 			return fail(fmt.Errorf("bench: node %d: %w", id, err))
 		}

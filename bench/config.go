@@ -95,6 +95,11 @@ type Config struct {
 	// files are closed without a sync, and the producers carry on with the
 	// new leader.
 	KillLeaderAfter time.Duration
+	// StallLeaderDiskAfter, when non-zero, holds the leader's fsyncs that
+	// long into the measured window, for StallFor (cluster only; see
+	// stall.go): a hung disk on a leader whose loop and network are fine.
+	StallLeaderDiskAfter time.Duration
+	StallFor             time.Duration
 	// ElectionTimeout is the Raft election timeout of every node, in
 	// multiples of the node's 10 ms tick, with the heartbeat at a tenth of
 	// it; 0 keeps the node's default (100 ms, tuned for the simulator's
@@ -169,8 +174,8 @@ func (c Config) Validate() error {
 	}
 	switch c.Mode {
 	case ModeStandalone:
-		if c.KillLeaderAfter != 0 {
-			return bad("-kill-leader-after needs -mode cluster (a standalone node has no one to take over)")
+		if c.KillLeaderAfter != 0 || c.StallLeaderDiskAfter != 0 {
+			return bad("-kill-leader-after and -stall-leader-disk-after need -mode cluster (a standalone node has no one to take over)")
 		}
 	case ModeCluster:
 		if c.Nodes < 2 || c.Nodes > MaxNodes {
@@ -200,6 +205,12 @@ func (c Config) Validate() error {
 		return bad("procs %d (0 to %d allowed)", c.Procs, MaxProcs)
 	case c.KillLeaderAfter < 0 || (c.KillLeaderAfter > 0 && c.KillLeaderAfter >= c.Duration):
 		return bad("-kill-leader-after %v must be 0 or inside the %v window (-duration)", c.KillLeaderAfter, c.Duration)
+	case c.StallLeaderDiskAfter < 0 || (c.StallLeaderDiskAfter > 0 && c.StallLeaderDiskAfter >= c.Duration):
+		return bad("-stall-leader-disk-after %v must be 0 or inside the %v window (-duration)", c.StallLeaderDiskAfter, c.Duration)
+	case (c.StallLeaderDiskAfter > 0) != (c.StallFor > 0) || c.StallFor < 0 || c.StallFor > MaxRunDuration:
+		return bad("-stall-for %v: set it (positive, at most %v) exactly when -stall-leader-disk-after is set", c.StallFor, MaxRunDuration)
+	case c.StallLeaderDiskAfter > 0 && c.KillLeaderAfter > 0:
+		return bad("one drill per run: -kill-leader-after or -stall-leader-disk-after")
 	}
 	return nil
 }

@@ -60,6 +60,20 @@ type Result struct {
 	AckedAfterKill int64   `json:"acked_after_kill,omitempty"`
 	FailoverMs     float64 `json:"failover_ms,omitempty"`
 
+	// NoAckGapMs is the longest stretch of the measured window in which no
+	// request was acknowledged, starting NoAckGapAtMs into the window.
+	NoAckGapMs   float64 `json:"no_ack_gap_ms"`
+	NoAckGapAtMs float64 `json:"no_ack_gap_at_ms"`
+	// StalledLeader is the node whose fsyncs StallLeaderDiskAfter held (0:
+	// none); AckedAfterStall the requests acknowledged after the stall
+	// began, AckedByStalled those of them the stalled node acknowledged;
+	// StallFailoverMs the time from the stall to the first acknowledgement
+	// by another node.
+	StalledLeader   uint64  `json:"stalled_leader,omitempty"`
+	AckedAfterStall int64   `json:"acked_after_stall,omitempty"`
+	AckedByStalled  int64   `json:"acked_by_stalled,omitempty"`
+	StallFailoverMs float64 `json:"stall_failover_ms,omitempty"`
+
 	// Ceiling holds the raw group-commit ceilings when Config.Ceiling was
 	// set, and the run's ratios to them.
 	Ceiling *CeilingReport `json:"ceiling,omitempty"`
@@ -137,6 +151,11 @@ func (r Result) Print(w io.Writer) error {
 		fmt.Fprintf(&b, "  kill        leader %d killed; new leader %d; %s acked after the kill, the first %s ms after it\n",
 			r.KilledLeader, r.NewLeader, group(float64(r.AckedAfterKill)), ms(r.FailoverMs))
 	}
+	if r.StalledLeader != 0 {
+		fmt.Fprintf(&b, "  stall       leader %d's fsyncs held; new leader %d; %s acked after the stall (%s by the stalled node), the first by another node %s ms after it\n",
+			r.StalledLeader, r.NewLeader, group(float64(r.AckedAfterStall)), group(float64(r.AckedByStalled)), ms(r.StallFailoverMs))
+	}
+	fmt.Fprintf(&b, "  gap         longest stretch with no ack %s ms, from %s ms into the window\n", ms(r.NoAckGapMs), ms(r.NoAckGapAtMs))
 	fmt.Fprintf(&b, "  verify      verified %s  lost %s\n", group(float64(r.Verified)), group(float64(r.Lost)))
 	for _, s := range r.LostSamples {
 		fmt.Fprintf(&b, "    lost: %s\n", s)

@@ -51,6 +51,7 @@ type runState struct {
 	// killedAt and firstAck (UnixNano) time the failover: from the kill to
 	// the first request acknowledged after it.
 	killedAt, firstAck atomic.Int64
+	acks               ackClock      // gaps and the stall drill (stall.go)
 	abort              chan struct{} // closed when producers must drop what is in flight
 }
 
@@ -142,7 +143,21 @@ func runOn(ctx context.Context, cfg Config, c *cluster) (Result, error) {
 	ok := sleep(cfg.Warmup)
 	k0 := c.counters()
 	start := time.Now()
+	st.acks.start(start)
 	st.phase.Store(phaseMeasure)
+	if ok && cfg.StallLeaderDiskAfter > 0 {
+		if ok = sleep(cfg.StallLeaderDiskAfter); ok {
+			if l := c.leader(nil); l != nil {
+				cfg.logf("bench: holding leader %d's fsyncs for %v", l.id, cfg.StallFor)
+				st.acks.stalled.Store(l.id)
+				st.acks.stalledAt.Store(time.Now().UnixNano())
+				l.gate.Hold(cfg.StallFor)
+				res.KilledLeader = l.id // NewLeader is reported against it
+			} else {
+				cfg.logf("bench: no leader to stall")
+			}
+		}
+	}
 	if ok && cfg.KillLeaderAfter > 0 {
 		if ok = sleep(cfg.KillLeaderAfter); ok {
 			if l := c.leader(nil); l != nil {
@@ -170,6 +185,7 @@ func runOn(ctx context.Context, cfg Config, c *cluster) (Result, error) {
 	}
 	st.phase.Store(phaseStop)
 	elapsed := time.Since(start)
+	st.acks.close(time.Now())
 	k1 := c.counters()
 
 	// Let every producer collect the reply it waits for, within bounds.
@@ -208,11 +224,15 @@ func runOn(ctx context.Context, cfg Config, c *cluster) (Result, error) {
 		QueueMs: meanMs(k0.queue, k1.queue), WALMs: meanMs(k0.walSync, k1.walSync), RaftMs: meanMs(k0.raft, k1.raft),
 		WALFsyncMs: meanMs(k0.walFsync, k1.walFsync), LogFsyncMs: meanMs(k0.logFsync, k1.logFsync),
 	}
-	if l := c.leader(nil); l != nil && l.id != res.KilledLeader && res.KilledLeader != 0 {
+	if l := c.acceptingLeader(); l != nil && l.id != res.KilledLeader && res.KilledLeader != 0 {
 		res.NewLeader = l.id
 	}
 	if f := st.firstAck.Load(); f != 0 {
 		res.FailoverMs = float64(f-st.killedAt.Load()) / float64(time.Millisecond)
+	}
+	st.acks.report(&res, start)
+	if res.StalledLeader != 0 {
+		res.KilledLeader = 0 // stalled, not killed
 	}
 	if err := verify(cfg, c, acks, &res); err != nil {
 		return res, err
@@ -262,6 +282,7 @@ func (st *runState) produce(p *producer) {
 			if st.phase.Load() == phaseMeasure {
 				recordLatency(p.hist, time.Since(sent))
 				p.measured++
+				st.acks.ack(time.Now(), m.id)
 			}
 			if st.killed.Load() {
 				p.afterKill++

@@ -102,6 +102,30 @@ func TestKillLeader(t *testing.T) {
 	}
 }
 
+// TestStallLeaderDisk holds the leader's fsyncs for 2.5 s mid-run, with the
+// node's default 1 s DiskStallTimeout: another node takes over and
+// acknowledges while the stall lasts, the longest stretch without an ack is
+// well below the stall, and no acks=all record is lost.
+func TestStallLeaderDisk(t *testing.T) {
+	cfg := shortConfig(t, ModeCluster, node.AcksAll)
+	cfg.Duration = 4 * time.Second
+	cfg.StallLeaderDiskAfter = 500 * time.Millisecond
+	cfg.StallFor = 2500 * time.Millisecond
+	r, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRun(t, r)
+	t.Logf("stalled %d, new leader %d, first ack by another node after %.0f ms, longest gap %.0f ms at %.0f ms",
+		r.StalledLeader, r.NewLeader, r.StallFailoverMs, r.NoAckGapMs, r.NoAckGapAtMs)
+	if r.StalledLeader == 0 || r.StallFailoverMs <= 0 || r.StallFailoverMs >= 2500 {
+		t.Fatalf("stalled %d: no other node acknowledged within the 2.5 s stall (first after %v ms)", r.StalledLeader, r.StallFailoverMs)
+	}
+	if r.NoAckGapMs >= 2500 {
+		t.Fatalf("no ack for %v ms: the cluster waited out the stall", r.NoAckGapMs)
+	}
+}
+
 func TestRunCancel(t *testing.T) {
 	cfg := shortConfig(t, ModeStandalone, node.AcksLeader)
 	cfg.Duration = time.Hour

@@ -48,6 +48,14 @@ func TestValidate(t *testing.T) {
 		{"negative procs", func(c *Config) { c.Procs = -1 }, ok, true},
 		{"kill after window", func(c *Config) { c.KillLeaderAfter = c.Duration }, ok, true},
 		{"kill standalone", func(c *Config) { c.KillLeaderAfter = time.Second }, standalone, true},
+		{"stall in window", func(c *Config) { c.StallLeaderDiskAfter, c.StallFor = time.Second, time.Second }, ok, false},
+		{"stall without duration", func(c *Config) { c.StallLeaderDiskAfter = time.Second }, ok, true},
+		{"stall duration alone", func(c *Config) { c.StallFor = time.Second }, ok, true},
+		{"stall after window", func(c *Config) { c.StallLeaderDiskAfter, c.StallFor = c.Duration, time.Second }, ok, true},
+		{"stall standalone", func(c *Config) { c.StallLeaderDiskAfter, c.StallFor = time.Second, time.Second }, standalone, true},
+		{"stall and kill", func(c *Config) {
+			c.StallLeaderDiskAfter, c.StallFor, c.KillLeaderAfter = time.Second, time.Second, 2*time.Second
+		}, ok, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

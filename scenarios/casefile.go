@@ -71,6 +71,27 @@ type Case struct {
 	// Note says where the case came from (e.g. "minimized from X: faults
 	// 12 -> 2"); free text, may be empty.
 	Note string `json:"note,omitempty"`
+	// Expect is the verdict a replay must give, for the regression corpus
+	// (testdata/cases): ExpectHold (every invariant holds: a schedule from
+	// a public failure report the system must survive), or the name of an
+	// invariant the run must violate. Empty (older case files, and cases a
+	// campaign writes) means the recorded violations' invariants.
+	Expect string `json:"expect,omitempty"`
+}
+
+// ExpectHold is Case.Expect for a case every invariant must hold in.
+const ExpectHold = "hold"
+
+// ExpectedInvariants returns the invariants a replay of the case must
+// violate: none for ExpectHold, the named one, or the recorded ones.
+func (c *Case) ExpectedInvariants() []string {
+	switch c.Expect {
+	case ExpectHold:
+		return nil
+	case "":
+		return c.Invariants()
+	}
+	return []string{c.Expect}
 }
 
 // CaseViolation is one broken invariant as recorded in a case file.
@@ -160,8 +181,10 @@ func (c *Case) Validate() error {
 		return fmt.Errorf("%w: variant %q disagrees with options.Variant %q", ErrBadCase, c.Variant, o.Variant)
 	case c.Commit == "":
 		return fmt.Errorf("%w: empty commit (write \"unknown\" when it is not known)", ErrBadCase)
-	case len(c.Violations) == 0:
-		return fmt.Errorf("%w: no violations: a case records a failing run", ErrBadCase)
+	case len(c.Violations) == 0 && c.Expect != ExpectHold:
+		return fmt.Errorf("%w: no violations: a case records a failing run (or says \"expect\": %q)", ErrBadCase, ExpectHold)
+	case c.Expect != "" && c.Expect != ExpectHold && !slices.Contains(CheckedInvariants, c.Expect):
+		return fmt.Errorf("%w: expect %q is neither %q nor an invariant (%v)", ErrBadCase, c.Expect, ExpectHold, CheckedInvariants)
 	}
 	if _, err := ParseTraceHash(c.TraceHash); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadCase, err)
@@ -212,7 +235,7 @@ func validateCaseOptions(o Options) error {
 	case o.AcksTimeout <= 0 || o.RequestTimeout <= 0:
 		return fmt.Errorf("timeouts must be positive")
 	case o.ThinkMin < 0 || o.ThinkMax < o.ThinkMin || o.ClientLatency < 0 || o.FetchEvery < 0 ||
-		o.NetLatency < 0 || o.NetJitter < 0 || o.FaultEvery < 0:
+		o.NetLatency < 0 || o.NetJitter < 0 || o.FaultEvery < 0 || o.FaultStallMax < 0 || o.FaultStallMax > maxCasePhase:
 		return fmt.Errorf("negative or inverted duration")
 	}
 	for _, t := range o.Topics {

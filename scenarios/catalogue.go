@@ -20,6 +20,11 @@ type Scenario struct {
 	plan func(o Options, rng *sim.Rand) Schedule
 }
 
+// ClientTimeout is the harness clients' request timeout: an acks=-1 write
+// on a healthy cluster takes milliseconds, so a second of silence means the
+// node is sick (paused, or holding the request on a hung disk).
+const ClientTimeout = time.Second
+
 // DefaultScenario is what campaigns run when none is named.
 const DefaultScenario = "default"
 
@@ -74,6 +79,22 @@ var catalogue = []Scenario{
 			swarmFaults(o, rng, clusterFaults)
 			o.FaultWeights[FaultCorrupt] = 1
 		}},
+	{Name: "gray", Summary: "3 or 5 nodes, gray failure: fsync stalls (on the leader or a follower), pauses, one-way and flapping links, A1 judged", draw: func(o *Options, rng *sim.Rand) {
+		o.Nodes = 3
+		if rng.Chance(0.25) {
+			o.Nodes = 5
+		}
+		// Stalls and pauses hit the leader as often as any node; one-way
+		// cuts that heal within seconds make links flap; an isolation or a
+		// bridge now and then; no crashes (gray failure is the node that
+		// is sick, not dead). Spaced so that a healthy majority exists most
+		// of the time and A1 has something to judge.
+		o.FaultWeights = map[FaultKind]int{FaultStall: 5, FaultPause: 2, FaultOneWay: 3, FaultIsolate: 1, FaultBridge: 1}
+		o.FaultEvery = rng.Duration(time.Second, 2500*time.Millisecond)
+		// Stalls up to 6 s: well past A1's bound, so a leader that sits on
+		// a hung disk shows.
+		o.FaultStallMax = 6 * time.Second
+	}},
 }
 
 var clusterFaults = []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultPause, FaultPartition, FaultIsolate,
@@ -150,10 +171,11 @@ func (s Scenario) Draw(seed uint64) Options {
 		NetLatency: rng.Duration(100*time.Microsecond, 2*time.Millisecond),
 	}
 	o.NetJitter = o.NetLatency / 2
-	// The node's own timer ends an unanswered request at AcksTimeout; the
-	// client's timeout is only for requests a node never answers (a paused
-	// node), and stays within the slack L2 allows.
-	o.RequestTimeout = o.AcksTimeout + time.Second
+	// A client that hears nothing for ClientTimeout gives up (indeterminate)
+	// and asks another node: that bounds how long a client stays stuck on
+	// a silent node (a paused leader), which A1's bound includes. The
+	// node's own timer (AcksTimeout) ends requests a live node holds.
+	o.RequestTimeout = ClientTimeout
 	s.draw(&o, rng)
 	drawSimFaultOptions(&o, seed)
 	drawKnobs(&o)

@@ -33,6 +33,7 @@ const (
 	InvL3 = "L3"
 	// InvL4: fault-free latencies order acks=0 < 1 < -1 and stay bounded.
 	InvL4 = "L4"
+	InvA1 = "A1" // a healthy majority serves (avail.go)
 )
 
 // CheckedInvariants lists the invariants Check judges, in report order.
@@ -40,7 +41,7 @@ const (
 // while the run goes, from the simulator's durable images, and reach the
 // report as harness violations; S10 is judged from the reply evidence.
 var CheckedInvariants = []string{InvS1, InvS2, InvS3, InvS4, InvS5, InvS6, InvS7, InvS8, InvS9, InvS10, InvS11, InvS12,
-	InvL1, InvL2, InvL3, InvL4}
+	InvL1, InvL2, InvL3, InvL4, InvA1}
 
 // Verdict is the judgement of one invariant.
 type Verdict string
@@ -177,7 +178,7 @@ func Check(h *History) Report {
 	}{
 		{InvS1, checkS1}, {InvS2, checkS2}, {InvS3, checkS3}, {InvS4, checkS4}, {InvS5, checkS5},
 		{InvS6, checkS6}, {InvS7, checkS7}, {InvS8, checkS8}, {InvS10, checkS10}, {InvS12, checkS12}, {InvL1, checkL1}, {InvL2, checkL2},
-		{InvL3, checkL3}, {InvL4, checkL4},
+		{InvL3, checkL3}, {InvL4, checkL4}, {InvA1, checkA1},
 	}
 	for _, ch := range checks {
 		c.cur = ch.inv

@@ -37,7 +37,9 @@ func allVerdicts(na ...string) map[string]Verdict {
 	m := map[string]Verdict{}
 	for _, inv := range CheckedInvariants {
 		m[inv] = VerdictOK
-		if slices.Contains(na, inv) || inv == InvL3 || inv == InvL4 {
+		// These histories carry no availability truth: A1 does not apply
+		// (avail_test.go judges it).
+		if slices.Contains(na, inv) || inv == InvL3 || inv == InvL4 || inv == InvA1 {
 			m[inv] = VerdictNA
 		}
 	}

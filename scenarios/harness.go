@@ -3,6 +3,7 @@ package scenarios
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -26,6 +27,8 @@ const (
 	livenessCheck  = 50 * time.Millisecond
 	failedRestart  = 50 * time.Millisecond
 	notLeaderPause = 10 * time.Millisecond
+	// diskStallTimeout is the nodes' node.Config.DiskStallTimeout.
+	diskStallTimeout = 500 * time.Millisecond
 )
 
 type harness struct {
@@ -69,7 +72,8 @@ type harness struct {
 	// those, the ones that refused to open (down by design). See corrupt.go.
 	corrupted map[uint64]*corruptMark
 	dead      map[uint64]bool
-	oracle    *oracle // ground truth from the disks (oracle.go)
+	oracle    *oracle       // ground truth from the disks (oracle.go)
+	avail     *availTracker // A1's ground truth (avail.go)
 }
 
 func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, error) {
@@ -110,6 +114,7 @@ func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, e
 	}
 	h.oracle = newOracle(h)
 	w.SetSendObserver(h.oracle.onSend)
+	h.avail = newAvailTracker(h)
 	return h, nil
 }
 
@@ -123,6 +128,9 @@ func (h *harness) nodeConfig(id uint64) node.Config {
 		Topics:      h.o.Topics,
 		AcksTimeout: h.o.AcksTimeout,
 		Path:        h.o.Path,
+		// A simulated fsync takes at most a few milliseconds when the disk
+		// is well, so half a second outstanding means it hangs.
+		DiskStallTimeout: diskStallTimeout,
 	}
 	h.o.Knobs.apply(&c)
 	return c
@@ -157,6 +165,7 @@ func (h *harness) boot(id env.NodeID, e env.Env) (sim.Receiver, error) {
 	h.oracle.booted(id, n)
 	h.rec.observe(id, n)
 	h.afterBoot(id)
+	h.avail.sample()
 	return n, nil
 }
 
@@ -221,6 +230,7 @@ func (h *harness) run() {
 // themselves after a storage failure (as a supervisor restarts a process
 // that exited).
 func (h *harness) observeTick() {
+	h.avail.sample()
 	for _, id := range h.ids {
 		n := h.node(id)
 		if n == nil {
@@ -263,6 +273,7 @@ func (h *harness) crash(id uint64) {
 	h.nodes[id-1] = nil
 	h.rec.down(id)
 	h.resetConnections(id)
+	h.avail.sample()
 }
 
 func (h *harness) restart(id uint64) {
@@ -277,6 +288,7 @@ func (h *harness) apply(f Fault) {
 	if h.inLive {
 		return
 	}
+	defer h.avail.sample()
 	net := h.w.Net()
 	switch f.Kind {
 	case FaultCrash, FaultTornCrash:
@@ -314,6 +326,7 @@ func (h *harness) apply(f Fault) {
 		h.s.After(f.Dur, func() {
 			if h.w.Process(f.Node).State() == sim.StatePaused {
 				_ = h.w.Resume(f.Node)
+				h.avail.sample()
 			}
 		})
 	case FaultPartition:
@@ -650,6 +663,31 @@ type producer struct {
 	// retired: replaced by the calm workload's producer of the same id;
 	// whatever it still had scheduled does nothing.
 	retired bool
+
+	// backoff is the pause before the next attempt after a refusal without
+	// a usable hint: notLeaderPause, doubling up to notLeaderBackoffMax
+	// while no node takes the writes (an election in progress), reset by
+	// any answer that names a leader or succeeds.
+	backoff time.Duration
+}
+
+// redirect points the producer at the leader a node named (hint), or, when
+// the hint is empty or names the node that just refused (from), at another
+// node drawn at random: asking the same node again would get the same
+// answer. It returns the pause before the next attempt.
+func (p *producer) redirect(hint, from uint64) time.Duration {
+	h := p.h
+	if hint != 0 && hint != from {
+		p.leader = hint
+		p.backoff = 0
+		return notLeaderPause
+	}
+	p.leader = h.ids[h.rng.IntN(len(h.ids))]
+	if p.leader == from && len(h.ids) > 1 {
+		p.leader = h.ids[(slices.Index(h.ids, from)+1)%len(h.ids)]
+	}
+	p.backoff = min(max(2*p.backoff, notLeaderPause), notLeaderBackoffMax)
+	return p.backoff
 }
 
 func (p *producer) next() {
@@ -693,21 +731,25 @@ func (p *producer) send(topic string, part int32, acks node.Acks, recs [][]byte,
 		think := h.rng.Duration(h.o.ThinkMin, h.o.ThinkMax)
 		switch {
 		case resp.Err == nil:
+			p.backoff = 0
 			h.s.After(think, p.next)
 		case errors.Is(resp.Err, node.ErrNotLeader) || errors.Is(resp.Err, errUnreachable):
-			p.leader = resp.LeaderHint
-			if p.leader == 0 || p.leader == id {
-				p.leader = h.ids[h.rng.IntN(len(h.ids))]
-			}
-			// The write definitely did not happen: send it again.
-			h.s.After(notLeaderPause, func() {
+			// This attempt definitely did not happen: send it again, to the
+			// leader the node named or to another node. A resend of a retry
+			// stays a retry of the same indeterminate attempt (which may
+			// still land), so the checkers allow both copies.
+			pause := p.redirect(resp.LeaderHint, id)
+			h.s.After(pause, func() {
 				if !h.stopped && !p.retired {
-					p.send(topic, part, acks, recs, 0)
+					p.send(topic, part, acks, recs, retryOf)
 				}
 			})
 		case resp.Indeterminate:
-			p.leader = 0
-			if h.rng.Chance(0.5) {
+			// A timeout, a reset connection or a deposed leader: the next
+			// request goes to the leader named, or to another node.
+			think += p.redirect(resp.LeaderHint, id) - notLeaderPause
+			// An acks=0 client learns nothing and never retries.
+			if h.rng.Chance(0.5) && acks != node.AcksNone {
 				h.probe("indeterminate-retry")
 				h.s.After(think, func() {
 					if !h.stopped && !p.retired {

@@ -446,6 +446,9 @@ type History struct {
 	Final *FinalState
 	// Live is the liveness phase's report (nil if there was none).
 	Live *LivenessReport
+	// Avail is the ground truth A1 is judged against (nil: not recorded,
+	// A1 not applicable).
+	Avail *AvailTruth
 }
 
 // ErrMalformed: a history (or its JSON-lines form) is inconsistent. Wrapped
@@ -527,6 +530,11 @@ func (h *History) Validate() error {
 		}
 		if l.ProbeOp != 0 && (l.ProbeOp > OpID(len(h.Ops)) || h.Ops[l.ProbeOp-1].Kind != KindProduce) {
 			return malformed("live: probe op %d is not a recorded produce", l.ProbeOp)
+		}
+	}
+	if h.Avail != nil {
+		if err := h.Avail.validate(nodes, inRun); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -739,6 +747,9 @@ func (r *Recorder) MarkBeyondBudget(why string) {
 // SetFinal records the final state.
 func (r *Recorder) SetFinal(f FinalState) { r.h.Final = &f }
 
+// SetAvail records the availability ground truth.
+func (r *Recorder) SetAvail(t *AvailTruth) { r.h.Avail = t }
+
 // SetLiveness records the liveness report.
 func (r *Recorder) SetLiveness(l LivenessReport) { r.h.Live = &l }
 
@@ -801,6 +812,7 @@ type jsonLine struct {
 	Final     *finalHeader    `json:"final,omitempty"`
 	FinalNode *FinalNode      `json:"final_node,omitempty"`
 	Live      *LivenessReport `json:"live,omitempty"`
+	Avail     *AvailTruth     `json:"avail,omitempty"`
 }
 
 type finalHeader struct {
@@ -840,6 +852,11 @@ func (h *History) WriteJSONL(w io.Writer) error {
 			return err
 		}
 	}
+	if h.Avail != nil {
+		if err := put(jsonLine{Avail: h.Avail}); err != nil {
+			return err
+		}
+	}
 	return bw.Flush()
 }
 
@@ -868,7 +885,7 @@ func ReadJSONL(r io.Reader) (*History, error) {
 			return nil, malformed("line %d: more than one value", lineNo)
 		}
 		set := 0
-		for _, p := range []bool{l.Run != nil, l.Op != nil, l.Obs != nil, l.Final != nil, l.FinalNode != nil, l.Live != nil} {
+		for _, p := range []bool{l.Run != nil, l.Op != nil, l.Obs != nil, l.Final != nil, l.FinalNode != nil, l.Live != nil, l.Avail != nil} {
 			if p {
 				set++
 			}
@@ -904,6 +921,11 @@ func ReadJSONL(r io.Reader) (*History, error) {
 				return nil, malformed("line %d: second live record", lineNo)
 			}
 			h.Live = l.Live
+		case l.Avail != nil:
+			if h.Avail != nil {
+				return nil, malformed("line %d: second avail record", lineNo)
+			}
+			h.Avail = l.Avail
 		}
 	}
 	if err := sc.Err(); err != nil {

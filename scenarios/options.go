@@ -51,7 +51,15 @@ type Options struct {
 	// Knobs are the node configuration the seed drew (knobs.go); absent
 	// from a case file written before knobs were swarmed (then defaults).
 	Knobs Knobs `json:",omitzero"`
+	// FaultStallMax is the longest fsync stall the generator draws (0:
+	// defaultStallMax). Omitted from JSON when zero, so case files written
+	// before it existed still decode.
+	FaultStallMax time.Duration `json:",omitempty"`
 }
+
+// defaultStallMax is the longest generated fsync stall unless the scenario
+// sets Options.FaultStallMax.
+const defaultStallMax = 3 * time.Second
 
 // Describe renders every option on its own line, sorted and stable.
 func (o Options) Describe() string {
@@ -88,6 +96,9 @@ func (o Options) Describe() string {
 	w("net", fmt.Sprintf("latency %v jitter %v", o.NetLatency, o.NetJitter))
 	w("knobs", o.Knobs.describe())
 	w("fault-every", o.FaultEvery)
+	if o.FaultStallMax > 0 {
+		w("fault-stall-max", o.FaultStallMax)
+	}
 	if len(o.FaultWeights) > 0 {
 		var ks []string
 		for k, v := range o.FaultWeights {
@@ -191,7 +202,11 @@ func generateTimed(o Options, rng *sim.Rand) Schedule {
 			f.Groups = [][]uint64{a, b}
 		case FaultHeal:
 		case FaultStall:
-			f.Node, f.Dur = nodeN(), rng.Duration(5*time.Millisecond, 3*time.Second)
+			stallMax := defaultStallMax
+			if o.FaultStallMax > 0 {
+				stallMax = o.FaultStallMax
+			}
+			f.Node, f.Dur = nodeN(), rng.Duration(5*time.Millisecond, stallMax)
 		case FaultSyncEIO, FaultWriteEIO:
 			f.Node, f.Count = nodeN(), 1+rng.IntN(2)
 		case FaultDrop:

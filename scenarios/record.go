@@ -211,6 +211,7 @@ func (rec *recorder) finish() {
 		lr.Detail, lr.Stranded = "", ""
 	}
 	rec.r.SetLiveness(lr)
+	rec.r.SetAvail(h.avail.finish())
 	rec.r.End(now)
 }
 

@@ -68,6 +68,8 @@ type Result struct {
 	// phase, in order (index node id-1; event k is DiskEvents[id-1][k-1]),
 	// when RunConfig.RecordDiskEvents is set.
 	DiskEvents [][]sim.DiskEvent
+	// Avail is the run's availability under its faults (A1).
+	Avail AvailSummary
 }
 
 // OK reports whether every invariant held (a run beyond the fault budget
@@ -157,6 +159,7 @@ func (h *harness) result() *Result {
 		Acks:      map[string]AcksCounts{},
 
 		DiskEvents: h.diskEvents,
+		Avail:      SummarizeAvail(hist),
 	}
 	if rep.BeyondBudget {
 		res.BeyondBudget = strings.Join(rep.BeyondBudgetWhy, "; ")

@@ -56,6 +56,8 @@ var variants = []Variant{
 		Scenario: "default", bugs: node.Bugs{WALJoinInflightSync: true}},
 	{Name: "wal-ignore-fsync-error", Summary: "the WAL treats a failed fsync as success and answers acks=1",
 		Scenario: "fsync", bugs: node.Bugs{WALIgnoreSyncError: true}},
+	{Name: "no-step-down", Summary: "a leader whose fsyncs hang keeps leading and taking writes it cannot make durable (hashicorp/raft #503, etcd #13527)",
+		Scenario: "gray", bugs: node.Bugs{NoStepDownOnHungDisk: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

@@ -85,6 +85,9 @@ var variantCatchers = map[string][]string{
 	// reporting them durable (S10).
 	"wal-join-inflight-sync": {InvS5, InvS7, InvS10},
 	"wal-ignore-fsync-error": {InvS5, InvS7, InvS10},
+	// A leader that sits on its hung disk: while the healthy majority
+	// waits for it, no acks=-1 write succeeds (A1).
+	"no-step-down": {InvA1},
 }
 
 // variantCatch is where the search found a variant.

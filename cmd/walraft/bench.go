@@ -16,7 +16,7 @@ import (
 func init() {
 	commands = append(commands, command{
 		name:    "bench",
-		args:    "[-mode standalone|cluster] [-nodes 3] [-producers 64] [-duration 20s] [-warmup 2s] [-acks 0|1|all] [-size 256] [-path batch|legacy] [-partitions 1] [-dir DIR] [-kill-leader-after D] [-ceiling] [-json]",
+		args:    "[-mode standalone|cluster] [-nodes 3] [-producers 64] [-duration 20s] [-warmup 2s] [-acks 0|1|all] [-size 256] [-path batch|legacy] [-partitions 1] [-dir DIR] [-kill-leader-after D] [-stall-leader-disk-after D -stall-for S] [-ceiling] [-json]",
 		summary: "benchmark the real runtime with closed-loop producers, then verify every acknowledged message",
 		run:     cmdBench,
 	})
@@ -36,6 +36,8 @@ func cmdBench(args []string, st stdio) int {
 	partitions := fs.Int("partitions", def.Partitions, "partitions of the one topic")
 	dir := fs.String("dir", "", "directory for the nodes' files (default: a temporary directory)")
 	kill := fs.Duration("kill-leader-after", 0, "kill the leader this long into the window (0: never)")
+	stallAfter := fs.Duration("stall-leader-disk-after", 0, "hold the leader's fsyncs this long into the window (0: never), for -stall-for")
+	stallFor := fs.Duration("stall-for", 0, "how long -stall-leader-disk-after holds the leader's fsyncs")
 	ceiling := fs.Bool("ceiling", false, "also measure the raw group-commit ceilings (one file; three files acked on two syncs; one file, then three acked on two)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if _, code := parseFlags(fs, args, 0, 0); code >= 0 {
@@ -44,6 +46,7 @@ func cmdBench(args []string, st stdio) int {
 	cfg := def
 	cfg.Mode, cfg.Nodes, cfg.Producers, cfg.Duration, cfg.Warmup = *mode, *nodes, *producers, *duration, *warmup
 	cfg.Size, cfg.Partitions, cfg.Dir, cfg.KillLeaderAfter, cfg.Ceiling = *size, *partitions, *dir, *kill, *ceiling
+	cfg.StallLeaderDiskAfter, cfg.StallFor = *stallAfter, *stallFor
 	var err error
 	if cfg.Acks, err = bench.ParseAcks(*acks); err != nil {
 		return usageErr(st, "bench", "%s", benchMsg(err))

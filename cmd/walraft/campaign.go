@@ -128,6 +128,8 @@ type campaignJSON struct {
 	// ByScenario holds each scenario's own results (campaign.go's
 	// scenarioJSON), so -scenario all shows which scenario found what.
 	ByScenario map[string]*scenarioJSON `json:"by_scenario,omitempty"`
+	// Avail is the distribution of the runs' availability (A1).
+	Avail availDistJSON `json:"avail"`
 }
 
 // failureJSON is one failing run of a campaign.
@@ -186,6 +188,7 @@ func (c *campaignJSON) add(r *runJSON) {
 			c.ProbeHits[k] += n
 		}
 	}
+	c.Avail.add(r)
 	if r.BeyondBudget != "" {
 		c.BeyondBudget++
 	}
@@ -652,6 +655,7 @@ func printCampaign(w io.Writer, s *campaignJSON) {
 	}
 	printByScenario(w, s)
 	printCoverage(w, s)
+	printAvailDist(w, s.Avail)
 	if s.BeyondBudget > 0 {
 		fmt.Fprintf(w, "%d runs went beyond the fault budget (not counted)\n", s.BeyondBudget)
 	}

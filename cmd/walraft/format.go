@@ -56,6 +56,7 @@ func printVerdict(w io.Writer, r *runJSON) {
 	if r.BeyondBudget != "" {
 		fmt.Fprintf(w, "  beyond the fault budget: %s (violations are not counted as bugs)\n", r.BeyondBudget)
 	}
+	printAvail(w, r.Avail)
 	fmt.Fprintln(w, "acks:")
 	fmt.Fprintf(w, "  %-5s %9s %9s %9s %14s %7s\n", "level", "sent", "ok", "failed", "indeterminate", "lost")
 	for _, l := range acksLevels {

@@ -183,6 +183,7 @@ func mergeSummaries(sums []*campaignJSON, names []string) (*campaignJSON, []stri
 		if m.For == "" {
 			m.For = s.For
 		}
+		m.Avail.merge(s.Avail)
 	}
 	var missing []string
 	for i := uint64(0); i < n; i++ {

@@ -29,6 +29,9 @@ func cmdMinimize(args []string, st stdio) int {
 		return usageErr(st, "minimize", "%v", err)
 	}
 	target := *invariant
+	if target == "" && len(c.Violations) == 0 {
+		return usageErr(st, "minimize", "the case records no violation (it is expected to hold): nothing to minimize")
+	}
 	if target == "" {
 		target = c.Violations[0].Invariant
 	} else if !slices.Contains(c.Invariants(), target) {

@@ -113,8 +113,11 @@ func cmdReplay(args []string, st stdio) int {
 	if out.Drift {
 		out.DriftWhy = driftWhy(c, commit)
 	}
-	for _, inv := range c.Invariants() {
+	for _, inv := range c.ExpectedInvariants() {
 		out.Reproduced = out.Reproduced || r.Invariants[inv] == "violated"
+	}
+	if c.Expect == scenarios.ExpectHold {
+		out.Reproduced = !r.failed()
 	}
 	code = exitOK
 	if r.failed() {
@@ -206,8 +209,12 @@ func cmdReplay(args []string, st stdio) int {
 		fmt.Fprintf(st.out, "trace hash %s matches the case: the recorded run replayed exactly\n", r.TraceHash)
 	}
 	switch {
+	case c.Expect == scenarios.ExpectHold && out.Reproduced:
+		fmt.Fprintln(st.out, "as expected: every invariant held")
+	case c.Expect == scenarios.ExpectHold:
+		fmt.Fprintf(st.out, "NOT as expected: the case must hold; this run violated %s\n", strings.Join(r.invariantNames(), ","))
 	case out.Reproduced:
-		fmt.Fprintf(st.out, "reproduced: %s violated again\n", strings.Join(intersect(c.Invariants(), r.invariantNames()), ","))
+		fmt.Fprintf(st.out, "reproduced: %s violated again\n", strings.Join(intersect(c.ExpectedInvariants(), r.invariantNames()), ","))
 	case r.failed():
 		fmt.Fprintf(st.out, "NOT reproduced: the case recorded %s; this run violated %s instead\n",
 			strings.Join(c.Invariants(), ","), strings.Join(r.invariantNames(), ","))

@@ -115,6 +115,7 @@ type runJSON struct {
 	Acks         map[string]acksJSON `json:"acks"`
 	Probes       map[string]int      `json:"probes"`
 	Faults       int                 `json:"faults"`
+	Avail        availJSON           `json:"avail"`
 	Commit       string              `json:"commit"`
 	// Replay is the command that runs this seed again.
 	Replay string `json:"replay"`
@@ -211,6 +212,7 @@ func summarize(o scenarios.Options, variant string, res *scenarios.Result, wall 
 		r.Probes[k] = n
 	}
 	r.Faults = len(res.Schedule)
+	r.Avail = newAvailJSON(res.Avail)
 	return r
 }
 

@@ -80,6 +80,14 @@ type Config struct {
 	MaxQueuedUnits int
 	// Path selects batch or legacy proposals (default batch).
 	Path Path
+	// DiskStallTimeout bounds how long a WAL or Raft-log fsync (or
+	// directory sync) may stay outstanding before the node counts its disk
+	// as hung (default 1s; DESIGN.md 3.9). A leader whose disk is hung
+	// transfers leadership to its most caught-up follower, and a node with
+	// a hung disk does not campaign, until the sync completes. It must be
+	// at least two ticks (a tick checks it) and below AcksTimeout (else
+	// every held request would time out first).
+	DiskStallTimeout time.Duration
 }
 
 // Standalone reports whether the config is a single node without Raft.
@@ -118,6 +126,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxQueuedUnits == 0 {
 		c.MaxQueuedUnits = 65536
+	}
+	if c.DiskStallTimeout == 0 {
+		c.DiskStallTimeout = time.Second
 	}
 	if c.WAL.MaxRecordBytes == 0 || c.WAL.MaxRecordBytes < c.MaxRecordBytes {
 		c.WAL.MaxRecordBytes = c.MaxRecordBytes
@@ -165,6 +176,10 @@ func (c Config) Validate() error {
 	if d.TickInterval < 0 || d.AcksTimeout < 0 || d.ElectionTicks <= d.HeartbeatTicks || d.HeartbeatTicks <= 0 {
 		return fmt.Errorf("node: bad timing: tick %v, election %d ticks, heartbeat %d ticks, acks timeout %v",
 			d.TickInterval, d.ElectionTicks, d.HeartbeatTicks, d.AcksTimeout)
+	}
+	if d.DiskStallTimeout < 2*d.TickInterval || d.DiskStallTimeout >= d.AcksTimeout {
+		return fmt.Errorf("node: DiskStallTimeout %v must be at least two ticks (%v) and below the acks timeout %v",
+			d.DiskStallTimeout, 2*d.TickInterval, d.AcksTimeout)
 	}
 	if d.MaxRecordBytes < 0 || d.MaxRequestRecords < 0 || d.MaxPendingBatches < 0 || d.MaxQueuedUnits < 0 {
 		return errors.New("node: negative limit")
@@ -241,4 +256,11 @@ type Bugs struct {
 	// synced data as a torn tail and cuts the log there instead of
 	// refusing to open.
 	RecoverCutsCorruption bool
+	// NoStepDownOnHungDisk: a node ignores its hung fsyncs: a leader keeps
+	// leading (and accepting writes it cannot make durable), a follower
+	// keeps campaigning (hashicorp/raft #503, etcd #13527).
+	NoStepDownOnHungDisk bool
+	// HoldWaitersOnLeaderLoss: a deposed leader keeps the requests it holds
+	// until their fsync, their entry or the acks timeout answers them.
+	HoldWaitersOnLeaderLoss bool
 }

@@ -232,6 +232,10 @@ type Node struct {
 	batchSeq  uint64
 	failed    error
 	closed    bool
+	// syncs tracks outstanding fsyncs; hung is set while one is older than
+	// DiskStallTimeout (health.go).
+	syncs *syncWatch
+	hung  bool
 }
 
 // New opens (recovering from disk) and starts a node.
@@ -253,6 +257,8 @@ func NewWithBugs(cfg Config, e env.Env, bugs Bugs) (*Node, error) {
 		queued: make(map[statemach.Key][]*unit),
 		prop:   proposer.New(proposer.Config{MaxPending: cfg.MaxPendingBatches, ByIndexOnly: bugs.WaiterByIndexOnly}),
 	}
+	e = n.watchSyncs(e)
+	n.env = e
 	logs := make(map[statemach.Key]statemach.PartitionLog)
 	for _, t := range cfg.Topics {
 		for p := int32(0); p < t.Partitions; p++ {

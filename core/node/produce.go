@@ -14,7 +14,7 @@ import (
 )
 
 func (n *Node) acceptsProduce() bool {
-	return n.failed == nil && !n.closed && (n.standalone || (n.role == RoleLeader && n.gate && !n.transferring()))
+	return n.failed == nil && !n.closed && (n.standalone || (n.role == RoleLeader && n.gate && !n.transferring() && (!n.hung || n.bugs.NoStepDownOnHungDisk)))
 }
 
 // transferring reports whether a leadership transfer is in progress (raft
@@ -49,7 +49,7 @@ func (n *Node) Produce(req ProduceRequest, reply func(ProduceResponse)) {
 		}
 	}
 	if !n.acceptsProduce() {
-		reply(ProduceResponse{Err: ErrNotLeader, LeaderHint: n.lead})
+		reply(ProduceResponse{Err: ErrNotLeader, LeaderHint: n.leaderHint()})
 		return
 	}
 	if n.nqueued >= n.cfg.MaxQueuedUnits || (!n.standalone && n.prop.Full()) {
@@ -221,7 +221,7 @@ func (n *Node) onNotice(k statemach.Key, nt wal.BatchNotice) {
 func (n *Node) failUnproposed(units []*unit) {
 	for _, u := range units {
 		if n.waitsCommit(u) {
-			n.answer(u, ProduceResponse{Err: ErrNotLeader, LeaderHint: n.lead})
+			n.answer(u, ProduceResponse{Err: ErrNotLeader, LeaderHint: n.leaderHint()})
 		}
 	}
 }
@@ -248,7 +248,7 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) {
 				// by the last: when it fails, earlier ones may have
 				// committed (the per-record design is not atomic). Every
 				// other proposer error is definite.
-				indet := errors.Is(r.Err, ErrNodeFailed) || (legacy && u.n > 1)
+				indet := errors.Is(r.Err, ErrNodeFailed) || errors.Is(r.Err, ErrLeadershipLost) || (legacy && u.n > 1)
 				n.answer(u, ProduceResponse{Err: r.Err, Indeterminate: indet})
 				return
 			}

@@ -32,6 +32,7 @@ func (n *Node) Receive(from uint64, msg []byte) {
 	// Errors here are expected (a message for an unknown peer, a stale
 	// local message) and leave raft unchanged.
 	_ = n.rn.Step(m)
+	n.syncRole()
 	n.maybeReady()
 }
 
@@ -40,7 +41,8 @@ func (n *Node) armTick() {
 		if n.closed || n.failed != nil {
 			return
 		}
-		n.rn.Tick()
+		n.onTick()
+		n.syncRole()
 		n.armTick()
 		n.maybeReady()
 	})

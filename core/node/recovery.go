@@ -91,8 +91,12 @@ func (n *Node) onSoftState(ss raft.SoftState) {
 		if role != RoleLeader {
 			n.gate = false
 		}
+		was := n.role
 		n.role, n.lead = role, ss.Lead
 		n.trace("raft.role", int64(role), int64(ss.Lead), int64(n.rn.BasicStatus().GetTerm()), 0)
+		if was == RoleLeader && role != RoleLeader {
+			n.lostLeadership()
+		}
 	}
 }
 

@@ -88,6 +88,7 @@ type osFS struct {
 	dq      []dirSyncReq                  // SyncDir requests waiting for the dir worker
 	dRun    bool                          // the dir worker is running
 	dErr    error                         // sticky: a directory fsync failed
+	gate    *SyncGate                     // holds fsyncs (NewFSWithGate); nil: none
 }
 
 type dirSyncReq struct {
@@ -328,6 +329,7 @@ func (s *osFS) dirWorker() {
 		s.mu.Unlock()
 
 		if err == nil {
+			s.gate.wait()
 			seen := map[string]bool{}
 			for _, r := range batch {
 				for _, d := range r.dirs {
@@ -532,6 +534,7 @@ func (h *file) worker() {
 		h.mu.Unlock()
 
 		if need && err == nil {
+			h.fs.gate.wait()
 			if e := h.f.Sync(); e != nil {
 				err = fmt.Errorf("osenv: sync %q: %w: %w", h.name, env.ErrIO, e)
 				h.mu.Lock()

@@ -63,13 +63,17 @@ type Storage struct {
 	hs        *pb.HardState
 	dirty     bool // records appended since the last Sync call
 	recovered int  // records replayed at Open
+	maxRecord int  // the log's record limit: Save splits entries to fit
 }
 
 // Open recovers the storage from files under dir on fs. voters is the static
 // membership.
 func Open(fs env.FS, dir string, voters []uint64, opts Options) (*Storage, error) {
 	s := &Storage{MemoryStorage: raft.NewMemoryStorage(), conf: &pb.ConfState{Voters: append([]uint64(nil), voters...)},
-		hs: &pb.HardState{}}
+		hs: &pb.HardState{}, maxRecord: opts.Log.MaxRecordBytes}
+	if s.maxRecord == 0 {
+		s.maxRecord = reclog.DefaultMaxRecordBytes
+	}
 	if opts.InMemory {
 		return s, nil
 	}
@@ -140,8 +144,15 @@ func (s *Storage) Recovered() int { return s.recovered }
 func (s *Storage) Save(hs *pb.HardState, ents []*pb.Entry) error {
 	if len(ents) > 0 {
 		if s.log != nil {
-			if _, err := s.log.Append(encodeEntries(ents)); err != nil {
-				return fmt.Errorf("raftlog: append entries: %w", err)
+			// One record per run of entries that fits the record limit: a
+			// node that was cut off or stalled receives its backlog in one
+			// Ready, which can exceed any single record. Replay appends the
+			// runs in order; a crash that keeps only a prefix of them loses
+			// only unsynced entries, as for any tail.
+			for _, run := range splitEntries(ents, s.maxRecord) {
+				if _, err := s.log.Append(encodeEntries(run)); err != nil {
+					return fmt.Errorf("raftlog: append entries: %w", err)
+				}
 			}
 			s.dirty = true
 		}
@@ -206,6 +217,23 @@ func isHardStateEqual(a, b *pb.HardState) bool {
 // marshal encodes deterministically: the bytes reach the disk, and a seed
 // must write the same bytes every time.
 var marshal = proto.MarshalOptions{Deterministic: true}
+
+// splitEntries cuts ents into runs whose encoding (see encodeEntries) fits
+// in limit bytes; an entry that alone exceeds it is a run of its own (and
+// the append fails with reclog.ErrTooLarge).
+func splitEntries(ents []*pb.Entry, limit int) [][]*pb.Entry {
+	var runs [][]*pb.Entry
+	start, size := 0, 1+binary.MaxVarintLen64
+	for i, e := range ents {
+		n := binary.MaxVarintLen64 + marshal.Size(e)
+		if i > start && size+n > limit {
+			runs = append(runs, ents[start:i])
+			start, size = i, 1+binary.MaxVarintLen64
+		}
+		size += n
+	}
+	return append(runs, ents[start:])
+}
 
 func encodeEntries(ents []*pb.Entry) []byte {
 	n := 1 + binary.MaxVarintLen64
