@@ -231,9 +231,12 @@ func (a *availTracker) close(at time.Duration) {
 }
 
 // finish closes the last window at the end of the safety phase and returns
-// the truth.
+// the truth (or at the end of a run cut short).
 func (a *availTracker) finish() *AvailTruth {
 	a.close(min(a.h.s.Now(), a.truth.Until))
+	// A run cut short (a panic in the system under test) judges A1 up to
+	// where it stopped.
+	a.truth.Until = min(a.h.s.Now(), a.truth.Until)
 	t := a.truth
 	return &t
 }

@@ -25,6 +25,10 @@ type Scenario struct {
 // node is sick (paused, or holding the request on a hung disk).
 const ClientTimeout = time.Second
 
+// ClientTimeoutPatient is the request timeout of the seeds that draw
+// patient clients.
+const ClientTimeoutPatient = 6 * time.Second
+
 // DefaultScenario is what campaigns run when none is named.
 const DefaultScenario = "default"
 
@@ -176,6 +180,14 @@ func (s Scenario) Draw(seed uint64) Options {
 	// a silent node (a paused leader), which A1's bound includes. The
 	// node's own timer (AcksTimeout) ends requests a live node holds.
 	o.RequestTimeout = ClientTimeout
+	// A quarter of the seeds get patient clients (ClientTimeoutPatient):
+	// a request then outlives most leader changes, so a deposed leader's
+	// late answers reach the client (the shape of Kafka's 30 s request
+	// timeout). A1's bound grows with it. Its own stream, so no other
+	// draw moves.
+	if sim.NewStreams(seed).Stream("options/client").Chance(0.25) {
+		o.RequestTimeout = ClientTimeoutPatient
+	}
 	s.draw(&o, rng)
 	drawSimFaultOptions(&o, seed)
 	drawKnobs(&o)

@@ -91,7 +91,6 @@ func drawKnobs(o *Options) {
 	// handles it, hand-written cases may still set the knob.
 	if pick() {
 		o.AcksTimeout = rng.Duration(2*time.Second, 8*time.Second)
-		o.RequestTimeout = o.AcksTimeout + time.Second
 	}
 }
 

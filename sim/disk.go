@@ -93,8 +93,9 @@ type DiskConfig struct {
 	// FailedSync is what a failed File.Sync does to the blocks it was
 	// asked to make durable (see FailedSyncMode). The zero value is the
 	// kind model (FailedSyncKeep); Linux behaves as FailedSyncDrop or
-	// FailedSyncClean.
-	FailedSync FailedSyncMode
+	// FailedSyncClean. Omitted from JSON when zero, so that case files
+	// written before it existed still decode (to the kind model).
+	FailedSync FailedSyncMode `json:",omitempty"`
 }
 
 // FailedSyncMode says what happens to the dirty blocks of a File.Sync that

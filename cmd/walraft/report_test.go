@@ -168,7 +168,7 @@ func TestReportCommand(t *testing.T) {
 // A bench config error is one line with one "bench:" and names the flag.
 func TestBenchErrorPrefix(t *testing.T) {
 	code, _, errs := runCLI(t, "bench", "-mode", "standalone", "-kill-leader-after", "1s")
-	if code != exitUsage || strings.Count(errs, "bench:") != 1 || !strings.Contains(errs, "-kill-leader-after needs -mode cluster") {
+	if code != exitUsage || strings.Count(errs, "bench:") != 1 || !strings.Contains(errs, "-kill-leader-after and -stall-leader-disk-after need -mode cluster") {
 		t.Errorf("exit %d: %q", code, errs)
 	}
 }
