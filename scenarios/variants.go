@@ -34,6 +34,10 @@ var variants = []Variant{
 		Scenario: "default", bugs: node.Bugs{WaiterByIndexOnly: true}},
 	{Name: "memory-raft-log", Summary: "the Raft log (HardState and entries) is kept in memory only",
 		Scenario: "crashes", bugs: node.Bugs{InMemoryRaftLog: true}},
+	{Name: "pipelined-definite-eio", Summary: "pipelined path: a WAL fsync error after the proposal is answered as a definite failure, though the entry may commit",
+		Scenario: "pipelined-fsync", bugs: node.Bugs{PipelinedDefiniteFsyncError: true}},
+	{Name: "pipelined-no-rebuild", Summary: "pipelined path: a node never rewrites its own batches when applying them, trusting its WAL to hold them, so a WAL suffix lost in a crash is not rebuilt from the Raft log",
+		Scenario: "pipelined-crashes", bugs: node.Bugs{TrustOwnBatches: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

@@ -49,6 +49,14 @@ var variantCatchers = map[string][]string{
 	// A restarted node forgets its votes and log: two leaders in a term
 	// (S8), committed entries lost (S1, S2, S3, S4).
 	"memory-raft-log": {InvS1, InvS2, InvS3, InvS4, InvS8, InvL1},
+	// A definite failure for a batch whose entry then commits (S6: a
+	// payload present after a definite failure).
+	"pipelined-definite-eio": {InvS6},
+	// A restarted node whose WAL lost its own committed batch applies it
+	// without rewriting it: its log lacks records below its HWM (S3), its
+	// later records land at the wrong offsets (S2, S4, S1), or it cannot
+	// converge (L1).
+	"pipelined-no-rebuild": {InvS1, InvS2, InvS3, InvS4, InvL1},
 }
 
 // variantCatch is where the search found a variant.

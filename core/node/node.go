@@ -199,6 +199,9 @@ type unit struct {
 	reply func(ProduceResponse)
 	timer env.Timer
 	done  bool
+	// proposed: the pipelined path proposed the unit's batch before its
+	// fsync completed (pipeline.go); handled: onWrite has seen it.
+	proposed, handled bool
 }
 
 func (u *unit) end() int64 { return u.base + int64(u.n) }
@@ -263,11 +266,14 @@ func NewWithBugs(cfg Config, e env.Env, bugs Bugs) (*Node, error) {
 				n.closeLogs()
 				return nil, fmt.Errorf("node %d: open WAL %s/%d: %w", cfg.ID, t.Name, p, err)
 			}
+			if n.pipelined() {
+				w.OnWrite(func(nt wal.BatchNotice) { n.onWrite(k, nt) })
+			}
 			n.wals[k] = w
 			logs[k] = w
 		}
 	}
-	n.sm = statemach.New(logs, statemach.Options{NoTruncate: bugs.NoTruncateOnLeaderChange, HWMAhead: bugs.HWMBeforeCommit}, n.fail)
+	n.sm = statemach.New(logs, statemach.Options{NoTruncate: bugs.NoTruncateOnLeaderChange, HWMAhead: bugs.HWMBeforeCommit, TrustOwn: bugs.TrustOwnBatches}, n.fail)
 	if n.standalone {
 		n.role = RoleStandalone
 		for _, k := range n.sm.Keys() {

@@ -168,6 +168,9 @@ func (n *Node) applyEntry(e *pb.Entry) error {
 	if err != nil {
 		return fmt.Errorf("entry %d (term %d): %w", e.GetIndex(), e.GetTerm(), err)
 	}
+	if n.bugs.TrustOwnBatches {
+		n.bugNoteOwn(&ent)
+	}
 	res, err := n.sm.Apply(&ent)
 	if err != nil {
 		return fmt.Errorf("entry %d (term %d): %w", e.GetIndex(), e.GetTerm(), err)
