@@ -162,15 +162,44 @@ func (n *Node) onWrite(k statemach.Key, nt wal.BatchNotice) {
 // (wal.ErrFailed) is unknown in standalone mode (the records may be found
 // on disk after the restart) and for a batch already proposed (its entry
 // may commit); in a cluster, a batch that was never proposed will never
-// happen. A truncation is definite (see the file doc).
-func (n *Node) durableErrIndeterminate(u *unit, err error) bool {
+// happen. A truncation is definite (see the file doc). With trace set, a
+// failure after the proposal is traced:
+//
+//	pipe.fail  A=partition B=base C=records D=acks
+func (n *Node) durableErrIndeterminate(u *unit, err error, trace bool) bool {
 	if !errors.Is(err, wal.ErrFailed) {
 		return false
+	}
+	if u.proposed && trace {
+		n.trace("pipe.fail", int64(u.key.Partition), u.base, int64(u.n), int64(u.acks))
 	}
 	if u.proposed && n.bugs.PipelinedDefiniteFsyncError {
 		return false
 	}
 	return n.standalone || u.proposed
+}
+
+// traceOwnApply traces the two states the pipelined path adds, when this
+// node is about to apply a batch it proposed itself (the harness counts
+// them as probes):
+//
+//	pipe.apply.early    A=partition B=base C=end D=WAL durable end
+//	    applied (and its acks=-1 answered) before its WAL fsync completed
+//	pipe.apply.rebuild  A=partition B=base C=end D=WAL end
+//	    the WAL lost records the Raft log holds (a crash before the WAL
+//	    fsync): applying rewrites them
+func (n *Node) traceOwnApply(e *statemach.Entry) {
+	k := statemach.Key{Topic: e.Topic, Partition: e.Partition}
+	p, w := n.sm.Partition(k), n.wals[k]
+	if e.Tag != statemach.TagBatch || e.ID.Node != n.cfg.ID || p == nil || e.Base != p.Committed() {
+		return
+	}
+	switch end := e.Base + e.Count; {
+	case w.End() < end:
+		n.trace("pipe.apply.rebuild", int64(k.Partition), e.Base, end, w.End())
+	case w.DurableEnd() < end:
+		n.trace("pipe.apply.early", int64(k.Partition), e.Base, end, w.DurableEnd())
+	}
 }
 
 // bugNoteOwn is the TrustOwnBatches variant: every entry this node

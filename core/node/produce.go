@@ -123,7 +123,7 @@ func (n *Node) onDurable(u *unit, err error) {
 		// write will not happen (unless it is reproposed by a buggy
 		// variant). In standalone mode the records may still be found on
 		// disk after a restart: the outcome is unknown.
-		n.answer(u, ProduceResponse{Err: n.walError(err), Indeterminate: n.durableErrIndeterminate(u, err)})
+		n.answer(u, ProduceResponse{Err: n.walError(err), Indeterminate: n.durableErrIndeterminate(u, err, true)})
 		if errors.Is(err, wal.ErrFailed) {
 			// Stop the node in an event of its own, after the WAL has
 			// answered every unit of the failed batch (definitely).

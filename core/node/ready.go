@@ -171,6 +171,9 @@ func (n *Node) applyEntry(e *pb.Entry) error {
 	if n.bugs.TrustOwnBatches {
 		n.bugNoteOwn(&ent)
 	}
+	if n.pipelined() {
+		n.traceOwnApply(&ent)
+	}
 	res, err := n.sm.Apply(&ent)
 	if err != nil {
 		return fmt.Errorf("entry %d (term %d): %w", e.GetIndex(), e.GetTerm(), err)
