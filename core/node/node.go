@@ -11,6 +11,11 @@
 //	BatchNotice → one Raft proposal per batch (batch id registered first)
 //	Raft commit → StateMachine.Apply on every node → HWM; acks=-1 answered
 //
+// The pipelined path (Config.Path == PathPipelined, pipeline.go) proposes a
+// batch when the WAL has written it, so its fsync overlaps replication;
+// pipeline.go's doc says what each answer then means and why recovery keeps
+// every rule of DESIGN.md section 3.
+//
 // The produce handler lives in this package rather than in a package of its
 // own because the leadership gate, the Raft loop and the WAL notices share
 // state that would otherwise need a second copy.
