@@ -77,7 +77,7 @@ type Config struct {
 	Acks node.Acks
 	// Size is the record size in bytes (HeaderSize to MaxSize).
 	Size int
-	// Path selects batched or legacy per-record Raft proposals.
+	// Path selects batched, legacy per-record or pipelined Raft proposals.
 	Path node.Path
 	// Dir is where the run's files go: a fresh directory is made inside it
 	// (inside os.TempDir when empty) and removed when the run ends.
@@ -195,7 +195,7 @@ func (c Config) Validate() error {
 		return bad("acks %d (want 0, 1 or -1)", c.Acks)
 	case c.Size < HeaderSize || c.Size > MaxSize:
 		return bad("record size %d (%d to %d bytes allowed)", c.Size, HeaderSize, MaxSize)
-	case c.Path != node.PathBatch && c.Path != node.PathLegacy:
+	case c.Path != node.PathBatch && c.Path != node.PathLegacy && c.Path != node.PathPipelined:
 		return bad("path %d", c.Path)
 	case c.Partitions < 1 || c.Partitions > MaxPartitions:
 		return bad("%d partitions (1 to %d allowed)", c.Partitions, MaxPartitions)
@@ -256,14 +256,16 @@ func ParseAcks(s string) (node.Acks, error) {
 	return 0, fmt.Errorf("%w: acks %q (want 0, 1 or all)", ErrConfig, s)
 }
 
-// ParsePath parses the CLI spelling of a proposal path: "batch" or
-// "legacy".
+// ParsePath parses the CLI spelling of a proposal path: "batch", "legacy"
+// or "pipelined".
 func ParsePath(s string) (node.Path, error) {
 	switch s {
 	case "batch":
 		return node.PathBatch, nil
 	case "legacy":
 		return node.PathLegacy, nil
+	case "pipelined":
+		return node.PathPipelined, nil
 	}
-	return 0, fmt.Errorf("%w: path %q (want batch or legacy)", ErrConfig, s)
+	return 0, fmt.Errorf("%w: path %q (want batch, legacy or pipelined)", ErrConfig, s)
 }

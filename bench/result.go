@@ -18,7 +18,7 @@ type Result struct {
 	Mode       string  `json:"mode"`
 	Nodes      int     `json:"nodes"`
 	Acks       string  `json:"acks"` // "0", "1" or "all"
-	Path       string  `json:"path"` // "batch" or "legacy"
+	Path       string  `json:"path"` // "batch", "legacy" or "pipelined"
 	Producers  int     `json:"producers"`
 	Size       int     `json:"size"`
 	Partitions int     `json:"partitions"`

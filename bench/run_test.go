@@ -62,6 +62,8 @@ func TestRun(t *testing.T) {
 		{ModeCluster, node.AcksLeader, node.PathBatch, 1},
 		{ModeCluster, node.AcksAll, node.PathBatch, 1},
 		{ModeCluster, node.AcksAll, node.PathLegacy, 2},
+		{ModeCluster, node.AcksAll, node.PathPipelined, 1},
+		{ModeCluster, node.AcksLeader, node.PathPipelined, 2},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%s/acks=%s/%s/partitions=%d", tc.mode, tc.acks, tc.path, tc.parts), func(t *testing.T) {

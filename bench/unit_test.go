@@ -81,7 +81,7 @@ func TestParse(t *testing.T) {
 	if _, err := ParseAcks("2"); !errors.Is(err, ErrConfig) {
 		t.Errorf("ParseAcks(2) = %v, want ErrConfig", err)
 	}
-	for s, want := range map[string]node.Path{"batch": node.PathBatch, "legacy": node.PathLegacy} {
+	for s, want := range map[string]node.Path{"batch": node.PathBatch, "legacy": node.PathLegacy, "pipelined": node.PathPipelined} {
 		if got, err := ParsePath(s); err != nil || got != want || got.String() != s {
 			t.Errorf("ParsePath(%q) = %v, %v; want %v", s, got, err, want)
 		}

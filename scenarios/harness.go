@@ -649,6 +649,12 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 		h.probe("restart-recovering")
 	case "node.recover.cut":
 		h.probe("recovery-cut-by-overwrite")
+	case "pipe.apply.early":
+		h.probe("pipelined-applied-before-wal-fsync")
+	case "pipe.apply.rebuild":
+		h.probe("pipelined-wal-suffix-rebuilt")
+	case "pipe.fail":
+		h.probe("pipelined-fsync-error-after-proposal")
 	default:
 		h.onSimTrace(e)
 	}

@@ -77,6 +77,10 @@ var probeRegistry = []ProbeSpec{
 	{"corrupt-boot-intact", false, "a corrupted node booted with its durable Raft state intact (the damaged block was rewritten, or it booted from an undamaged copy)"},
 	{"corrupt-no-proven-spot", false, "a corrupt fault found no byte the log's format proves synced, and damaged nothing"},
 	{"liveness-calm-load", true, "the liveness phase ran its calm workload before the probe write"},
+	// The pipelined path (core/node/pipeline.go).
+	{"pipelined-applied-before-wal-fsync", true, "pipelined path: an entry applied on the leader before its WAL fsync completed"},
+	{"pipelined-wal-suffix-rebuilt", true, "pipelined path: recovery rebuilt a WAL suffix from the Raft log"},
+	{"pipelined-fsync-error-after-proposal", true, "pipelined path: a WAL fsync failed after its batch was proposed (answers indeterminate)"},
 	// Aimed and triggered faults.
 	{"trigger-armed", true, "a triggered fault was armed"},
 	{"trigger-fired", true, "a triggered fault's event happened and the fault fired"},

@@ -62,6 +62,10 @@ var variants = []Variant{
 		Scenario: "fsync", bugs: node.Bugs{WALIgnoreSyncError: true}},
 	{Name: "no-step-down", Summary: "a leader whose fsyncs hang keeps leading and taking writes it cannot make durable (hashicorp/raft #503, etcd #13527)",
 		Scenario: "gray", bugs: node.Bugs{NoStepDownOnHungDisk: true}},
+	{Name: "pipelined-definite-eio", Summary: "pipelined path: a WAL fsync error after the proposal is answered as a definite failure, though the entry may commit",
+		Scenario: "pipelined-fsync", bugs: node.Bugs{PipelinedDefiniteFsyncError: true}},
+	{Name: "pipelined-no-rebuild", Summary: "pipelined path: a node never rewrites its own batches when applying them, trusting its WAL to hold them, so a WAL suffix lost in a crash is not rebuilt from the Raft log",
+		Scenario: "pipelined-crashes", bugs: node.Bugs{TrustOwnBatches: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

@@ -88,6 +88,14 @@ var variantCatchers = map[string][]string{
 	// A leader that sits on its hung disk: while the healthy majority
 	// waits for it, no acks=-1 write succeeds (A1).
 	"no-step-down": {InvA1},
+	// A definite failure for a batch whose entry then commits (S6: a
+	// payload present after a definite failure).
+	"pipelined-definite-eio": {InvS6},
+	// A restarted node whose WAL lost its own committed batch applies it
+	// without rewriting it: its log lacks records below its HWM (S3), its
+	// later records land at the wrong offsets (S2, S4, S1), or it cannot
+	// converge (L1).
+	"pipelined-no-rebuild": {InvS1, InvS2, InvS3, InvS4, InvL1},
 }
 
 // variantCatch is where the search found a variant.

@@ -16,7 +16,7 @@ import (
 func init() {
 	commands = append(commands, command{
 		name:    "bench",
-		args:    "[-mode standalone|cluster] [-nodes 3] [-producers 64] [-duration 20s] [-warmup 2s] [-acks 0|1|all] [-size 256] [-path batch|legacy] [-partitions 1] [-dir DIR] [-kill-leader-after D] [-stall-leader-disk-after D -stall-for S] [-ceiling] [-json]",
+		args:    "[-mode standalone|cluster] [-nodes 3] [-producers 64] [-duration 20s] [-warmup 2s] [-acks 0|1|all] [-size 256] [-path batch|legacy|pipelined] [-partitions 1] [-dir DIR] [-kill-leader-after D] [-stall-leader-disk-after D -stall-for S] [-ceiling] [-json]",
 		summary: "benchmark the real runtime with closed-loop producers, then verify every acknowledged message",
 		run:     cmdBench,
 	})
@@ -32,7 +32,7 @@ func cmdBench(args []string, st stdio) int {
 	warmup := fs.Duration("warmup", def.Warmup, "unmeasured warm-up before the window")
 	acks := fs.String("acks", "all", "acks level: 0, 1 or all (-1)")
 	size := fs.Int("size", def.Size, "record size in bytes")
-	path := fs.String("path", def.Path.String(), "proposal path: batch or legacy (one Raft entry per record)")
+	path := fs.String("path", def.Path.String(), "proposal path: batch, legacy (one Raft entry per record) or pipelined (proposed while the WAL fsync runs)")
 	partitions := fs.Int("partitions", def.Partitions, "partitions of the one topic")
 	dir := fs.String("dir", "", "directory for the nodes' files (default: a temporary directory)")
 	kill := fs.Duration("kill-leader-after", 0, "kill the leader this long into the window (0: never)")

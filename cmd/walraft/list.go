@@ -12,8 +12,12 @@ func cmdScenarios(args []string, st stdio) int {
 	if _, code := parseFlags(fs, args, 0, 0); code >= 0 {
 		return code
 	}
+	width := 12
 	for _, s := range scenarios.Scenarios() {
-		fmt.Fprintf(st.out, "%-12s %s\n", s.Name, s.Summary)
+		width = max(width, len(s.Name))
+	}
+	for _, s := range scenarios.Scenarios() {
+		fmt.Fprintf(st.out, "%-*s %s\n", width, s.Name, s.Summary)
 	}
 	return exitOK
 }
@@ -25,8 +29,12 @@ func cmdVariants(args []string, st stdio) int {
 	if _, code := parseFlags(fs, args, 0, 0); code >= 0 {
 		return code
 	}
+	width := 20
 	for _, v := range scenarios.Variants() {
-		fmt.Fprintf(st.out, "%-20s [%s] %s\n", v.Name, v.Scenario, v.Summary)
+		width = max(width, len(v.Name))
+	}
+	for _, v := range scenarios.Variants() {
+		fmt.Fprintf(st.out, "%-*s [%s] %s\n", width, v.Name, v.Scenario, v.Summary)
 	}
 	return exitOK
 }

@@ -19,12 +19,20 @@ const (
 	// pre-batching design), kept so both can be measured and a log written
 	// before the upgrade replays after it.
 	PathLegacy
+	// PathPipelined proposes one `batch` entry per WAL batch as soon as the
+	// batch is written, so the leader's WAL fsync runs while the entry
+	// replicates (see pipeline.go for the rules and why they are safe).
+	// Standalone mode has no Raft and runs it as PathBatch.
+	PathPipelined
 )
 
 // String names the path as the CLI spells it.
 func (p Path) String() string {
-	if p == PathLegacy {
+	switch p {
+	case PathLegacy:
 		return "legacy"
+	case PathPipelined:
+		return "pipelined"
 	}
 	return "batch"
 }
@@ -78,7 +86,7 @@ type Config struct {
 	// MaxQueuedUnits bounds produce requests accepted but not yet proposed
 	// (default 65536).
 	MaxQueuedUnits int
-	// Path selects batch or legacy proposals (default batch).
+	// Path selects batch, legacy or pipelined proposals (default batch).
 	Path Path
 	// DiskStallTimeout bounds how long a WAL or Raft-log fsync (or
 	// directory sync) may stay outstanding before the node counts its disk
@@ -184,7 +192,7 @@ func (c Config) Validate() error {
 	if d.MaxRecordBytes < 0 || d.MaxRequestRecords < 0 || d.MaxPendingBatches < 0 || d.MaxQueuedUnits < 0 {
 		return errors.New("node: negative limit")
 	}
-	if c.Path != PathBatch && c.Path != PathLegacy {
+	if c.Path != PathBatch && c.Path != PathLegacy && c.Path != PathPipelined {
 		return fmt.Errorf("node: unknown path %d", c.Path)
 	}
 	return d.WAL.Validate()
@@ -263,4 +271,15 @@ type Bugs struct {
 	// HoldWaitersOnLeaderLoss: a deposed leader keeps the requests it holds
 	// until their fsync, their entry or the acks timeout answers them.
 	HoldWaitersOnLeaderLoss bool
+	// PipelinedDefiniteFsyncError (pipelined path): a WAL fsync error after
+	// the batch was proposed is answered as a definite failure, as if the
+	// batch had never been proposed, though its entry may still commit.
+	PipelinedDefiniteFsyncError bool
+	// TrustOwnBatches: applying an entry this node proposed itself never
+	// rewrites its records, even after a restart, on the belief that a
+	// node's own batches are always in its WAL. That holds on the batch
+	// path (the WAL fsync precedes the proposal) and not on the pipelined
+	// path, whose WAL may lose a batch the Raft log holds: the WAL suffix
+	// is then not rebuilt on recovery.
+	TrustOwnBatches bool
 }

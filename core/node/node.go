@@ -11,6 +11,11 @@
 //	BatchNotice → one Raft proposal per batch (batch id registered first)
 //	Raft commit → StateMachine.Apply on every node → HWM; acks=-1 answered
 //
+// The pipelined path (Config.Path == PathPipelined, pipeline.go) proposes a
+// batch when the WAL has written it, so its fsync overlaps replication;
+// pipeline.go's doc says what each answer then means and why recovery keeps
+// every rule of DESIGN.md section 3.
+//
 // The produce handler lives in this package rather than in a package of its
 // own because the leadership gate, the Raft loop and the WAL notices share
 // state that would otherwise need a second copy.
@@ -199,6 +204,9 @@ type unit struct {
 	reply func(ProduceResponse)
 	timer env.Timer
 	done  bool
+	// proposed: the pipelined path proposed the unit's batch before its
+	// fsync completed (pipeline.go); handled: onWrite has seen it.
+	proposed, handled bool
 }
 
 func (u *unit) end() int64 { return u.base + int64(u.n) }
@@ -270,11 +278,14 @@ func NewWithBugs(cfg Config, e env.Env, bugs Bugs) (*Node, error) {
 				n.closeLogs()
 				return nil, fmt.Errorf("node %d: open WAL %s/%d: %w", cfg.ID, t.Name, p, err)
 			}
+			if n.pipelined() {
+				w.OnWrite(func(nt wal.BatchNotice) { n.onWrite(k, nt) })
+			}
 			n.wals[k] = w
 			logs[k] = w
 		}
 	}
-	n.sm = statemach.New(logs, statemach.Options{NoTruncate: bugs.NoTruncateOnLeaderChange, HWMAhead: bugs.HWMBeforeCommit, AcceptStale: bugs.AcceptStaleBatch}, n.fail)
+	n.sm = statemach.New(logs, statemach.Options{NoTruncate: bugs.NoTruncateOnLeaderChange, HWMAhead: bugs.HWMBeforeCommit, AcceptStale: bugs.AcceptStaleBatch, TrustOwn: bugs.TrustOwnBatches}, n.fail)
 	if n.standalone {
 		n.role = RoleStandalone
 		for _, k := range n.sm.Keys() {

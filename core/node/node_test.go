@@ -298,7 +298,7 @@ func TestDeposedLeaderSuffixTruncated(t *testing.T) {
 }
 
 func TestRestartKeepsHWM(t *testing.T) {
-	for _, path := range []node.Path{node.PathBatch, node.PathLegacy} {
+	for _, path := range []node.Path{node.PathBatch, node.PathLegacy, node.PathPipelined} {
 		t.Run(path.String(), func(t *testing.T) {
 			c := newCluster(t, 5, 3, func(cfg *node.Config) { cfg.Path = path })
 			l := c.leader()

@@ -134,7 +134,7 @@ func (n *Node) onDurable(u *unit, err error) {
 		// write will not happen (unless it is reproposed by a buggy
 		// variant). In standalone mode the records may still be found on
 		// disk after a restart: the outcome is unknown.
-		n.answer(u, ProduceResponse{Err: n.walError(err), Indeterminate: n.standalone && errors.Is(err, wal.ErrFailed)})
+		n.answer(u, ProduceResponse{Err: n.walError(err), Indeterminate: n.durableErrIndeterminate(u, err, true)})
 		if errors.Is(err, wal.ErrFailed) {
 			// Stop the node in an event of its own, after the WAL has
 			// answered every unit of the failed batch (definitely).
@@ -195,8 +195,8 @@ func (n *Node) onNotice(k statemach.Key, nt wal.BatchNotice) {
 		n.trace("hwm", int64(k.Partition), n.sm.Partition(k).HWM(), 0, 0)
 		return
 	}
-	if len(units) == 0 || n.bugs.NoticeBeforeFsync {
-		return // a follower's apply write, or already proposed
+	if len(units) == 0 || n.bugs.NoticeBeforeFsync || n.pipelined() {
+		return // a follower's apply write, or already proposed (pipeline.go)
 	}
 	contiguous := units[0].base >= nt.Base && units[len(units)-1].end() == nt.Last+1
 	for j := 1; j < len(units); j++ {
@@ -227,8 +227,9 @@ func (n *Node) failUnproposed(units []*unit) {
 }
 
 // propose proposes units' records (offsets units[0].base onward) as one batch
-// entry, or one canonical entry per record on the legacy path.
-func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) {
+// entry, or one canonical entry per record on the legacy path. It reports
+// whether every entry reached the Raft log.
+func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) bool {
 	base := units[0].base
 	p := n.sm.Partition(k)
 	type prop struct {
@@ -288,7 +289,7 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) {
 			err = n.prop.Add(pr.id, pr.waiters)
 		}
 		if err == nil {
-			if n.cfg.Path == PathBatch {
+			if n.cfg.Path != PathLegacy {
 				p.NoteOwn(base, pr.id)
 			}
 			if perr := n.rn.Propose(pr.data); perr != nil {
@@ -307,13 +308,14 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) {
 				}
 			}
 			n.dropSuffix(k, pr.off)
-			return
+			return false
 		}
 		n.trace("propose", int64(k.Partition), pr.off, int64(len(records)), int64(pr.id.Seq))
 		if n.bugs.HWMBeforeCommit {
 			p.BugHWMAhead(base + int64(len(records)))
 		}
 	}
+	return true
 }
 
 // dropSuffix truncates a partition's WAL at off, failing every queued unit

@@ -179,6 +179,12 @@ func (n *Node) applyEntry(e *pb.Entry) error {
 	if err != nil {
 		return fmt.Errorf("entry %d (term %d): %w", e.GetIndex(), e.GetTerm(), err)
 	}
+	if n.bugs.TrustOwnBatches {
+		n.bugNoteOwn(&ent)
+	}
+	if n.pipelined() {
+		n.traceOwnApply(&ent)
+	}
 	res, err := n.sm.Apply(&ent)
 	if err != nil {
 		return fmt.Errorf("entry %d (term %d): %w", e.GetIndex(), e.GetTerm(), err)

@@ -265,6 +265,7 @@ type WAL struct {
 	topic     string
 	partition int32
 	onNotice  func(BatchNotice)
+	onWrite   func(BatchNotice) // see OnWrite; nil unless set
 	log       *reclog.Log
 	delta     int64 // offset of reclog seq s is s + delta
 
@@ -580,7 +581,20 @@ func (w *WAL) cut() {
 		return
 	}
 	w.log.Sync(func(err error) { w.synced(b, err) })
+	if w.onWrite != nil && b.end > b.base && w.failed == nil && !w.closed {
+		w.onWrite(BatchNotice{Topic: w.topic, Partition: w.partition, Base: b.base, Last: b.end - 1, Records: b.recs, Seq: b.seq})
+	}
 }
+
+// OnWrite registers f to be called once per batch, when the batch has been
+// handed to the record log and its fsync has started, before the fsync
+// completes: the pipelined produce path proposes the batch to Raft here, so
+// the fsync and the replication overlap. The notice covers the whole batch
+// as written (Truncate may cut it later; the post-fsync notice then covers
+// what is left). f runs inside the WAL's own event and may call Truncate,
+// but not Append. A batch whose write failed gets no call (its appends fail
+// with ErrFailed). Call OnWrite before the first Append.
+func (w *WAL) OnWrite(f func(BatchNotice)) { w.onWrite = f }
 
 // synced is the completion of b's fsync.
 func (w *WAL) synced(b *batch, err error) {
