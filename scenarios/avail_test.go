@@ -126,6 +126,7 @@ func TestA1Bound(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := o.Draw(1)
+	opts.RequestTimeout = ClientTimeout // the bound with the usual (impatient) clients
 	nc := node.Config{DiskStallTimeout: diskStallTimeout}.Defaults()
 	got := A1Bound(opts, nc)
 	want := time.Duration(1.25*float64(diskStallTimeout+10*time.Millisecond)) + time.Duration(1.25*float64(400*time.Millisecond)) +
