@@ -26,6 +26,9 @@ func init() {
 			panic("scenarios: pipelined twin of " + tw.of + ": " + err.Error())
 		}
 		draw := of.draw
+		if sk, ok := simKindsByScenario[tw.of]; ok {
+			simKindsByScenario[tw.name] = sk // the twin draws its original's disk, clock and link faults too
+		}
 		catalogue = append(catalogue, Scenario{
 			Name:    tw.name,
 			Summary: "the " + tw.of + " scenario on the pipelined path (the batch is proposed while its WAL fsync runs)",
@@ -33,6 +36,7 @@ func init() {
 				draw(o, rng)
 				o.Path = node.PathPipelined
 			},
+			plan: of.plan,
 		})
 	}
 }

@@ -152,7 +152,9 @@ func TestPipelinedAcksWhileWALFsyncHeld(t *testing.T) {
 			g.hold = true
 			all := c.produce(l, node.AcksAll, "all")
 			one := c.produce(l, node.AcksLeader, "one")
-			c.wait(all, 2*time.Second)
+			// Shorter than DiskStallTimeout: held longer, the leader's disk
+			// counts as hung and it steps aside (health.go).
+			c.wait(all, 500*time.Millisecond)
 			if all.done != tt.wantAllBeforeW || (all.done && (all.resp.Err != nil || all.resp.Index == 0)) {
 				t.Fatalf("acks=all with the leader's WAL fsync held: %+v, want success before the fsync: %v", all, tt.wantAllBeforeW)
 			}
