@@ -26,8 +26,9 @@ go build -o "$tmp/walraft" ./cmd/walraft
 code=0
 "$tmp/walraft" run -variant metadata-only -seed 1 -out "$tmp/cases" >"$tmp/run.txt" || code=$?
 if [ "$code" != 1 ]; then echo "browser-check: the variant run exited $code, want 1"; cat "$tmp/run.txt"; exit 1; fi
-case="$tmp/cases/default-metadata-only-seed1.json"
-"$tmp/walraft" report -o "$tmp/report.html" "$case"
+# From inside $tmp with a relative case path, so the page (and the
+# screenshot in the README) names no path of this machine.
+(cd "$tmp" && ./walraft report -o report.html cases/default-metadata-only-seed1.json)
 page="${BROWSER_CHECK_PAGE:-$tmp/report.html}" # a test of this script can point it at a broken page
 
 flags=(--headless --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars --virtual-time-budget=10000)
