@@ -134,7 +134,8 @@ func newAvailTracker(h *harness) *availTracker {
 // healthy reports whether node id is healthy now by ground truth: its
 // process is up (not down, not paused), its disk has no I/O error since
 // the process started and completes syncs within a normal latency, and
-// its clock runs at a normal rate.
+// its clock runs at a normal rate (and is not holding still after a
+// backward step).
 func (a *availTracker) healthy(id uint64) bool {
 	h := a.h
 	p := h.w.Process(id)
@@ -152,7 +153,9 @@ func (a *availTracker) healthy(id uint64) bool {
 	if d.SlowUntil(normalSync(h.o.Disk)) > h.s.Now() {
 		return false
 	}
-	return float64(p.Clock().RatePPM()) >= availMinClockRate*float64(sim.RateOne)
+	// A clock holding still after a backward step fires no timer: the node
+	// is as stuck as a paused one.
+	return !p.Clock().Held() && float64(p.Clock().RatePPM()) >= availMinClockRate*float64(sim.RateOne)
 }
 
 // linked reports whether a and b can talk both ways without loss.

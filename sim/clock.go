@@ -94,6 +94,11 @@ func validRate(ppm int64) error {
 // Now returns the clock's current local time.
 func (c *NodeClock) Now() time.Duration { return max(c.floor, c.localAt(c.s.Now())) }
 
+// Held reports whether the clock is holding still after a backward step
+// (its reading stays put, and every timer waits, until global time catches
+// up with the step).
+func (c *NodeClock) Held() bool { return c.floor != 0 && c.localAt(c.s.Now()) < c.floor }
+
 // RatePPM returns the clock's rate in parts per million of global time.
 func (c *NodeClock) RatePPM() int64 { return c.ppm }
 

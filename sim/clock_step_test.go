@@ -74,6 +74,23 @@ func TestClockStep(t *testing.T) {
 	}
 }
 
+// Held is true exactly while a backward step holds the clock still (A1
+// counts such a node as stuck).
+func TestClockHeld(t *testing.T) {
+	c := newTestCluster(t, 1, WorldConfig{ClockOffsetMax: time.Hour}, 1)
+	w := c.w
+	clk := w.Process(1).Clock()
+	var got []bool
+	c.at(100*time.Millisecond, func() { got = append(got, clk.Held()); must(t, w.StepClock(1, -200*time.Millisecond)) })
+	for _, g := range []time.Duration{150, 299, 301, 400} {
+		c.at(g*time.Millisecond, func() { got = append(got, clk.Held()) })
+	}
+	w.Sched().RunUntil(time.Second)
+	if want := []bool{false, true, true, false, false}; !slices.Equal(got, want) {
+		t.Fatalf("Held at 100 (before the step), 150, 299, 301, 400 ms = %v, want %v", got, want)
+	}
+}
+
 // SettleStep ends a backward hold without a jump; a rate change during a
 // hold keeps it.
 func TestClockSettleStep(t *testing.T) {
