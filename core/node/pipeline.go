@@ -136,19 +136,8 @@ func (n *Node) onWrite(k statemach.Key, nt wal.BatchNotice) {
 	if len(units) == 0 {
 		return
 	}
-	contiguous := units[len(units)-1].end() == nt.Last+1
-	for j := 1; j < len(units); j++ {
-		contiguous = contiguous && units[j].base == units[j-1].end()
-	}
-	if !contiguous || !n.acceptsProduce() {
-		n.failUnproposed(units)
+	if !n.proposable(units, nt.Base, nt.Last) {
 		return
-	}
-	for _, u := range units {
-		if u.term != n.term {
-			n.failUnproposed(units)
-			return
-		}
 	}
 	if n.propose(k, units, nt.Records[units[0].base-nt.Base:]) {
 		for _, u := range units {

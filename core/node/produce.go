@@ -198,19 +198,8 @@ func (n *Node) onNotice(k statemach.Key, nt wal.BatchNotice) {
 	if len(units) == 0 || n.bugs.NoticeBeforeFsync || n.pipelined() {
 		return // a follower's apply write, or already proposed (pipeline.go)
 	}
-	contiguous := units[0].base >= nt.Base && units[len(units)-1].end() == nt.Last+1
-	for j := 1; j < len(units); j++ {
-		contiguous = contiguous && units[j].base == units[j-1].end()
-	}
-	if !contiguous || !n.acceptsProduce() {
-		n.failUnproposed(units)
+	if !n.proposable(units, nt.Base, nt.Last) {
 		return
-	}
-	for _, u := range units {
-		if u.term != n.term {
-			n.failUnproposed(units)
-			return
-		}
 	}
 	n.propose(k, units, nt.Records[units[0].base-nt.Base:])
 }
@@ -374,4 +363,28 @@ func (n *Node) Fetch(req FetchRequest) FetchResponse {
 		resp.Records = append(resp.Records, Record{Offset: off, Value: r})
 	}
 	return resp
+}
+
+// proposable reports whether units, the appends a batch [base, last]
+// carries, may be proposed as one entry: they fill the batch exactly, the
+// node still takes writes, and each was accepted in the current term.
+// Otherwise it fails them (definitely: nothing was proposed) and reports
+// false. Both the WAL-first path (after the fsync) and the pipelined path
+// (at write time) ask it.
+func (n *Node) proposable(units []*unit, base, last int64) bool {
+	contiguous := units[0].base >= base && units[len(units)-1].end() == last+1
+	for j := 1; j < len(units); j++ {
+		contiguous = contiguous && units[j].base == units[j-1].end()
+	}
+	if !contiguous || !n.acceptsProduce() {
+		n.failUnproposed(units)
+		return false
+	}
+	for _, u := range units {
+		if u.term != n.term {
+			n.failUnproposed(units)
+			return false
+		}
+	}
+	return true
 }
