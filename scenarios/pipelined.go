@@ -17,6 +17,11 @@ var pipelinedTwins = []struct{ name, of string }{
 	{"pipelined-crashes", "crashes"},
 	{"pipelined-fsync", "fsync"},
 	{"pipelined-calm", "calm"},
+	{"pipelined-gray", "gray"},
+	{"pipelined-corrupt", "corrupt"},
+	{"pipelined-zombie", "zombie"},
+	{"pipelined-double-failover", "double-failover"},
+	{"pipelined-last-replica", "last-replica"},
 }
 
 func init() {
