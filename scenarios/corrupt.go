@@ -35,6 +35,10 @@ import (
 // written after their sync look exactly like a torn tail); it is not drawn,
 // since no recovery can tell it from a torn write.
 //
+// The damage goes to the medium (sim.Disk.CorruptDurable). A running node's
+// page cache hides it until its next crash; a node that is down when the
+// fault fires has no page cache, so its next boot reads the damage.
+//
 // To catch a recovery that cuts at the damage and carries on, the harness
 // reads the node's durable Raft state just before it corrupts it (a scratch
 // copy of the durable images, opened with raftlog.Open, never disturbing

@@ -226,6 +226,11 @@ type Disk struct {
 	// gen is the incarnation of the volatile state; Crash bumps it and
 	// every handle or FS view from an older gen is closed.
 	gen uint64
+	// cold: the disk crashed (a power loss) and no FS has been handed out
+	// since, so no page cache stands in front of the medium: every
+	// volatile image is the durable one, and CorruptDurable damages both
+	// (the next boot reads the damage).
+	cold bool
 
 	vol map[string]*diskInode // volatile namespace
 	dur map[string]*diskInode // durable namespace
@@ -392,6 +397,7 @@ func (d *Disk) FS(deliver func(fn func())) env.FS {
 	if deliver == nil {
 		deliver = func(fn func()) { fn() }
 	}
+	d.cold = false
 	return &diskFS{d: d, gen: d.gen, deliver: deliver}
 }
 
@@ -399,6 +405,7 @@ func (d *Disk) FS(deliver func(fn func())) env.FS {
 // of p through Process.dispatchEvent, as FS(func(fn func()) {
 // p.dispatch(epoch, fn, nil) }) would, without a closure per completion.
 func (d *Disk) procFS(p *Process, epoch uint64) env.FS {
+	d.cold = false
 	fs := &diskFS{d: d, gen: d.gen, p: p, epoch: epoch}
 	fs.deliver = func(fn func()) { p.dispatch(epoch, fn, nil) }
 	return fs
@@ -551,18 +558,32 @@ func (d *Disk) traceEvent(kind string, a, b, c, e int64) {
 
 // CorruptDurable flips n bytes of the durable image of name starting at off
 // (each XORed with a seeded non-zero mask), clipped to the image: latent
-// corruption of synced data, outside the normal fault budget. The volatile
-// image is untouched, so the damage shows after the next crash. It returns
+// corruption of synced data, outside the normal fault budget. It returns
 // false if the file is not in the durable namespace or off is not inside
 // its durable image.
+//
+// Whether reads see the damage depends on the page cache. While an
+// incarnation runs (an FS was handed out since the last Crash) the volatile
+// image is untouched, as a cached page hides damage to the medium below it:
+// the damage shows after the next crash. Between a Crash (a power loss)
+// and the next FS there is no page cache: the volatile image is the durable
+// one, and the next boot reads the damaged bytes.
 func (d *Disk) CorruptDurable(name string, off int64, n int) bool {
 	ino, ok := d.dur[name]
 	if !ok || off < 0 || off >= ino.durable.Len() || n <= 0 {
 		return false
 	}
+	cold := d.cold && d.vol[name] == ino
+	if cold && ino.data.Len() != ino.durable.Len() {
+		panic(fmt.Sprintf("sim: CorruptDurable(%q): volatile size %d differs from durable size %d on a disk no FS has used since its crash", name, ino.data.Len(), ino.durable.Len()))
+	}
 	end := min(off+int64(n), ino.durable.Len())
 	for i := off; i < end; i++ {
-		ino.durable.XorByte(i, byte(1+d.rng.IntN(255)))
+		mask := byte(1 + d.rng.IntN(255))
+		ino.durable.XorByte(i, mask)
+		if cold {
+			ino.data.XorByte(i, mask)
+		}
 	}
 	d.durableChanged(ino, off)
 	d.stats.Corruptions++
@@ -604,6 +625,7 @@ func (d *Disk) Crash() {
 	for name, ino := range d.dur {
 		d.vol[name] = ino
 	}
+	d.cold = true
 }
 
 // tear folds a seeded subset of ino's unsynced changes into its durable

@@ -859,6 +859,93 @@ func TestDiskCorruptDurable(t *testing.T) {
 	}
 }
 
+// TestDiskCorruptDurableWhileDown: whether the next reads see latent
+// corruption depends on whether a page cache stands in front of the medium.
+// A running incarnation's volatile image hides it until the next crash; on a
+// crashed disk no FS has used since (a powered-off machine) there is no page
+// cache, so the boot reads the damage. Before this rule the volatile image
+// of a down node kept the pre-corruption bytes: the node booted from
+// undamaged data while the oracle, reading the durable image, found damaged
+// synced data (the corrupt scenario's S11 failures of seeds 96, 104, 111,
+// 170 and 174).
+func TestDiskCorruptDurableWhileDown(t *testing.T) {
+	cases := []struct {
+		name string
+		// when runs the corruption at its moment of the power cycle and
+		// returns the FS the next incarnation reads with.
+		when func(d *Disk, corrupt func()) env.FS
+		// readDamaged: the FS returned by when reads the damage.
+		// crashDamaged: reads after one more crash see it.
+		readDamaged, crashDamaged bool
+	}{
+		{"while running", func(d *Disk, corrupt func()) env.FS {
+			corrupt()
+			d.Crash()
+			return d.FS(nil)
+		}, true, true},
+		{"while down", func(d *Disk, corrupt func()) env.FS {
+			d.Crash()
+			corrupt()
+			return d.FS(nil)
+		}, true, true},
+		// Also the case of a node down after a failed boot: the process
+		// exited, the OS keeps its page cache.
+		{"after the boot's FS", func(d *Disk, corrupt func()) env.FS {
+			d.Crash()
+			fs := d.FS(nil)
+			corrupt()
+			return fs
+		}, false, true},
+	}
+	// One synced block, then an unsynced write in the next block, which
+	// the torn crash keeps (a kept block would carry the page cache's
+	// undamaged copy of the synced one back to the medium).
+	data := bytes.Repeat([]byte("abcdefghijklmnop"), 32)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultDiskConfig()
+			cfg.TornKeepProb = 1
+			s, d := newTestDisk(3, cfg)
+			fs := d.FS(nil)
+			f := mustCreate(t, fs, "a")
+			mustWrite(t, f, data)
+			if err := syncWait(t, s, f); err != nil {
+				t.Fatal(err)
+			}
+			dirSyncWait(t, s, fs)
+			mustWrite(t, f, []byte("unsynced")) // a torn crash keeps it
+			corrupt := func() {
+				if !d.CorruptDurable("a", 4, 2) {
+					t.Fatal("CorruptDurable failed")
+				}
+			}
+			fs = tc.when(d, corrupt)
+			got, _ := readAll(t, fs, "a")
+			if want := len(data) + len("unsynced"); len(got) != want {
+				t.Fatalf("read %d bytes, want %d", len(got), want)
+			}
+			if damaged := !bytes.Equal(got[:len(data)], data); damaged != tc.readDamaged {
+				t.Fatalf("reads see the damage = %v, want %v (%q)", damaged, tc.readDamaged, got)
+			}
+			if !bytes.Equal(got[:4], data[:4]) || !bytes.Equal(got[6:len(data)], data[6:]) {
+				t.Fatalf("bytes outside the corrupted run changed: %q", got)
+			}
+			img, _ := d.DurableImage("a")
+			if !bytes.Equal(got[len(data):], img[len(data):]) || bytes.Equal(img[:len(data)], data) {
+				t.Fatalf("durable image %q, read %q", img, got)
+			}
+			d.Crash()
+			again, _ := readAll(t, d.FS(nil), "a")
+			if damaged := !bytes.Equal(again[:len(data)], data); damaged != tc.crashDamaged {
+				t.Fatalf("after another crash reads see the damage = %v, want %v", damaged, tc.crashDamaged)
+			}
+			if tc.readDamaged && !bytes.Equal(again, got) {
+				t.Fatalf("the boot read %q, the medium holds %q", got, again)
+			}
+		})
+	}
+}
+
 func TestDiskConfigValidate(t *testing.T) {
 	ok := DefaultDiskConfig()
 	cases := []struct {

@@ -130,16 +130,38 @@ func (h *harness) install(names []string, images [][]byte) {
 }
 
 // checkRecover opens the log on h and checks the properties common to the
-// recovery fuzzers. It returns the records (nil after ErrCorrupt).
+// recovery fuzzers, among them that a Scanner of the same images predicts
+// Open's verdict and records exactly. It returns the records (nil after
+// ErrCorrupt).
 func checkRecover(t *testing.T, h *harness) [][]byte {
+	sc, err := NewScanner("log", Options{SegmentBytes: 6 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := h.disk.DurableSource()
+	res := sc.Scan(src)
 	l, err := Open(h.fs, "log", Options{SegmentBytes: 6 << 10})
 	if err != nil {
 		if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("Open failed with an unexpected error: %v", err)
 		}
+		if res.Err == nil || err.Error() != fmt.Sprintf("reclog: open %q: %v", "log", res.Err) {
+			t.Fatalf("Open failed with %v, the Scanner predicted %v", err, res.Err)
+		}
 		return nil
 	}
+	if res.Err != nil {
+		t.Fatalf("Open succeeded, the Scanner predicted %v", res.Err)
+	}
 	got := records(t, l)
+	if res.First != l.First() || res.Next != l.Next() {
+		t.Fatalf("Open recovered [%d, %d), the Scanner predicted [%d, %d)", l.First(), l.Next(), res.First, res.Next)
+	}
+	for i, p := range got {
+		if q, err := sc.Read(src, res.First+uint64(i)); err != nil || !bytes.Equal(p, q) {
+			t.Fatalf("record %d: Open read %d bytes, the Scanner %d (%v)", res.First+uint64(i), len(p), len(q), err)
+		}
+	}
 	// Let the cut (if any) become durable, then crash cleanly: the same
 	// records must come back, and the log must accept appends.
 	h.run(func() bool { return len(l.ops) == 0 })

@@ -41,10 +41,21 @@ func (h *harness) newFS() env.FS {
 // crash loses the volatile state (per the disk's TornKeepProb) and gives the
 // next incarnation a fresh FS.
 func (h *harness) crash() {
+	h.powerOff()
+	h.boot()
+}
+
+// powerOff crashes the disk without starting the next incarnation: until
+// boot, the disk has no page cache (damage done now shows in the boot's
+// reads).
+func (h *harness) powerOff() {
 	h.gen++
 	h.disk.Crash()
-	h.fs = h.newFS()
+	h.fs = nil
 }
+
+// boot gives the next incarnation its FS.
+func (h *harness) boot() { h.fs = h.newFS() }
 
 func (h *harness) open(opts Options) *Log {
 	h.t.Helper()

@@ -68,6 +68,9 @@ type badSpot struct {
 	// chunk starts: right after the bad chunk when its header verified (its
 	// length is genuine), else the next block boundary.
 	next int64
+	// tooLarge: not damage but a record longer than MaxRecordBytes (its
+	// chunks verify); cutSize is the record's offset.
+	tooLarge bool
 }
 
 func (r *recovery) run() error {
@@ -155,86 +158,27 @@ func (r *recovery) scan() (*badSpot, error) {
 // scanChunks parses the chunks of segment s (file index i) after its
 // header, filling its index. It stops at the first invalid chunk.
 func (r *recovery) scanChunks(i int, s *segment, size int64) (*badSpot, error) {
-	off := int64(segHeaderSize)
-	recStart := off // offset of the first chunk of the record being read
-	inRecord := false
-	recLen := 0
-	seq := s.baseSeq
-	// bad reports the spot at off; n > 0 is the size of the chunk there
-	// when its header verified.
-	bad := func(why string, n int) *badSpot {
-		next := off + blockRemaining(off)
-		if n > 0 && off+int64(n) <= next {
-			next = off + int64(n)
-		}
-		return &badSpot{file: i, off: off, pos: s.basePos + uint64(off), why: why, cutSize: recStart, next: next}
+	bad, err := walkChunks(s.f, s.name, &r.buf, s.basePos, s.baseSeq, segHeaderSize, size, r.l.opts.MaxRecordBytes,
+		func(h chunkHeader, recStart, _ int64, _ int) {
+			r.maxMark = max(r.maxMark, h.mark)
+			if h.typ == chunkFull || h.typ == chunkLast {
+				s.starts = append(s.starts, uint32(recStart))
+			}
+		})
+	switch {
+	case err != nil:
+		return nil, err
+	case bad == nil:
+		s.size = size
+		return nil, nil
+	case bad.tooLarge:
+		// Checksummed, so not torn: the log was written with a larger
+		// limit. Cutting it would lose data; refuse instead.
+		return nil, fmt.Errorf("%w: %s byte %d: record %d is longer than MaxRecordBytes %d",
+			ErrTooLarge, s.name, bad.cutSize, s.next(), r.l.opts.MaxRecordBytes)
 	}
-	blockStart, blockEnd := int64(-1), int64(0) // block held in r.buf
-	for {
-		if rem := blockRemaining(off); rem < chunkHeaderSize {
-			if inRecord {
-				return bad("record continues into block padding", 0), nil
-			}
-			if off+rem >= size {
-				// The file ends in padding: the next record (written with
-				// the padding) is missing; this is a record boundary.
-				s.size = size
-				return nil, nil
-			}
-			off += rem
-		}
-		if !inRecord {
-			recStart = off
-		}
-		if off >= size {
-			if inRecord {
-				return bad("segment ends inside a record", 0), nil
-			}
-			s.size = size
-			return nil, nil
-		}
-		if off+chunkHeaderSize > maxFileOffset {
-			return bad("segment larger than the index can address", 0), nil
-		}
-		b := off - off%blockSize
-		if b != blockStart {
-			n, err := s.f.ReadAt(r.buf[:min(blockSize, size-b)], b)
-			if err != nil && !errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("read %s at %d: %w", s.name, b, err)
-			}
-			blockStart, blockEnd = b, b+int64(n)
-		}
-		if off >= blockEnd {
-			return bad("file shorter than its size", 0), nil
-		}
-		h, data, n, why, headerOK := decodeChunk(r.buf[off-blockStart : blockEnd-blockStart])
-		if why == "" {
-			why = chunkProblem(h, seq, inRecord, s.basePos+uint64(off))
-		}
-		if why != "" {
-			if !headerOK {
-				n = 0
-			}
-			return bad(why, n), nil
-		}
-		recLen += len(data)
-		if recLen > r.l.opts.MaxRecordBytes {
-			// Checksummed, so not torn: the log was written with a larger
-			// limit. Cutting it would lose data; refuse instead.
-			return nil, fmt.Errorf("%w: %s byte %d: record %d is longer than MaxRecordBytes %d",
-				ErrTooLarge, s.name, recStart, seq, r.l.opts.MaxRecordBytes)
-		}
-		r.maxMark = max(r.maxMark, h.mark)
-		off += int64(n)
-		switch h.typ {
-		case chunkFull, chunkLast:
-			s.starts = append(s.starts, uint32(recStart))
-			seq++
-			inRecord, recLen = false, 0
-		default:
-			inRecord = true
-		}
-	}
+	bad.file = i
+	return bad, nil
 }
 
 // chunkProblem checks a chunk whose header and data verified against its

@@ -74,10 +74,8 @@ type scanSeg struct {
 	hdr    segHeader
 	hdrWhy string // why the header is invalid, "" if it verified
 	recs   []scanRec
-	// end is the offset after the last complete record (or the header):
-	// where scanning resumes. bad is the first invalid spot, nil when the
-	// segment is valid to its size.
-	end int64
+	// bad is the first invalid spot, nil when the segment is valid to its
+	// size.
 	bad *badSpot
 }
 
@@ -225,8 +223,7 @@ func (s *Scanner) walk(src ImageSource) ScanResult {
 // judge decides, as Open does, whether the bad spot is a torn tail or
 // damage to synced data.
 func (s *Scanner) judge(src ImageSource, i int, bad *badSpot, res *ScanResult) {
-	if bad.why == "" {
-		// A record over MaxRecordBytes (scanFrom sets pos to the limit).
+	if bad.tooLarge {
 		res.Err = fmt.Errorf("%w: %s byte %d: record %d is longer than MaxRecordBytes %d", ErrTooLarge, s.segs[i].name, bad.cutSize, res.Next, s.opts.MaxRecordBytes)
 		return
 	}
@@ -267,7 +264,6 @@ func (s *Scanner) rescan(src ImageSource, g *scanSeg, size, lo int64, changed *u
 		}
 		g.recs = g.recs[:0]
 		if g.hdrWhy != "" {
-			g.end = 0
 			return
 		}
 	}
@@ -287,86 +283,18 @@ func (s *Scanner) rescan(src ImageSource, g *scanSeg, size, lo int64, changed *u
 }
 
 // scanFrom parses the chunks of g from off (a record boundary) to its size,
-// appending complete records, with the rules of recovery.scanChunks.
+// appending complete records, with the rules of recovery.scanChunks (the
+// same walkChunks).
 func (s *Scanner) scanFrom(src ImageSource, g *scanSeg, off int64) {
-	size := g.size
-	recStart := off
-	inRecord := false
-	recLen := 0
 	var sum uint32
-	seq := g.hdr.baseSeq + uint64(len(g.recs))
-	bad := func(why string, n int) {
-		next := off + blockRemaining(off)
-		if n > 0 && off+int64(n) <= next {
-			next = off + int64(n)
-		}
-		g.bad = &badSpot{off: off, pos: g.hdr.basePos + uint64(off), why: why, cutSize: recStart, next: next}
-		g.end = recStart
-	}
-	blockStart, blockEnd := int64(-1), int64(0)
-	for {
-		if rem := blockRemaining(off); rem < chunkHeaderSize {
-			if inRecord {
-				bad("record continues into block padding", 0)
-				return
+	g.bad, _ = walkChunks(&imageFile{src: src, name: g.name, size: g.size}, g.name, &s.buf, g.hdr.basePos, g.hdr.baseSeq+uint64(len(g.recs)), off, g.size, s.opts.MaxRecordBytes,
+		func(h chunkHeader, recStart, end int64, recLen int) {
+			sum = bits.RotateLeft32(sum, 7) ^ h.dataCRC
+			if h.typ == chunkFull || h.typ == chunkLast {
+				g.recs = append(g.recs, scanRec{start: recStart, end: end, sum: sum, n: recLen})
+				sum = 0
 			}
-			if off+rem >= size {
-				g.end = off
-				return
-			}
-			off += rem
-		}
-		if !inRecord {
-			recStart = off
-		}
-		if off >= size {
-			if inRecord {
-				bad("segment ends inside a record", 0)
-				return
-			}
-			g.end = off
-			return
-		}
-		if off+chunkHeaderSize > maxFileOffset {
-			bad("segment larger than the index can address", 0)
-			return
-		}
-		b := off - off%blockSize
-		if b != blockStart {
-			n := src.ReadAt(g.name, s.buf[:min(blockSize, size-b)], b)
-			blockStart, blockEnd = b, b+int64(n)
-		}
-		if off >= blockEnd {
-			bad("file shorter than its size", 0)
-			return
-		}
-		h, data, n, why, headerOK := decodeChunk(s.buf[off-blockStart : blockEnd-blockStart])
-		if why == "" {
-			why = chunkProblem(h, seq, inRecord, g.hdr.basePos+uint64(off))
-		}
-		if why != "" {
-			if !headerOK {
-				n = 0
-			}
-			bad(why, n)
-			return
-		}
-		recLen += len(data)
-		if recLen > s.opts.MaxRecordBytes {
-			bad("", 0) // judge reports ErrTooLarge, as Open does
-			return
-		}
-		sum = bits.RotateLeft32(sum, 7) ^ h.dataCRC
-		off += int64(n)
-		switch h.typ {
-		case chunkFull, chunkLast:
-			g.recs = append(g.recs, scanRec{start: recStart, end: off, sum: sum, n: recLen})
-			seq++
-			inRecord, recLen, sum = false, 0, 0
-		default:
-			inRecord = true
-		}
-	}
+		})
 }
 
 // ErrNotScanned: Read asked for a record outside the last Scan's [First,
