@@ -35,6 +35,7 @@ var legend = []LegendEntry{
 	{"raft.vote", "A=candidate B=term: the node sends a vote grant (a real vote, not a pre-vote)"},
 	{"raft.transfer", "A=transferee B=term: the leader starts a leadership transfer"},
 	{"raft.transfer.declined", "A=transferee B=term C=units waiting for their fsync: a transfer declined while writes wait to be proposed"},
+	{"raft.transfer.abort", "A=transferee B=term C=partition D=batch base: the leader aborts its transfer to propose a batch it wrote in its term (raft would drop it)"},
 	{"fs.create", "Text=file name: the node created a file (a new segment when it rotates)"},
 	{"fs.sync", "A=the incarnation's count of fsyncs issued: the node issued an fsync"},
 	{"fs.sync.err", "A=that fsync's number: the fsync failed"},

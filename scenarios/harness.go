@@ -655,6 +655,8 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 		h.probe("pipelined-wal-suffix-rebuilt")
 	case "pipe.fail":
 		h.probe("pipelined-fsync-error-after-proposal")
+	case "raft.transfer.abort":
+		h.probe("transfer-aborted-for-batch")
 	default:
 		h.onSimTrace(e)
 	}

@@ -87,6 +87,8 @@ var probeRegistry = []ProbeSpec{
 	{"target-unresolved", false, "an aimed fault named nobody when it fired (no leader, nobody voted yet)"},
 	{"transfer-leader", true, "a leader was asked to transfer leadership"},
 	{"transfer-leader-noop", false, "a transfer-leader fault found no leader or aimed at the leader itself"},
+	{"transfer-aborted-for-batch", false, "a leader aborted its leadership transfer to propose a batch it had written in its term " +
+		"(optional: only the hung-disk step-down transfers while writes wait, and they reach the proposal only if the disk returns first)"},
 }
 
 func init() {

@@ -282,4 +282,10 @@ type Bugs struct {
 	// path, whose WAL may lose a batch the Raft log holds: the WAL suffix
 	// is then not rebuilt on recovery.
 	TrustOwnBatches bool
+	// ProposeOnlyWhileAccepting: a written batch is proposed only while the
+	// node takes new writes (not while its disk is marked hung or a
+	// leadership transfer runs); otherwise its acks=-1 requests fail and
+	// the batch stays in the WAL unproposed, though the node may still lead
+	// its term: acks=1 is answered at its fsync and nothing commits it.
+	ProposeOnlyWhileAccepting bool
 }

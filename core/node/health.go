@@ -108,6 +108,15 @@ func (n *Node) diskHung() bool {
 // ticking so that, should the transfer fail, its silence lets the others
 // elect a leader), and a follower or candidate does not tick, so it never
 // campaigns, until the disk recovers. CheckQuorum stays on throughout.
+//
+// Unlike TransferLeadership, the step-down transfers while writes wait:
+// they wait on the hung disk, so declining would leave the node leading on
+// it. Raft drops every proposal during a transfer, so a write of this term
+// that reaches its proposal before the transfer ends (the disk returned,
+// the transfer failed to finish) aborts the transfer and is proposed
+// (proposable, produce.go): a batch left unproposed by a node that still
+// leads its term would be stranded, its acks=1 answered and nothing ever
+// committing it.
 func (n *Node) onTick() {
 	hung := n.diskHung()
 	if hung != n.hung {

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -192,5 +193,101 @@ func TestDiskStallTimeoutValidated(t *testing.T) {
 	}
 	if d := base.Defaults().DiskStallTimeout; d != time.Second {
 		t.Errorf("default DiskStallTimeout %v, want 1s", d)
+	}
+}
+
+// TestHungStepDownStrandsNoWrite: a leader whose WAL fsync hangs steps
+// aside by a leadership transfer that cannot finish (the target's Raft-log
+// sync is held too, so the vote request it campaigns with never leaves),
+// and its disk returns while the transfer runs. The writes it accepted
+// before the hang then reach the proposal step (on the batch path after
+// their fsync, on the pipelined path at write time) while the node still
+// leads their term: each must be proposed, and commit. The variant that
+// proposes only while the node takes new writes declines them instead (its
+// hung mark clears only at the next tick, and raft drops every proposal
+// during a transfer): acks=1 is answered at the fsync, nothing ever commits
+// the batch, and the next entry applies as stale behind the gap, so the
+// leader takes no write again (pipelined-fsync seed 124 found it: S5, L1).
+func TestHungStepDownStrandsNoWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		path     node.Path
+		bugs     node.Bugs
+		stranded bool
+	}{
+		{name: "batch", path: node.PathBatch},
+		{name: "pipelined", path: node.PathPipelined},
+		{name: "legacy", path: node.PathLegacy},
+		{name: "batch/propose-only-while-accepting", path: node.PathBatch, bugs: node.Bugs{ProposeOnlyWhileAccepting: true}, stranded: true},
+		{name: "pipelined/propose-only-while-accepting", path: node.PathPipelined, bugs: node.Bugs{ProposeOnlyWhileAccepting: true}, stranded: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gates := map[uint64]*syncGate{}
+			for id := uint64(1); id <= 3; id++ {
+				gates[id] = &syncGate{prefix: "(none yet)"}
+			}
+			c := newGatedCluster(t, 21, 3, tc.path, gates, tc.bugs)
+			l := c.leader()
+			// Both followers are caught up at the step-down, so the
+			// transfer goes to the lower id (mostCaughtUp).
+			x, y := c.others(l)[0], c.others(l)[1]
+			transferTo, aborted := uint64(0), 0
+			c.w.Trace().SetListener(func(e sim.TraceEvent) {
+				switch {
+				case e.Node == l && e.Kind == "leader.transfer":
+					transferTo = uint64(e.A)
+				case e.Node == l && e.Kind == "raft.transfer.abort":
+					aborted++
+				}
+			})
+			gates[l].prefix, gates[l].hold = "wal/", true
+			a := c.produce(l, node.AcksLeader, "a")
+			c.run(5 * time.Millisecond)
+			// b waits behind a's fsync: on the pipelined path it is
+			// written, and proposed, only when the disk returns.
+			b := c.produce(l, node.AcksLeader, "b")
+			c.run(500 * time.Millisecond)
+			gates[x].prefix, gates[x].hold = "raft", true
+			c.run(700 * time.Millisecond) // past DiskStallTimeout (1 s)
+			if transferTo != x || a.done || b.done {
+				t.Fatalf("setup: n%d with a hung WAL transferred to n%d (want n%d); a %+v, b %+v answered before the disk returned",
+					l, transferTo, x, a, b)
+			}
+			gates[l].release(c.w, l)
+			for _, r := range []*reply{a, b} {
+				if !c.wait(r, time.Second) || r.resp.Err != nil {
+					t.Fatalf("acks=1 when the disk returned: answered %v, err %v", r.done, r.resp.Err)
+				}
+			}
+			c.run(300 * time.Millisecond) // a transfer raft abandons ends here
+			if st := c.nodes[l].Status(); st.Role != node.RoleLeader {
+				t.Fatalf("setup: n%d no longer leads (%v): the transfer went through", l, st.Role)
+			}
+			d := c.produce(l, node.AcksAll, "d")
+			c.wait(d, 2*time.Second)
+			if tc.stranded {
+				if d.resp.Err == nil && fmt.Sprint(c.log(l)) == "[a b d]" {
+					t.Fatalf("the variant should strand a batch of its own term: d answered %v, err %v, log %q", d.done, d.resp.Err, c.log(l))
+				}
+				return
+			}
+			if d.resp.Err != nil || aborted == 0 {
+				t.Fatalf("acks=-1 d on the same leader: answered %v, err %v (transfers aborted: %d)", d.done, d.resp.Err, aborted)
+			}
+			c.run(100 * time.Millisecond) // the follower learns the commit index
+			for _, id := range []uint64{l, y} {
+				if got := c.log(id); fmt.Sprint(got) != "[a b d]" {
+					t.Fatalf("n%d log %q, want [a b d]", id, got)
+				}
+			}
+			// Let the target's campaign out; every log converges.
+			gates[x].release(c.w, x)
+			c.run(3 * time.Second)
+			for _, id := range c.ids {
+				if got := c.log(id); fmt.Sprint(got) != "[a b d]" {
+					t.Errorf("n%d log %q after the target's campaign, want [a b d]", id, got)
+				}
+			}
+		})
 	}
 }

@@ -17,7 +17,8 @@ import (
 // of file on one node, then checks the answers and what survives.
 
 // syncGate holds or fails the fsyncs of one node's files whose names start
-// with prefix ("wal/" for the WALs, "raft" for the Raft log).
+// with prefix ("wal/" for the WALs, "raft" for the Raft log). The prefix is
+// read at each sync, so a test may aim the gate once it knows the roles.
 type syncGate struct {
 	prefix string
 	hold   bool
@@ -47,7 +48,7 @@ type gateFS struct {
 }
 
 func (f gateFS) wrap(fl env.File, err error) (env.File, error) {
-	if err != nil || !strings.HasPrefix(fl.Name(), f.g.prefix) {
+	if err != nil {
 		return fl, err
 	}
 	return gateFile{File: fl, g: f.g}, nil
@@ -63,6 +64,8 @@ type gateFile struct {
 
 func (f gateFile) Sync(done func(error)) {
 	switch {
+	case !strings.HasPrefix(f.Name(), f.g.prefix):
+		f.File.Sync(done)
 	case f.g.fail > 0:
 		f.g.fail--
 		f.g.clock.AfterFunc(0, func() { done(fmt.Errorf("gate: %w", env.ErrIO)) })

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 
+	"go.etcd.io/raft/v3"
+
 	"walraft/core/proposer"
 	"walraft/core/statemach"
 	"walraft/core/wal"
@@ -366,25 +368,70 @@ func (n *Node) Fetch(req FetchRequest) FetchResponse {
 }
 
 // proposable reports whether units, the appends a batch [base, last]
-// carries, may be proposed as one entry: they fill the batch exactly, the
-// node still takes writes, and each was accepted in the current term.
-// Otherwise it fails them (definitely: nothing was proposed) and reports
-// false. Both the WAL-first path (after the fsync) and the pipelined path
-// (at write time) ask it.
+// carries, may be proposed as one entry, and makes sure Raft will take the
+// proposal when they may. Both the WAL-first path (after the fsync) and the
+// pipelined path (at write time) ask it.
+//
+// They may when they fill the batch exactly, the node has not stopped, and
+// Raft says this node leads the term that accepted every one of them.
+// Otherwise they are failed (definitely: nothing was proposed) and false is
+// returned; the node is then no longer the leader of their term, so their
+// records, still in the WAL, can only be lost through a leader change, and
+// the next leader's gate (or its entries, on a follower) truncates them
+// (DESIGN.md 3.2).
+//
+// Whether the node takes new writes (acceptsProduce) does not decide it: a
+// leader refuses new writes while its disk is marked hung or while it
+// transfers leadership, yet a batch it already wrote must still be
+// proposed. A batch left unproposed by a leader that stays the leader of
+// its term is stranded: acks=1 was (or will be, at its fsync) answered,
+// nothing ever commits it, and every later batch of the partition applies
+// as stale behind the gap. The hung mark in particular clears only at the
+// next tick, so the batches written between a hung disk's return and that
+// tick used to be stranded this way.
+//
+// Raft drops a proposal (ErrProposalDropped) when the node is not the
+// leader (no leader, a follower, a candidate: handled above, a leader
+// change), while a leadership transfer is in progress, when the leader was
+// removed from the configuration, and past MaxUncommittedEntriesSize; the
+// node never changes the configuration nor sets that limit, and a pending
+// configuration change makes raft drop only a second configuration change,
+// not a normal entry. So the transfer is the one drop a leader of the term
+// can meet, and a transfer in progress is aborted here (raft aborts it when
+// asked to transfer to the leader itself): the written batch is proposed
+// and this node stays the leader, unless the transferee already got its
+// MsgTimeoutNow, and then that is a leader change. TransferLeadership
+// never lets it come to this (it declines while writes wait and closes the
+// gate during a transfer); the step-down of a leader whose disk hangs
+// (health.go) transfers with writes waiting on the hung disk, and those
+// abort it when the disk returns, when the node no longer needs to step
+// aside.
+//
+//	raft.transfer.abort  A=transferee B=term C=partition D=batch base
 func (n *Node) proposable(units []*unit, base, last int64) bool {
 	contiguous := units[0].base >= base && units[len(units)-1].end() == last+1
 	for j := 1; j < len(units); j++ {
 		contiguous = contiguous && units[j].base == units[j-1].end()
 	}
-	if !contiguous || !n.acceptsProduce() {
+	st := n.rn.BasicStatus()
+	term := st.HardState.GetTerm()
+	leads := n.failed == nil && !n.closed && st.RaftState == raft.StateLeader
+	if n.bugs.ProposeOnlyWhileAccepting {
+		leads = leads && n.acceptsProduce()
+	}
+	if !contiguous || !leads {
 		n.failUnproposed(units)
 		return false
 	}
 	for _, u := range units {
-		if u.term != n.term {
+		if u.term != term {
 			n.failUnproposed(units)
 			return false
 		}
+	}
+	if st.LeadTransferee != raft.None {
+		n.trace("raft.transfer.abort", int64(st.LeadTransferee), int64(term), int64(units[0].key.Partition), base)
+		n.rn.TransferLeader(n.cfg.ID)
 	}
 	return true
 }

@@ -129,7 +129,9 @@ func (n *Node) openGate() {
 // would be lost without a leader change (S5; the transfer-leader fault found
 // this). So the produce gate stays closed during a transfer (see
 // acceptsProduce), and a transfer is declined while units wait for their
-// fsync to be proposed.
+// fsync to be proposed. Should a batch of this term reach its proposal
+// during a transfer all the same, proposable (produce.go) aborts the
+// transfer rather than let raft drop it.
 func (n *Node) TransferLeadership(to uint64) bool {
 	if n.standalone || n.closed || n.failed != nil || n.role != RoleLeader || to == n.cfg.ID {
 		return false
