@@ -96,6 +96,9 @@ var variantCatchers = map[string][]string{
 	// later records land at the wrong offsets (S2, S4, S1), or it cannot
 	// converge (L1).
 	"pipelined-no-rebuild": {InvS1, InvS2, InvS3, InvS4, InvL1},
+	// A follower applies an entry before it is durable in its own Raft
+	// log: S9 sees the apply; a crash then moves its HWM back (S3).
+	"apply-before-sync": {InvS9, InvS3},
 }
 
 // variantCatch is where the search found a variant.

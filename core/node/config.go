@@ -282,4 +282,9 @@ type Bugs struct {
 	// path, whose WAL may lose a batch the Raft log holds: the WAL suffix
 	// is then not rebuilt on recovery.
 	TrustOwnBatches bool
+	// ApplyBeforeSync: every committed entry of a Ready applies (and moves
+	// the HWM) while the Ready's sync runs, including entries that Ready
+	// itself saves: a follower exposes an HWM over entries it does not
+	// yet hold durably.
+	ApplyBeforeSync bool
 }
