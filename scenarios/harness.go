@@ -634,10 +634,12 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 	h.watch(e)
 	switch e.Kind {
 	case "apply":
+		h.oracle.onApply(uint64(e.Node), uint64(e.A), uint64(e.B))
 		if e.D == 1 {
 			h.probe("stale-batch-rejected")
 		}
 	case "apply.legacy":
+		h.oracle.onApply(uint64(e.Node), uint64(e.A), uint64(e.B))
 		h.probe("legacy-entry-applied")
 	case "wal.truncate":
 		h.probe("uncommitted-suffix-truncated")

@@ -262,6 +262,39 @@ func (o *oracle) onSend(from, to env.NodeID, msg []byte) {
 	}
 }
 
+// onApply is S9 for the HWM: node id applied Raft entry index of term,
+// which moves its HWM (a promise to every client that fetches from it), so
+// the entry must be durable in its own Raft log. Committed alone is not
+// enough: a follower that applies an entry it has not synced and then
+// crashes comes back with a log that ends below the HWM it exposed
+// (recovery withholds the HWM only up to the durable last index), so its
+// HWM would move backward (S3). Checked at the apply itself, so no crash
+// is needed to see the broken promise.
+func (o *oracle) onApply(id, index, term uint64) {
+	if o.h.o.Nodes == 1 || id == 0 || int(id) > len(o.nodes) {
+		return
+	}
+	nt := o.nodes[id-1]
+	if nt.raft.ok && nt.raft.err == nil {
+		// An entry an earlier decoding holds with this term stays durable
+		// while the node's log holds it with that term (Raft's log
+		// matching): no need to decode the disk again.
+		if t, ok := nt.raft.img.Term(index); ok && t == term {
+			o.judged[InvS9] = true
+			return
+		}
+	}
+	img, err := o.raftImage(id)
+	if err != nil {
+		return // damaged durable log (injected corruption): S11 judges recovery
+	}
+	o.judged[InvS9] = true
+	if t, ok := img.Term(index); !ok || t != term {
+		o.violation(InvS9, "n%d applied entry %d (term %d) at %v while its durable log does not hold it (durable last index %d): its HWM covers an entry it could lose in a crash",
+			id, index, term, o.h.s.Now(), img.LastIndex())
+	}
+}
+
 // promised records the durable term and vote behind a vote grant or an
 // append acknowledgement that left: a recovery must not come back behind
 // them (S11).

@@ -68,6 +68,8 @@ var variants = []Variant{
 		Scenario: "pipelined-crashes", bugs: node.Bugs{TrustOwnBatches: true}},
 	{Name: "propose-only-while-accepting", Summary: "a written batch is proposed only while the leader takes new writes: one written while its disk is marked hung or a transfer runs stays unproposed in the WAL, acks=1 answered, though the node still leads",
 		Scenario: "pipelined-fsync", bugs: node.Bugs{ProposeOnlyWhileAccepting: true}},
+	{Name: "apply-before-sync", Summary: "committed entries apply while the Ready's sync runs, including the entries that Ready saves: a follower exposes an HWM over entries not yet durable on it",
+		Scenario: "crashes", bugs: node.Bugs{ApplyBeforeSync: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

@@ -101,6 +101,9 @@ var variantCatchers = map[string][]string{
 	// holding records nothing will commit, every later entry stale behind
 	// the gap (L1).
 	"propose-only-while-accepting": {InvS5, InvL1},
+	// A follower applies an entry before it is durable in its own Raft
+	// log: S9 sees the apply; a crash then moves its HWM back (S3).
+	"apply-before-sync": {InvS9, InvS3},
 }
 
 // variantCatch is where the search found a variant.

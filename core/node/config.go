@@ -288,4 +288,9 @@ type Bugs struct {
 	// the batch stays in the WAL unproposed, though the node may still lead
 	// its term: acks=1 is answered at its fsync and nothing commits it.
 	ProposeOnlyWhileAccepting bool
+	// ApplyBeforeSync: every committed entry of a Ready applies (and moves
+	// the HWM) while the Ready's sync runs, including entries that Ready
+	// itself saves: a follower exposes an HWM over entries it does not
+	// yet hold durably.
+	ApplyBeforeSync bool
 }

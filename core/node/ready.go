@@ -104,10 +104,43 @@ func (n *Node) maybeReady() {
 			(rd.HardState.GetTerm() == prev.GetTerm() && rd.HardState.GetVote() == prev.GetVote())) {
 			rd.Messages = n.sendEarly(rd.Messages)
 		}
+		// Committed entries this node already holds durably apply while
+		// the sync runs (etcd raft's doc.go: the Ready's steps may run in
+		// parallel, except sending). Without this a commit learned while
+		// one sync runs waits for that sync and the next one before its
+		// acks=-1 answer: two fsyncs of latency for nothing.
+		early := n.durableCommitted(rd)
+		if !n.applyCommitted(rd.CommittedEntries[:early]) {
+			return
+		}
+		rd.CommittedEntries = rd.CommittedEntries[early:]
 		n.storage.Sync(func(err error) { n.afterPersist(rd, err) })
 		return
 	}
 	n.afterPersist(rd, nil)
+}
+
+// durableCommitted returns how many of rd's committed entries this node
+// holds durably in its Raft log: those below the first entry rd saves.
+// Only one Ready is in flight and each one that saves entries syncs them
+// before the next Ready starts, so every entry saved before rd is synced,
+// and rd's own entries (a follower may learn an entry and its commit in
+// one Ready) are not yet. Applying only these keeps the HWM at or below
+// the node's durable log end, which recovery relies on (openRaft withholds
+// the HWM up to the durable last index).
+func (n *Node) durableCommitted(rd raft.Ready) int {
+	if n.bugs.ApplyBeforeSync {
+		return len(rd.CommittedEntries)
+	}
+	if len(rd.Entries) == 0 {
+		return len(rd.CommittedEntries)
+	}
+	first := rd.Entries[0].GetIndex()
+	k := 0
+	for k < len(rd.CommittedEntries) && rd.CommittedEntries[k].GetIndex() < first {
+		k++
+	}
+	return k
 }
 
 // sendEarly sends a leader's append and heartbeat messages now and returns
@@ -150,12 +183,23 @@ func (n *Node) afterPersist(rd raft.Ready, err error) {
 	for _, m := range rd.Messages {
 		n.send(m)
 	}
-	for _, e := range rd.CommittedEntries {
+	if !n.applyCommitted(rd.CommittedEntries) {
+		return
+	}
+	n.rn.Advance(rd)
+	n.readyInFlight = false
+	n.maybeReady()
+}
+
+// applyCommitted applies committed entries in order; false when the node
+// failed doing so (a log write failed while applying) and must stop here.
+func (n *Node) applyCommitted(ents []*pb.Entry) bool {
+	for _, e := range ents {
 		if err := n.applyEntry(e); err != nil {
 			n.fail(err)
 		}
 		if n.failed != nil {
-			return // a log write failed while applying: the node stops here
+			return false
 		}
 		n.applied = e.GetIndex()
 		n.checkRecovered()
@@ -163,9 +207,7 @@ func (n *Node) afterPersist(rd raft.Ready, err error) {
 			n.openGate()
 		}
 	}
-	n.rn.Advance(rd)
-	n.readyInFlight = false
-	n.maybeReady()
+	return true
 }
 
 // applyEntry applies one committed entry to the state machine and resolves
