@@ -66,8 +66,6 @@ var variants = []Variant{
 		Scenario: "pipelined-fsync", bugs: node.Bugs{PipelinedDefiniteFsyncError: true}},
 	{Name: "pipelined-no-rebuild", Summary: "pipelined path: a node never rewrites its own batches when applying them, trusting its WAL to hold them, so a WAL suffix lost in a crash is not rebuilt from the Raft log",
 		Scenario: "pipelined-crashes", bugs: node.Bugs{TrustOwnBatches: true}},
-	{Name: "propose-only-while-accepting", Summary: "a written batch is proposed only while the leader takes new writes: one written while its disk is marked hung or a transfer runs stays unproposed in the WAL, acks=1 answered, though the node still leads",
-		Scenario: "pipelined-fsync", bugs: node.Bugs{ProposeOnlyWhileAccepting: true}},
 	{Name: "apply-before-sync", Summary: "committed entries apply while the Ready's sync runs, including the entries that Ready saves: a follower exposes an HWM over entries not yet durable on it",
 		Scenario: "crashes", bugs: node.Bugs{ApplyBeforeSync: true}},
 }

@@ -96,11 +96,6 @@ var variantCatchers = map[string][]string{
 	// later records land at the wrong offsets (S2, S4, S1), or it cannot
 	// converge (L1).
 	"pipelined-no-rebuild": {InvS1, InvS2, InvS3, InvS4, InvL1},
-	// A batch its leader wrote and never proposed: its acks=1 records
-	// are lost though the leader never changes (S5), and the leader ends
-	// holding records nothing will commit, every later entry stale behind
-	// the gap (L1).
-	"propose-only-while-accepting": {InvS5, InvL1},
 	// A follower applies an entry before it is durable in its own Raft
 	// log: S9 sees the apply; a crash then moves its HWM back (S3).
 	"apply-before-sync": {InvS9, InvS3},
