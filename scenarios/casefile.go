@@ -77,6 +77,12 @@ type Case struct {
 	// invariant the run must violate. Empty (older case files, and cases a
 	// campaign writes) means the recorded violations' invariants.
 	Expect string `json:"expect,omitempty"`
+	// CaughtBy names known-bad variants (Variants) that this case's
+	// options and schedule catch: run with each, some invariant must
+	// break. A regression-corpus schedule that must hold lists them to
+	// show it matters (it would fail if the system had that bug); the
+	// corpus test checks it.
+	CaughtBy []string `json:"caught_by,omitempty"`
 }
 
 // ExpectHold is Case.Expect for a case every invariant must hold in.
@@ -219,6 +225,11 @@ func (c *Case) validateRun() error {
 	}
 	if _, err := LookupVariant(c.Variant); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadCase, err)
+	}
+	for _, v := range c.CaughtBy {
+		if _, err := LookupVariant(v); err != nil || v == "" {
+			return fmt.Errorf("%w: caught_by: %v", ErrBadCase, err)
+		}
 	}
 	if err := KnownScenario(c.Scenario); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadCase, err)
