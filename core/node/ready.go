@@ -62,6 +62,9 @@ func (n *Node) maybeReady() {
 		n.term = rd.HardState.GetTerm()
 		n.trace("raft.term", int64(n.term), int64(n.lead), 0, 0)
 	}
+	if n.bugs.GateBeforeApply && n.role == RoleLeader && !n.gate {
+		n.openGate()
+	}
 	for _, e := range rd.Entries {
 		if e.GetType() == pb.EntryNormal && len(e.Data) > 0 {
 			if id, ok := statemach.PeekID(e.Data); ok && id.Node == n.cfg.ID {
