@@ -33,6 +33,7 @@ var legend = []LegendEntry{
 	{"raft.warn", "Text=etcd raft's log line"},
 	{"raft.error", "Text=etcd raft's log line"},
 	{"raft.vote", "A=candidate B=term: the node sends a vote grant (a real vote, not a pre-vote)"},
+	{"raft.stale.resp", "A=to B=acknowledged index C=its term D=the node's term: an append acknowledgement of an older term whose entries the log no longer holds, dropped after the sync"},
 	{"raft.transfer", "A=transferee B=term: the leader starts a leadership transfer"},
 	{"raft.transfer.declined", "A=transferee B=term C=units waiting for their fsync: a transfer declined while writes wait to be proposed"},
 	{"raft.transfer.abort", "A=transferee B=term C=partition D=batch base: the leader aborts its transfer to propose a batch it wrote in its term (raft would drop it)"},

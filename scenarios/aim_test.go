@@ -484,3 +484,51 @@ func TestProbeRegistry(t *testing.T) {
 	}()
 	(&harness{probes: map[string]int{}}).probe("no-such-probe")
 }
+
+// TestZombiePlanAimsAtOneFollower: every round of the zombie plan drops the
+// leader's messages to one follower on a WAL write of the leader and
+// deposes that leader on the same write a little later (so the batch
+// reaches one follower and does not commit), then crashes the next leader
+// as it takes over.
+func TestZombiePlanAimsAtOneFollower(t *testing.T) {
+	sc, _ := Lookup("zombie")
+	for seed := uint64(1); seed <= 30; seed++ {
+		o := sc.Draw(seed)
+		s := zombiePlan(o, sim.NewStreams(seed).Stream("aim"))
+		if err := s.Validate(o.Nodes); err != nil {
+			t.Fatalf("seed %d: %v\n%s", seed, err, s)
+		}
+		rounds := 0
+		for i, f := range s {
+			if f.Kind != FaultLink {
+				continue
+			}
+			rounds++
+			if f.Prob != 1 || f.Target != TargetLeader || f.Trigger == nil || f.Trigger.On != OnWALWrite || f.Trigger.Role != TargetLeader {
+				t.Fatalf("seed %d: the link fault does not drop the leader's messages on its WAL write: %s", seed, f)
+			}
+			var depose, crash *Fault
+			for j := range s {
+				g := &s[j]
+				if g.At != f.At || j == i || g.Trigger == nil {
+					continue
+				}
+				switch {
+				case g.Trigger.On == OnWALWrite && g.Trigger.Nth == f.Trigger.Nth:
+					depose = g
+				case g.Kind == FaultCrash && g.Trigger.On == OnBecomeLeader && g.Target == TargetEventNode:
+					crash = g
+				}
+			}
+			if depose == nil || crash == nil {
+				t.Fatalf("seed %d: round at %v lacks the deposition or the crash of the next leader:\n%s", seed, f.At, s)
+			}
+			if depose.Trigger.Delay <= 0 || (depose.Kind != FaultIsolate && depose.Kind != FaultPartition && depose.Kind != FaultPause) {
+				t.Fatalf("seed %d: the deposition %s is not a cut or pause after the write", seed, depose)
+			}
+		}
+		if rounds == 0 {
+			t.Fatalf("seed %d: no round in a %v safety phase:\n%s", seed, o.SafetyDuration, s)
+		}
+	}
+}

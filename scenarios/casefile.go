@@ -77,6 +77,12 @@ type Case struct {
 	// invariant the run must violate. Empty (older case files, and cases a
 	// campaign writes) means the recorded violations' invariants.
 	Expect string `json:"expect,omitempty"`
+	// CaughtBy names known-bad variants (Variants) that this case's
+	// options and schedule catch: run with each, some invariant must
+	// break. A regression-corpus schedule that must hold lists them to
+	// show it matters (it would fail if the system had that bug); the
+	// corpus test checks it.
+	CaughtBy []string `json:"caught_by,omitempty"`
 }
 
 // ExpectHold is Case.Expect for a case every invariant must hold in.
@@ -165,6 +171,41 @@ func safeName(s string) string {
 // header fields that agree with the options, options and a schedule that
 // can run, and at least one violation.
 func (c *Case) Validate() error {
+	if err := c.validateRun(); err != nil {
+		return err
+	}
+	switch {
+	case c.Commit == "":
+		return fmt.Errorf("%w: empty commit (write \"unknown\" when it is not known)", ErrBadCase)
+	case len(c.Violations) == 0 && c.Expect != ExpectHold:
+		return fmt.Errorf("%w: no violations: a case records a failing run (or says \"expect\": %q)", ErrBadCase, ExpectHold)
+	}
+	if _, err := ParseTraceHash(c.TraceHash); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadCase, err)
+	}
+	return nil
+}
+
+// ValidateSchedule checks a schedule file (see DecodeScheduleFile): what
+// Validate checks, except the fields that record a run, which may be
+// empty: commit, trace hash (checked when given) and violations.
+func (c *Case) ValidateSchedule() error {
+	if err := c.validateRun(); err != nil {
+		return err
+	}
+	if c.TraceHash != "" {
+		if _, err := ParseTraceHash(c.TraceHash); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadCase, err)
+		}
+	}
+	return nil
+}
+
+// validateRun checks what a run of the case needs: a supported version,
+// header fields that agree with the options, a known scenario and variant,
+// an expected verdict that names something, options and a schedule that
+// can run.
+func (c *Case) validateRun() error {
 	if c.Version != CaseVersion {
 		if c.Version > CaseVersion {
 			return fmt.Errorf("%w: version %d is newer than this walraft reads (%d): update walraft", ErrBadCase, c.Version, CaseVersion)
@@ -179,18 +220,16 @@ func (c *Case) Validate() error {
 		return fmt.Errorf("%w: seed %d disagrees with options.Seed %d", ErrBadCase, c.Seed, o.Seed)
 	case c.Variant != o.Variant:
 		return fmt.Errorf("%w: variant %q disagrees with options.Variant %q", ErrBadCase, c.Variant, o.Variant)
-	case c.Commit == "":
-		return fmt.Errorf("%w: empty commit (write \"unknown\" when it is not known)", ErrBadCase)
-	case len(c.Violations) == 0 && c.Expect != ExpectHold:
-		return fmt.Errorf("%w: no violations: a case records a failing run (or says \"expect\": %q)", ErrBadCase, ExpectHold)
 	case c.Expect != "" && c.Expect != ExpectHold && !slices.Contains(CheckedInvariants, c.Expect):
 		return fmt.Errorf("%w: expect %q is neither %q nor an invariant (%v)", ErrBadCase, c.Expect, ExpectHold, CheckedInvariants)
 	}
-	if _, err := ParseTraceHash(c.TraceHash); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadCase, err)
-	}
 	if _, err := LookupVariant(c.Variant); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadCase, err)
+	}
+	for _, v := range c.CaughtBy {
+		if _, err := LookupVariant(v); err != nil || v == "" {
+			return fmt.Errorf("%w: caught_by: %v", ErrBadCase, err)
+		}
 	}
 	if err := KnownScenario(c.Scenario); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadCase, err)
@@ -270,7 +309,26 @@ func MarshalCase(c *Case) ([]byte, error) {
 // object, no unknown fields, every field present (fields the format marks
 // omitempty excepted), a supported version, and options and a schedule that
 // can run. Every error wraps ErrBadCase.
-func DecodeCase(b []byte) (*Case, error) {
+func DecodeCase(b []byte) (*Case, error) { return decodeCase(b, false) }
+
+// scheduleFileOptional are the case fields a schedule file may leave out:
+// they record a run (which build, what it hashed to, what it broke), and a
+// hand-written schedule has not run yet.
+var scheduleFileOptional = []string{"commit", "trace_hash", "violations"}
+
+// DecodeScheduleFile decodes a schedule file: hand-written options and a
+// fault schedule for `walraft run -schedule`, in the case-file format
+// without the fields that record a run (scheduleFileOptional: commit,
+// trace_hash, violations may be absent or empty). Everything else is as
+// strict as DecodeCase: no unknown fields, every other field present, a
+// known scenario and variant, options and a schedule (targets, triggers,
+// values in range) that can run, and an expect field, if any, that names
+// "hold" or an invariant. Every error wraps ErrBadCase. A case file a
+// campaign wrote is also a valid schedule file.
+func DecodeScheduleFile(b []byte) (*Case, error) { return decodeCase(b, true) }
+
+// decodeCase is DecodeCase, or DecodeScheduleFile when schedule is set.
+func decodeCase(b []byte, schedule bool) (*Case, error) {
 	if len(b) > MaxCaseFileSize {
 		return nil, fmt.Errorf("%w: %d bytes (at most %d)", ErrBadCase, len(b), MaxCaseFileSize)
 	}
@@ -307,10 +365,21 @@ func DecodeCase(b []byte) (*Case, error) {
 	if err := json.Unmarshal(b, &tree); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrBadCase, describeJSONError(b, err))
 	}
+	if obj, ok := tree.(map[string]any); ok && schedule {
+		for _, k := range scheduleFileOptional {
+			if _, present := obj[k]; !present {
+				obj[k] = nil // null: requireFields accepts it, the zero value stays
+			}
+		}
+	}
 	if err := requireFields(tree, reflect.TypeOf(Case{}), ""); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadCase, err)
 	}
-	if err := c.Validate(); err != nil {
+	validate := c.Validate
+	if schedule {
+		validate = c.ValidateSchedule
+	}
+	if err := validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -432,22 +501,47 @@ func displayPath(p string) string { return strconv.Quote(p) }
 // ReadCase reads and decodes a case file (see DecodeCase). Errors name the
 // file; content errors wrap ErrBadCase.
 func ReadCase(path string) (*Case, error) {
-	f, err := os.Open(path)
+	b, err := readBounded(path, "case")
 	if err != nil {
-		return nil, fmt.Errorf("read case: %w", err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxCaseFileSize {
-		// Say the file's real size, not the bytes read up to the limit.
-		return nil, fmt.Errorf("case %s: %w: %d bytes (at most %d)", path, ErrBadCase, fi.Size(), MaxCaseFileSize)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, MaxCaseFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read case %s: %w", path, err)
+		return nil, err
 	}
 	c, err := DecodeCase(b)
 	if err != nil {
 		return nil, fmt.Errorf("case %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// readBounded reads a case or schedule file (what names it in errors) of
+// at most MaxCaseFileSize bytes.
+func readBounded(path, what string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxCaseFileSize {
+		// Say the file's real size, not the bytes read up to the limit.
+		return nil, fmt.Errorf("%s %s: %w: %d bytes (at most %d)", what, path, ErrBadCase, fi.Size(), MaxCaseFileSize)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxCaseFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", what, path, err)
+	}
+	return b, nil
+}
+
+// ReadScheduleFile reads and decodes a schedule file (see
+// DecodeScheduleFile). Errors name the file; content errors wrap
+// ErrBadCase.
+func ReadScheduleFile(path string) (*Case, error) {
+	b, err := readBounded(path, "schedule")
+	if err != nil {
+		return nil, err
+	}
+	c, err := DecodeScheduleFile(b)
+	if err != nil {
+		return nil, fmt.Errorf("schedule %s: %w", path, err)
 	}
 	return c, nil
 }

@@ -194,3 +194,60 @@ func TestTraceHashFormat(t *testing.T) {
 		}
 	}
 }
+
+// A schedule file is a case file whose run-recording fields (commit,
+// trace_hash, violations) may be left out; everything else is as strict.
+func TestDecodeScheduleFile(t *testing.T) {
+	full, err := MarshalCase(testCase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeScheduleFile(full); err != nil {
+		t.Errorf("a case file is not accepted as a schedule file: %v", err)
+	}
+	bare := func(m map[string]any) {
+		for _, k := range scheduleFileOptional {
+			delete(m, k)
+		}
+	}
+	c, err := DecodeScheduleFile(mutate(t, bare))
+	if err != nil {
+		t.Fatalf("schedule file without %v: %v", scheduleFileOptional, err)
+	}
+	if want := testCase(t); c.Commit != "" || c.TraceHash != "" || len(c.Violations) != 0 || !cmp.Equal(c.Options, want.Options) || !cmp.Equal(c.Schedule, want.Schedule) {
+		t.Errorf("decoded %+v", c)
+	}
+	if _, err := DecodeCase(mutate(t, bare)); err == nil {
+		t.Error("DecodeCase accepted a case without violations, commit and trace hash")
+	}
+	opts := func(m map[string]any) map[string]any { return m["options"].(map[string]any) }
+	tests := []struct {
+		name string
+		edit func(m map[string]any)
+		want string
+	}{
+		{"unknown field", func(m map[string]any) { bare(m); m["faults"] = 1 }, `unknown field "faults"`},
+		{"missing options", func(m map[string]any) { bare(m); delete(m, "options") }, `missing field "options"`},
+		{"missing schedule", func(m map[string]any) { bare(m); delete(m, "schedule") }, `missing field "schedule"`},
+		{"missing seed", func(m map[string]any) { bare(m); delete(m, "seed") }, `missing field "seed"`},
+		{"bad trace hash given", func(m map[string]any) { bare(m); m["trace_hash"] = "xyz" }, "trace hash"},
+		{"unknown scenario", func(m map[string]any) { bare(m); m["scenario"] = "x"; opts(m)["Scenario"] = "x" }, `unknown scenario "x"`},
+		{"bad target", func(m map[string]any) {
+			bare(m)
+			m["schedule"] = []any{map[string]any{"at": 1, "kind": "crash", "target": "queen"}}
+		}, `unknown target "queen"`},
+		{"bad trigger", func(m map[string]any) {
+			bare(m)
+			m["schedule"] = []any{map[string]any{"at": 1, "kind": "crash", "node": 1, "trigger": map[string]any{"on": "never"}}}
+		}, `unknown event "never"`},
+		{"bad expect", func(m map[string]any) { bare(m); m["expect"] = "ok" }, `expect "ok"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeScheduleFile(mutate(t, tc.edit))
+			if !errors.Is(err, ErrBadCase) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want ErrBadCase mentioning %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -52,3 +52,31 @@ func TestRegressionCorpus(t *testing.T) {
 		})
 	}
 }
+
+// TestRegressionCorpusCatches runs each corpus case's schedule with every
+// known-bad variant its caught_by lists: each must break an invariant, so
+// a schedule that holds on the correct system is shown to matter (it
+// fails on a system with that bug).
+func TestRegressionCorpusCatches(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join(corpusDir, "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		c, err := ReadCase(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range c.CaughtBy {
+			t.Run(strings.TrimSuffix(filepath.Base(p), ".json")+"/"+v, func(t *testing.T) {
+				o := c.Options
+				o.Variant = v
+				res := mustRun(t, o, RunConfig{Variant: v, Schedule: c.Schedule, UseSchedule: true})
+				if res.OK() {
+					t.Fatalf("variant %s: every invariant held; the case says it catches %s", v, v)
+				}
+				t.Logf("variant %s: %v", v, res.Invariants())
+			})
+		}
+	}
+}

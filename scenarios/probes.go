@@ -40,7 +40,10 @@ var probeRegistry = []ProbeSpec{
 	{"leader-gate-open", true, "a new leader applied an entry of its term and opened its produce gate"},
 	{"uncommitted-suffix-truncated", true, "a new leader truncated an uncommitted WAL suffix (DESIGN.md 3.2)"},
 	{"stale-batch-rejected", false, "a committed batch whose base was not the committed end was rejected (DESIGN.md 3.2); " +
-		"optional: the leader gate and Raft's log matching keep every committed log contiguous, so no in-budget run has reached it"},
+		"optional: a new leader's produce gate opens only after it applied an entry of its own term, so a correct leader never proposes " +
+		"at a stale base and no correct run reaches the rule except through a bug (testdata/open's crashes seed 121: a hung leader keeps " +
+		"batches it never proposed in its WAL); the gate-before-apply variant reaches it in the zombie scenario, where " +
+		"TestStaleBatchRuleDefends checks the rule keeps the committed log whole"},
 	{"recovery-cut-by-overwrite", true, "a recovering node's log was overwritten by a leader below its recovery point"},
 	{"restart-recovering", true, "a restarted node held entries past its durable commit index (recovering)"},
 	{"segment-rotated", true, "a WAL or Raft log rotated to a new segment file (swarmed small segments)"},

@@ -49,8 +49,8 @@ var commands []command
 
 func init() {
 	commands = append([]command{
-		{name: "run", args: "[-scenario S] [-seed N] [-variant V] [-trace FILE] [-history FILE] [-out DIR] [-json]",
-			summary: "run one simulation and check every invariant", run: cmdRun},
+		{name: "run", args: "[-scenario S | -schedule FILE] [-seed N | -seeds A-B] [-variant V] [-trace FILE] [-history FILE] [-out DIR] [-json]",
+			summary: "run one simulation (or a schedule file over a range of seeds) and check every invariant", run: cmdRun},
 		{name: "campaign", args: "[-scenario S|all] [-seeds N] [-start K] [-parallel P] [-shard i/n] [-variant V] [-out DIR] [-determinism N] [-json]",
 			summary: "run many seeds in worker processes on every core", run: cmdCampaign},
 		{name: "replay", args: "[-trace FILE] [-history FILE] [-window N] [-hide KINDS] [-json] CASE",

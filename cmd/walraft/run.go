@@ -11,14 +11,28 @@ import (
 func cmdRun(args []string, st stdio) int {
 	fs := newFlags("run", st)
 	scenario := fs.String("scenario", scenarios.DefaultScenario, "`name` of the scenario to run (walraft scenarios); when not given: the variant's scenario")
-	seed := fs.Uint64("seed", 1, "the `seed`: every option, the workload and the fault schedule derive from it")
-	variant := fs.String("variant", "", "`name` of a known-bad variant to run instead of the correct system (walraft variants)")
+	seed := fs.Uint64("seed", 1, "the `seed`: every option, the workload and the fault schedule derive from it (with -schedule: the workload and the seeded choices only; default: the file's seed)")
+	variant := fs.String("variant", "", "`name` of a known-bad variant to run instead of the correct system (walraft variants); with -schedule: the file's variant unless given")
 	tracePath := fs.String("trace", "", "write the full event trace to `FILE`, one event per line")
 	historyPath := fs.String("history", "", "write the client history to `FILE` as JSON lines")
 	out := fs.String("out", "", "on a violation, write a case file into `DIR`")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	schedule := fs.String("schedule", "", "run the options and fault schedule of `FILE` (a case file; violations, trace_hash and commit may be left out) instead of drawing them from -scenario and the seed")
+	seeds := fs.String("seeds", "", "with -schedule: run every seed of the range `A-B` in turn, one line per seed and a summary")
+	usage := fs.Usage
+	fs.Usage = func() {
+		usage()
+		fmt.Fprint(fs.Output(), scheduleHelp)
+	}
 	if _, code := parseFlags(fs, args, 0, 0); code >= 0 {
 		return code
+	}
+	if *schedule != "" || flagSet(fs, "seeds") {
+		return runSchedule(st, scheduleFlags{
+			path: *schedule, seed: *seed, seedSet: flagSet(fs, "seed"), seeds: *seeds, seedsSet: flagSet(fs, "seeds"),
+			scenarioSet: flagSet(fs, "scenario"), variant: *variant, variantSet: flagSet(fs, "variant"),
+			trace: *tracePath, history: *historyPath, out: *out, json: *asJSON,
+		})
 	}
 	sc, _, err := lookupRun(*scenario, flagSet(fs, "scenario"), *variant)
 	if err != nil {

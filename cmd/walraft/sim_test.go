@@ -134,3 +134,21 @@ func TestSimVariantWorkflow(t *testing.T) {
 		t.Fatalf("replay of the minimized case: exit %d\n%s", code, out)
 	}
 }
+
+// A schedule file of the regression corpus over two seeds with the real
+// harness: both hold, and the seeds are different runs of the same faults.
+func TestSimRunScheduleSeeds(t *testing.T) {
+	useFake(t, "")
+	path := filepath.Join("..", "..", "testdata", "cases", "paused-leader.json")
+	code, out, errs := runCLI(t, "run", "-schedule", path, "-seeds", "1-2", "-json")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	var sum scheduleSummary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Held != 2 || sum.AsExpected != 2 || len(sum.Runs) != 2 || sum.Runs[0].TraceHash == sum.Runs[1].TraceHash {
+		t.Fatalf("summary %+v", sum)
+	}
+}

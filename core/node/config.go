@@ -224,6 +224,13 @@ type Bugs struct {
 	// (DESIGN.md 3.5 forbids it): on Linux the failed blocks are gone and
 	// the retry succeeds without them (fsyncgate).
 	RetryFsyncAssumeSuccess bool
+	// GateBeforeApply: a new leader opens its produce gate (truncating its
+	// WAL at the committed end it has applied so far) as soon as it leads,
+	// instead of after it applied an entry of its own term (DESIGN.md 3.2):
+	// it then assigns offsets that entries of earlier terms in its log,
+	// committed later, also hold, and only the stale-batch rule keeps the
+	// committed log whole.
+	GateBeforeApply bool
 	// AcceptStaleBatch: a committed batch whose base is not the partition's
 	// committed end (a deposed leader's entry, DESIGN.md 3.2) is applied at
 	// its own base instead of being rejected as stale.

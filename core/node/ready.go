@@ -62,6 +62,9 @@ func (n *Node) maybeReady() {
 		n.term = rd.HardState.GetTerm()
 		n.trace("raft.term", int64(n.term), int64(n.lead), 0, 0)
 	}
+	if n.bugs.GateBeforeApply && n.role == RoleLeader && !n.gate {
+		n.openGate()
+	}
 	for _, e := range rd.Entries {
 		if e.GetType() == pb.EntryNormal && len(e.Data) > 0 {
 			if id, ok := statemach.PeekID(e.Data); ok && id.Node == n.cfg.ID {
@@ -172,6 +175,28 @@ func (n *Node) send(m *pb.Message) {
 	n.env.Net.Send(m.GetTo(), b)
 }
 
+// staleAppResp reports whether m acknowledges, for a leader of a term
+// older than this node's term now, entries this node's log no longer
+// holds. One Ready can hold the responses to appends of two terms: a MsgApp
+// of term 6 is appended and answered, then, before the Ready is taken, a
+// MsgApp of term 7 replaces those entries, and the Ready's sync makes only
+// the term-7 log durable. etcd raft keeps the term-6 acknowledgement queued
+// (a term change does not clear it); sent after the sync, it would promise
+// the term-6 leader entries that were never durable here (S9), which that
+// deposed leader, not yet aware of term 7, could count toward a commit.
+// The entries it acknowledged are gone when the log ends before its index
+// or holds an entry of a later term there (entries of term 6 can only be
+// replaced by a later term's). Such a message is dropped: Raft tolerates
+// any lost message. An older-term acknowledgement the log still backs is
+// sent as before.
+func (n *Node) staleAppResp(m *pb.Message, term uint64) bool {
+	if m.GetType() != pb.MsgAppResp || m.GetReject() || m.GetTerm() >= term || m.GetIndex() == 0 {
+		return false
+	}
+	lt, ok := n.RaftLogTerm(m.GetIndex())
+	return !ok || lt > m.GetTerm()
+}
+
 func (n *Node) afterPersist(rd raft.Ready, err error) {
 	if n.closed || n.failed != nil {
 		return
@@ -180,7 +205,13 @@ func (n *Node) afterPersist(rd raft.Ready, err error) {
 		n.fail(fmt.Errorf("raft log sync: %w", err))
 		return
 	}
+	term := n.rn.BasicStatus().HardState.GetTerm()
 	for _, m := range rd.Messages {
+		if n.staleAppResp(m, term) {
+			// raft.stale.resp: A=to B=acknowledged index C=its term D=our term.
+			n.trace("raft.stale.resp", int64(m.GetTo()), int64(m.GetIndex()), int64(m.GetTerm()), int64(term))
+			continue
+		}
 		n.send(m)
 	}
 	if !n.applyCommitted(rd.CommittedEntries) {
