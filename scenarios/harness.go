@@ -647,6 +647,7 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 		h.probe("node-fail")
 	case "gate.open":
 		h.probe("leader-gate-open")
+		h.oracle.onGateOpen(uint64(e.Node), uint64(e.A), uint64(e.B))
 	case "node.recovering":
 		h.probe("restart-recovering")
 	case "node.recover.cut":

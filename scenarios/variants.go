@@ -70,6 +70,8 @@ var variants = []Variant{
 		Scenario: "pipelined-fsync", bugs: node.Bugs{PipelinedDefiniteFsyncError: true}},
 	{Name: "pipelined-no-rebuild", Summary: "pipelined path: a node never rewrites its own batches when applying them, trusting its WAL to hold them, so a WAL suffix lost in a crash is not rebuilt from the Raft log",
 		Scenario: "pipelined-crashes", bugs: node.Bugs{TrustOwnBatches: true}},
+	{Name: "gate-on-any-entry", Summary: "a new leader opens its produce gate at the first entry it applies, not at the first entry of its own term (DESIGN.md 3.2)",
+		Scenario: "double-failover", bugs: node.Bugs{GateOnAnyEntry: true}},
 	{Name: "apply-before-sync", Summary: "committed entries apply while the Ready's sync runs, including the entries that Ready saves: a follower exposes an HWM over entries not yet durable on it",
 		Scenario: "crashes", bugs: node.Bugs{ApplyBeforeSync: true}},
 }

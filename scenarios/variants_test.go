@@ -107,6 +107,9 @@ var variantCatchers = map[string][]string{
 	// later records land at the wrong offsets (S2, S4, S1), or it cannot
 	// converge (L1).
 	"pipelined-no-rebuild": {InvS1, InvS2, InvS3, InvS4, InvL1},
+	// A leader's gate opens on an older term's entry: S8 judges the gate
+	// at the moment it opens (a write in the gap would break S2 or S6).
+	"gate-on-any-entry": {InvS8, InvS2, InvS6},
 	// A follower applies an entry before it is durable in its own Raft
 	// log: S9 sees the apply; a crash then moves its HWM back (S3).
 	"apply-before-sync": {InvS9, InvS3},

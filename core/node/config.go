@@ -304,4 +304,8 @@ type Bugs struct {
 	// itself saves: a follower exposes an HWM over entries it does not
 	// yet hold durably.
 	ApplyBeforeSync bool
+	// GateOnAnyEntry: a new leader opens its produce gate (and truncates
+	// its suffix) at the first entry it applies, not at the first entry of
+	// its own term.
+	GateOnAnyEntry bool
 }

@@ -234,7 +234,7 @@ func (n *Node) applyCommitted(ents []*pb.Entry) bool {
 		}
 		n.applied = e.GetIndex()
 		n.checkRecovered()
-		if n.role == RoleLeader && !n.gate && e.GetTerm() == n.term {
+		if n.role == RoleLeader && !n.gate && (e.GetTerm() == n.term || n.bugs.GateOnAnyEntry) {
 			n.openGate()
 		}
 	}
