@@ -41,6 +41,11 @@ type Knobs struct {
 	// WALPendingBytes bounds the bytes a WAL queues before writing (not
 	// drawn: see drawKnobs).
 	WALPendingBytes int `json:"wal_pending_bytes,omitempty"`
+	// CommittedPerReady is etcd raft's MaxCommittedSizePerReady in bytes:
+	// small values split a new leader's backlog of committed entries over
+	// several Readies, so writes and ticks run between its applies (the
+	// moment the leadership gate guards).
+	CommittedPerReady uint64 `json:"committed_per_ready,omitempty"`
 }
 
 // Bounds that knobs must respect, drawn or hand-written.
@@ -92,6 +97,10 @@ func drawKnobs(o *Options) {
 	if pick() {
 		o.AcksTimeout = rng.Duration(2*time.Second, 8*time.Second)
 	}
+	// Drawn last: a knob added later must not change the earlier draws.
+	if pick() {
+		k.CommittedPerReady = uint64(1<<10 + rng.IntN(63<<10))
+	}
 }
 
 // apply sets the drawn knobs in a node's configuration.
@@ -106,6 +115,7 @@ func (k Knobs) apply(c *node.Config) {
 	c.HeartbeatTicks = k.HeartbeatTicks
 	c.MaxPendingBatches = k.MaxPendingBatches
 	c.MaxQueuedUnits = k.MaxQueuedUnits
+	c.MaxCommittedSizePerReady = k.CommittedPerReady
 }
 
 // describe renders the knobs on one line ("default" for each unset one).
@@ -126,6 +136,7 @@ func (k Knobs) describe() string {
 	add("max-pending-batches", k.MaxPendingBatches, k.MaxPendingBatches != 0)
 	add("max-queued", k.MaxQueuedUnits, k.MaxQueuedUnits != 0)
 	add("wal-pending-bytes", k.WALPendingBytes, k.WALPendingBytes != 0)
+	add("committed-per-ready", k.CommittedPerReady, k.CommittedPerReady != 0)
 	if len(parts) == 0 {
 		return "defaults"
 	}
@@ -150,6 +161,8 @@ func (k Knobs) validate(o Options) error {
 		return err
 	}
 	switch {
+	case k.CommittedPerReady > 1<<30:
+		return fmt.Errorf("knob committed_per_ready %d above %d", k.CommittedPerReady, 1<<30)
 	case k.BatchBytes < 0 || k.BatchRecords < 0 || k.Linger < 0 || k.MaxPendingBatches < 0 || k.MaxQueuedUnits < 0:
 		return fmt.Errorf("negative knob in %s", k.describe())
 	case k.ElectionTicks < 0 || k.ElectionTicks > maxKnobTicks || k.HeartbeatTicks < 0 || k.HeartbeatTicks > maxKnobTicks:
