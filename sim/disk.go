@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -234,6 +235,9 @@ type Disk struct {
 
 	vol map[string]*diskInode // volatile namespace
 	dur map[string]*diskInode // durable namespace
+	// volNames are the names of vol, sorted, kept up to date as names come
+	// and go (a SyncDir snapshots them without sorting).
+	volNames []string
 
 	// Pending completions (file syncs and dir syncs), by issue id, so a
 	// crash can cancel them and a stall can move them in issue order.
@@ -269,6 +273,12 @@ type Disk struct {
 	// durNames caches the sorted names of dur (DurableSource.List); nil
 	// when dur was replaced since.
 	durNames []string
+	// nsVer is the durable version at which the durable namespace last
+	// changed; dirVers holds, per directory prefix ("raft/", "wal/t-0/"),
+	// the durable version of the last change of a file image under it
+	// (see DurableSource.PrefixVersion).
+	nsVer   uint64
+	dirVers map[string]*uint64
 }
 
 // diskInode is a file's content, independent of the names that point at it.
@@ -287,6 +297,10 @@ type diskInode struct {
 	// durChanges lists the changes of the durable image (see
 	// DurableChangedFrom), in version order.
 	durChanges []durChange
+	// dirVers are the Disk.dirVers counters of the directory prefixes of
+	// the file's name (an inode has one name for its life: there is no
+	// rename).
+	dirVers []*uint64
 }
 
 // diskDelta is a sync snapshot relative to the previous Sync call: the
@@ -322,6 +336,7 @@ type diskOp struct {
 	ino    *diskInode            // file sync: the inode
 	delta  diskDelta             // file sync: its snapshot
 	names  map[string]*diskInode // dir sync: namespace snapshot
+	sorted []string              // dir sync: the snapshot's names, sorted
 	done   func(error)
 	fs     *diskFS // the view that issued it: how the callback is delivered
 	issued time.Duration
@@ -610,7 +625,8 @@ func (d *Disk) Crash() {
 	d.dirQueue = nil
 	d.dirLastDone = 0
 	// Sorted: the torn draws must not depend on map order.
-	for _, name := range sortedNames(d.dur) {
+	names := sortedNames(d.dur)
+	for _, name := range names {
 		ino := d.dur[name]
 		d.tear(ino)
 		// Copy-on-write: the two images share pages until either writes.
@@ -621,10 +637,8 @@ func (d *Disk) Crash() {
 		ino.lastDone = 0
 		ino.removed = false
 	}
-	d.vol = make(map[string]*diskInode, len(d.dur))
-	for name, ino := range d.dur {
-		d.vol[name] = ino
-	}
+	d.vol = maps.Clone(d.dur)
+	d.volNames = names
 	d.cold = true
 }
 
@@ -797,8 +811,9 @@ func (d *Disk) complete(op *diskOp) {
 		d.dirQueue = popOp(d.dirQueue)
 		if op.err == nil {
 			d.dur = op.names
-			d.durNames = nil
+			d.durNames = op.sorted
 			d.durVer++
+			d.nsVer = d.durVer
 		} else {
 			d.stats.DirSyncErrors++
 		}
@@ -1076,9 +1091,11 @@ func (fs *diskFS) Create(name string) (env.File, error) {
 		return nil, fmt.Errorf("sim disk: create %q: %w", name, env.ErrExist)
 	}
 	d.nextInodeID++
-	ino := &diskInode{id: d.nextInodeID}
+	ino := &diskInode{id: d.nextInodeID, dirVers: d.dirCounters(name)}
 	ino.data.pool, ino.durable.pool = &d.pages, &d.pages
 	d.vol[name] = ino
+	i, _ := slices.BinarySearch(d.volNames, name)
+	d.volNames = slices.Insert(d.volNames, i, name)
 	f := &diskFile{fs: fs, ino: ino, name: name}
 	d.event(DiskEventCreate)
 	return f, nil
@@ -1121,6 +1138,9 @@ func (fs *diskFS) Remove(name string) error {
 	}
 	ino.removed = true
 	delete(fs.d.vol, name)
+	if i, ok := slices.BinarySearch(fs.d.volNames, name); ok {
+		fs.d.volNames = slices.Delete(fs.d.volNames, i, i+1)
+	}
 	fs.d.event(DiskEventRemove)
 	return nil
 }
@@ -1137,11 +1157,7 @@ func (fs *diskFS) SyncDir(done func(error)) {
 	}
 	d.stats.DirSyncs++
 	lat, err := d.drawSync("syncdir", "")
-	names := make(map[string]*diskInode, len(d.vol))
-	for name, ino := range d.vol {
-		names[name] = ino
-	}
-	op := &diskOp{err: err, names: names, done: done, fs: fs}
+	op := &diskOp{err: err, names: maps.Clone(d.vol), sorted: slices.Clone(d.volNames), done: done, fs: fs}
 	d.dirLastDone = d.schedule(op, d.dirLastDone, lat)
 	d.dirQueue = append(d.dirQueue, op)
 	d.hang(fs, op)

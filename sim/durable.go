@@ -77,6 +77,9 @@ func (d *Disk) ReadDurable(name string, p []byte, off int64) int {
 // durableChanged records a change of ino's durable image from offset lo.
 func (d *Disk) durableChanged(ino *diskInode, lo int64) {
 	d.durVer++
+	for _, v := range ino.dirVers {
+		*v = d.durVer
+	}
 	if lo < 0 {
 		lo = 0
 	}
@@ -140,6 +143,44 @@ func (s DurableSource) Stat(name string) (uint64, int64, bool) {
 // ChangedFrom is Disk.DurableChangedFrom.
 func (s DurableSource) ChangedFrom(name string, v uint64) int64 {
 	return s.d.DurableChangedFrom(name, v)
+}
+
+// PrefixVersion returns a version that grows whenever the durable image of
+// a file whose name starts with prefix, or the durable namespace, changes:
+// a reader of one directory (a log's segments) need not look again when
+// only other files changed. For a prefix that is not a directory ("" or
+// not ending in '/') it is Version.
+func (s DurableSource) PrefixVersion(prefix string) uint64 {
+	d := s.d
+	if prefix == "" || prefix[len(prefix)-1] != '/' {
+		return d.durVer
+	}
+	v := d.nsVer
+	if c := d.dirVers[prefix]; c != nil {
+		v = max(v, *c)
+	}
+	return v
+}
+
+// dirCounters returns the change counters of name's directory prefixes
+// ("a/" and "a/b/" for "a/b/c"), creating them as needed.
+func (d *Disk) dirCounters(name string) []*uint64 {
+	var out []*uint64
+	for i := 0; i < len(name); i++ {
+		if name[i] != '/' {
+			continue
+		}
+		if d.dirVers == nil {
+			d.dirVers = map[string]*uint64{}
+		}
+		c := d.dirVers[name[:i+1]]
+		if c == nil {
+			c = new(uint64)
+			d.dirVers[name[:i+1]] = c
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // ReadAt is Disk.ReadDurable.

@@ -2,6 +2,8 @@ package sim
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -77,5 +79,96 @@ func TestDurableChanges(t *testing.T) {
 	}
 	if st, ok := d.DurableStat("a"); !ok || st.Size != 1700 {
 		t.Fatalf("after torn crash: %+v %v", st, ok)
+	}
+}
+
+// TestPrefixVersion: a directory's version moves on every durable change
+// of a file under it (sync, torn crash, corruption) and on every change of
+// the durable namespace, and stays put when only files elsewhere change, so
+// a reader of one log may skip its scan; a prefix that is not a directory
+// is the whole disk's version.
+func TestPrefixVersion(t *testing.T) {
+	cfg := DefaultDiskConfig()
+	s, d := newTestDisk(1, cfg)
+	src := d.DurableSource()
+	fs := d.FS(nil)
+	run := func() { s.RunUntil(s.Now() + time.Second) }
+	a := mustCreate(t, fs, "raft/a")
+	w := mustCreate(t, fs, "wal/t-0/w")
+	fs.SyncDir(func(error) {})
+	run()
+	ver := func(p string) uint64 { return src.PrefixVersion(p) }
+	raft, wal, sub := ver("raft/"), ver("wal/"), ver("wal/t-0/")
+
+	mustWrite(t, w, []byte("x"))
+	w.Sync(func(error) {})
+	run()
+	if ver("raft/") != raft {
+		t.Fatal("a sync under wal/ moved raft/")
+	}
+	if ver("wal/") == wal || ver("wal/t-0/") == sub {
+		t.Fatal("a sync under wal/t-0/ did not move wal/ and wal/t-0/")
+	}
+	if ver("") != src.Version() || ver("raft") != src.Version() {
+		t.Fatal("a prefix that is not a directory is not the disk's version")
+	}
+
+	mustWrite(t, a, []byte("y"))
+	a.Sync(func(error) {})
+	run()
+	if ver("raft/") == raft {
+		t.Fatal("a sync under raft/ did not move raft/")
+	}
+	raft = ver("raft/")
+	if !d.CorruptDurable("raft/a", 0, 1) || ver("raft/") == raft {
+		t.Fatal("corruption under raft/ did not move raft/")
+	}
+	raft = ver("raft/")
+	torn := cfg
+	torn.TornKeepProb = 1
+	d.SetConfig(torn)
+	mustWrite(t, a, []byte("z"))
+	d.Crash()
+	if ver("raft/") == raft {
+		t.Fatal("a torn crash that kept a block under raft/ did not move raft/")
+	}
+	raft = ver("raft/")
+	fs = d.FS(nil)
+	mustCreate(t, fs, "other")
+	fs.SyncDir(func(error) {})
+	run()
+	if ver("raft/") == raft {
+		t.Fatal("a change of the durable namespace did not move raft/")
+	}
+}
+
+// TestNameListsFollowNamespaces: the sorted name lists the disk keeps
+// beside its namespaces (the volatile one updated on create and remove, the
+// durable one taken from the SyncDir snapshot) always equal the sorted keys
+// of the namespace maps, through creates, removes, dir syncs and crashes.
+func TestNameListsFollowNamespaces(t *testing.T) {
+	s, d := newTestDisk(3, DefaultDiskConfig())
+	rng := NewStreams(3).Stream("names")
+	fs := d.FS(nil)
+	for step := 0; step < 2000; step++ {
+		name := fmt.Sprintf("d%d/f%02d", rng.IntN(3), rng.IntN(30))
+		switch x := rng.IntN(10); {
+		case x < 4:
+			_, _ = fs.Create(name)
+		case x < 7:
+			_ = fs.Remove(name)
+		case x < 9:
+			fs.SyncDir(func(error) {})
+			s.RunUntil(s.Now() + time.Duration(rng.IntN(20))*time.Millisecond)
+		default:
+			d.Crash()
+			fs = d.FS(nil)
+		}
+		if !slices.Equal(d.volNames, sortedNames(d.vol)) {
+			t.Fatalf("step %d: volatile names %v, namespace %v", step, d.volNames, sortedNames(d.vol))
+		}
+		if got := d.DurableSource().List(""); !slices.Equal(got, sortedNames(d.dur)) {
+			t.Fatalf("step %d: durable names %v, namespace %v", step, got, sortedNames(d.dur))
+		}
 	}
 }
