@@ -210,6 +210,13 @@ func (s *Scheduler) Step() bool {
 	if e == nil {
 		return false
 	}
+	s.runHead(inLane)
+	return true
+}
+
+// runHead runs the first live entry, which head just found (in the lane
+// when inLane).
+func (s *Scheduler) runHead(inLane bool) {
 	var it *Item
 	if inLane {
 		it = s.lanePop()
@@ -229,17 +236,17 @@ func (s *Scheduler) Step() bool {
 	} else {
 		ev.fire()
 	}
-	return true
 }
 
 // RunUntil runs every event scheduled at or before t, then sets the clock to
 // t.
 func (s *Scheduler) RunUntil(t time.Duration) {
 	for {
-		if e, _ := s.head(); e == nil || e.at > t {
+		e, inLane := s.head()
+		if e == nil || e.at > t {
 			break
 		}
-		s.Step()
+		s.runHead(inLane)
 	}
 	if t > s.now {
 		s.now = t
@@ -253,13 +260,14 @@ func (s *Scheduler) RunFor(d time.Duration) { s.RunUntil(s.now + d) }
 // clock has not passed deadline. It reports whether cond became false.
 func (s *Scheduler) RunWhile(cond func() bool, deadline time.Duration) bool {
 	for cond() {
-		if e, _ := s.head(); e == nil || e.at > deadline {
+		e, inLane := s.head()
+		if e == nil || e.at > deadline {
 			if deadline > s.now {
 				s.now = deadline
 			}
 			return false
 		}
-		s.Step()
+		s.runHead(inLane)
 	}
 	return true
 }
