@@ -1,8 +1,10 @@
 package scenarios
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -169,6 +171,11 @@ func (rec *recorder) finish() {
 	h := rec.h
 	now := h.s.Now()
 	final := FinalState{Time: now}
+	// The previous node's committed entries, raw and described: nodes
+	// mostly hold the same entries, and an equal entry (same index, term,
+	// type and bytes) gets the same description without decoding it again.
+	var prevEnts []*pb.Entry
+	var prevRaft []RaftEntry
 	for _, id := range h.ids {
 		fn := FinalNode{Node: id, Incarnation: h.w.Process(id).Incarnation()}
 		n := h.node(id)
@@ -190,9 +197,11 @@ func (rec *recorder) finish() {
 				if len(ents) > 0 {
 					fn.RaftFirst = ents[0].GetIndex()
 				}
+				fn.Raft = make([]RaftEntry, 0, len(ents))
 				for _, e := range ents {
-					fn.Raft = append(fn.Raft, raftEntry(e))
+					fn.Raft = append(fn.Raft, describeLike(e, prevEnts, prevRaft))
 				}
+				prevEnts, prevRaft = ents, fn.Raft
 			}
 		}
 		final.Nodes = append(final.Nodes, fn)
@@ -241,6 +250,23 @@ func (rec *recorder) finalPart(id uint64, n *node.Node, ps node.PartitionStatus)
 		}
 	}
 	return fp
+}
+
+// describeLike describes e as raftEntry does, reusing the description of
+// the entry of prev (whose descriptions are prevRaft) at e's index when
+// that entry is the same bytes; the payload ids are copied, so no two
+// nodes' final states share memory.
+func describeLike(e *pb.Entry, prev []*pb.Entry, prevRaft []RaftEntry) RaftEntry {
+	if len(prev) > 0 {
+		if j := e.GetIndex() - prev[0].GetIndex(); j < uint64(len(prev)) {
+			if p := prev[j]; p.GetIndex() == e.GetIndex() && p.GetTerm() == e.GetTerm() && p.GetType() == e.GetType() && bytes.Equal(p.Data, e.Data) {
+				re := prevRaft[j]
+				re.Payloads = slices.Clone(re.Payloads)
+				return re
+			}
+		}
+	}
+	return raftEntry(e)
 }
 
 // raftEntry describes a committed entry for the final state.
