@@ -34,25 +34,53 @@ type image struct {
 	pool *pagePool
 }
 
-// pagePool holds pages no image refers to any more, for reuse.
-type pagePool []*page
+// pagePool supplies the pages of a disk's images: pages no image refers
+// to any more (put back by Disk.settle), else fresh pages cut from a slab.
+// A page of its own per allocation would cost a heap span each (a page is
+// the largest small-object size), zeroed on allocation and swept by every
+// garbage collection; a slab of pagesPerSlab is one large object, whose
+// fresh memory needs no zeroing. A page keeps its whole slab alive, which
+// costs nothing here: a disk's pages live as long as the disk.
+type pagePool struct {
+	free []*page
+	slab []page
+}
+
+// pagesPerSlab is how many pages a slab holds (512 KiB with 32 KiB pages).
+const pagesPerSlab = 16
 
 // get returns a zeroed page.
 func (pp *pagePool) get() *page {
-	if pp != nil {
-		if n := len(*pp); n > 0 {
-			p := (*pp)[n-1]
-			(*pp)[n-1] = nil
-			*pp = (*pp)[:n-1]
-			clear(p[:])
-			return p
-		}
+	if pp != nil && len(pp.free) > 0 {
+		p := pp.raw()
+		clear(p[:])
+		return p
 	}
-	return new(page)
+	return pp.raw()
+}
+
+// raw returns a page whose content is undefined (a recycled one) unless
+// it is fresh: for a caller that overwrites all of it.
+func (pp *pagePool) raw() *page {
+	if pp == nil {
+		return new(page)
+	}
+	if n := len(pp.free); n > 0 {
+		p := pp.free[n-1]
+		pp.free[n-1] = nil
+		pp.free = pp.free[:n-1]
+		return p
+	}
+	if len(pp.slab) == 0 {
+		pp.slab = make([]page, pagesPerSlab)
+	}
+	p := &pp.slab[0]
+	pp.slab = pp.slab[1:]
+	return p
 }
 
 // put takes back a page that nothing refers to.
-func (pp *pagePool) put(p *page) { *pp = append(*pp, p) }
+func (pp *pagePool) put(p *page) { pp.free = append(pp.free, p) }
 
 // Len returns the image's size in bytes.
 func (im *image) Len() int64 { return im.size }
@@ -64,7 +92,7 @@ func numPages(n int64) int { return int((n + pageSize - 1) / pageSize) }
 func (im *image) writable(i int) *page {
 	p := im.pages[i]
 	if !im.owned[i] {
-		c := new(page)
+		c := im.pool.raw()
 		*c = *p
 		im.pages[i] = c
 		im.owned[i] = true
