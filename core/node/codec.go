@@ -178,7 +178,7 @@ func decodeFast(b []byte) (*pb.Message, error) {
 			b = b[n:]
 			switch num {
 			case 1:
-				if _, ok := pb.MessageType_name[int32(v)]; !ok || uint64(int32(v)) != v {
+				if !knownMessageType(v) {
 					return nil, errFallback // unknown enum values are protobuf's to keep
 				}
 				s.typ = pb.MessageType(v)
@@ -255,7 +255,7 @@ func decodeEntry(b, buf []byte) (*pb.Entry, []byte, error) {
 			b = b[n:]
 			switch num {
 			case 1:
-				if _, ok := pb.EntryType_name[int32(v)]; !ok || uint64(int32(v)) != v {
+				if !knownEntryType(v) {
 					return nil, nil, errFallback
 				}
 				s.typ = pb.EntryType(v)
@@ -283,4 +283,44 @@ func decodeEntry(b, buf []byte) (*pb.Entry, []byte, error) {
 		}
 	}
 	return e, buf, nil
+}
+
+// enumSmall bounds the enum values the tables below hold.
+const enumSmall = 64
+
+// Which small values the Raft enums know, from their name maps: the fast
+// decoders check every message's type and every entry's, and a table
+// lookup costs a fraction of the map's.
+var (
+	messageTypes = enumTable(pb.MessageType_name)
+	entryTypes   = enumTable(pb.EntryType_name)
+)
+
+func enumTable(names map[int32]string) (t [enumSmall]bool) {
+	for v := range names {
+		if v >= 0 && v < enumSmall {
+			t[v] = true
+		}
+	}
+	return t
+}
+
+// knownMessageType reports whether the varint v is a pb.MessageType value,
+// exactly as a lookup of int32(v) in pb.MessageType_name with v fitting an
+// int32 would.
+func knownMessageType(v uint64) bool {
+	if v < enumSmall {
+		return messageTypes[v]
+	}
+	_, ok := pb.MessageType_name[int32(v)]
+	return ok && uint64(int32(v)) == v
+}
+
+// knownEntryType is knownMessageType for pb.EntryType.
+func knownEntryType(v uint64) bool {
+	if v < enumSmall {
+		return entryTypes[v]
+	}
+	_, ok := pb.EntryType_name[int32(v)]
+	return ok && uint64(int32(v)) == v
 }

@@ -208,3 +208,23 @@ func BenchmarkCodec(b *testing.B) {
 		}
 	})
 }
+
+// TestKnownEnumTables: the table checks of the fast decoders accept exactly
+// the varints a lookup in the enums' name maps accepts, small and large
+// (values past int32 must not wrap onto a known one).
+func TestKnownEnumTables(t *testing.T) {
+	vals := []uint64{1 << 31, 1<<31 - 1, 1 << 32, 1<<32 + 3, 1<<64 - 1, 1<<63 + 4}
+	for v := uint64(0); v < 300; v++ {
+		vals = append(vals, v)
+	}
+	for _, v := range vals {
+		_, ok := pb.MessageType_name[int32(v)]
+		if want := ok && uint64(int32(v)) == v; knownMessageType(v) != want {
+			t.Errorf("knownMessageType(%d) = %v, want %v", v, !want, want)
+		}
+		_, ok = pb.EntryType_name[int32(v)]
+		if want := ok && uint64(int32(v)) == v; knownEntryType(v) != want {
+			t.Errorf("knownEntryType(%d) = %v, want %v", v, !want, want)
+		}
+	}
+}

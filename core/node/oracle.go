@@ -62,7 +62,7 @@ func peekFast(b []byte) (MessageHeader, error) {
 			b = b[n:]
 			switch num {
 			case 1:
-				if _, ok := pb.MessageType_name[int32(v)]; !ok || uint64(int32(v)) != v {
+				if !knownMessageType(v) {
 					return h, errFallback
 				}
 				h.Type = pb.MessageType(v)

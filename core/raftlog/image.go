@@ -207,8 +207,8 @@ func peekEntry(b []byte) (e ImageEntry, index uint64, ok bool) {
 		b = b[n:]
 		switch num {
 		case 1:
-			if _, known := pb.EntryType_name[int32(v)]; !known || uint64(int32(v)) != v {
-				return e, 0, false
+			if v >= uint64(len(entryTypes)) || !entryTypes[v] {
+				return e, 0, false // larger values (none known) go to the protobuf runtime
 			}
 			e.Type = pb.EntryType(v)
 		case 2:
@@ -219,3 +219,14 @@ func peekEntry(b []byte) (e ImageEntry, index uint64, ok bool) {
 	}
 	return e, index, true
 }
+
+// entryTypes says which small values pb.EntryType knows (from its name
+// map): a table lookup per entry instead of a map lookup.
+var entryTypes = func() (t [16]bool) {
+	for v := range pb.EntryType_name {
+		if v >= 0 && int(v) < len(t) {
+			t[v] = true
+		}
+	}
+	return t
+}()
