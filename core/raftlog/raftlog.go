@@ -149,10 +149,13 @@ func (s *Storage) Save(hs *pb.HardState, ents []*pb.Entry) error {
 			// Ready, which can exceed any single record. Replay appends the
 			// runs in order; a crash that keeps only a prefix of them loses
 			// only unsynced entries, as for any tail.
-			for _, run := range splitEntries(ents, s.maxRecord) {
-				if _, err := s.log.Append(encodeEntries(run)); err != nil {
+			sizes := entrySizes(ents)
+			i := 0
+			for _, run := range splitEntries(ents, sizes, s.maxRecord) {
+				if _, err := s.log.Append(encodeEntries(run, sizes[i:i+len(run)])); err != nil {
 					return fmt.Errorf("raftlog: append entries: %w", err)
 				}
+				i += len(run)
 			}
 			s.dirty = true
 		}
@@ -218,14 +221,29 @@ func isHardStateEqual(a, b *pb.HardState) bool {
 // must write the same bytes every time.
 var marshal = proto.MarshalOptions{Deterministic: true}
 
-// splitEntries cuts ents into runs whose encoding (see encodeEntries) fits
-// in limit bytes; an entry that alone exceeds it is a run of its own (and
-// the append fails with reclog.ErrTooLarge).
-func splitEntries(ents []*pb.Entry, limit int) [][]*pb.Entry {
+// marshalSized is marshal for an entry whose size entrySizes just computed:
+// protobuf then reuses the size it cached instead of walking the entry
+// again (the bytes are the same).
+var marshalSized = proto.MarshalOptions{Deterministic: true, UseCachedSize: true}
+
+// entrySizes returns the encoded size of each entry, computed once for
+// both splitEntries and encodeEntries (a size walks the whole entry).
+func entrySizes(ents []*pb.Entry) []int {
+	sizes := make([]int, len(ents))
+	for i, e := range ents {
+		sizes[i] = marshal.Size(e)
+	}
+	return sizes
+}
+
+// splitEntries cuts ents (of the given sizes) into runs whose encoding (see
+// encodeEntries) fits in limit bytes; an entry that alone exceeds it is a
+// run of its own (and the append fails with reclog.ErrTooLarge).
+func splitEntries(ents []*pb.Entry, sizes []int, limit int) [][]*pb.Entry {
 	var runs [][]*pb.Entry
 	start, size := 0, 1+binary.MaxVarintLen64
-	for i, e := range ents {
-		n := binary.MaxVarintLen64 + marshal.Size(e)
+	for i := range ents {
+		n := binary.MaxVarintLen64 + sizes[i]
 		if i > start && size+n > limit {
 			runs = append(runs, ents[start:i])
 			start, size = i, 1+binary.MaxVarintLen64
@@ -235,18 +253,20 @@ func splitEntries(ents []*pb.Entry, limit int) [][]*pb.Entry {
 	return append(runs, ents[start:])
 }
 
-func encodeEntries(ents []*pb.Entry) []byte {
+// encodeEntries encodes ents, whose sizes entrySizes computed just before
+// (nothing may change an entry in between: its cached size is used).
+func encodeEntries(ents []*pb.Entry, sizes []int) []byte {
 	n := 1 + binary.MaxVarintLen64
-	for _, e := range ents {
-		n += binary.MaxVarintLen64 + marshal.Size(e)
+	for _, sz := range sizes {
+		n += binary.MaxVarintLen64 + sz
 	}
 	b := make([]byte, 0, n)
 	b = append(b, kindEntries)
 	b = binary.AppendUvarint(b, uint64(len(ents)))
-	for _, e := range ents {
-		b = binary.AppendUvarint(b, uint64(marshal.Size(e)))
+	for i, e := range ents {
+		b = binary.AppendUvarint(b, uint64(sizes[i]))
 		var err error
-		b, err = marshal.MarshalAppend(b, e)
+		b, err = marshalSized.MarshalAppend(b, e)
 		if err != nil {
 			panic(fmt.Sprintf("raftlog: marshal entry %d: %v", e.GetIndex(), err))
 		}
