@@ -574,7 +574,56 @@ func (l *Log) finish(o *op) {
 
 // Read returns the payload of record seq (from the volatile image). The
 // returned slice is the caller's.
-func (l *Log) Read(seq uint64) ([]byte, error) {
+func (l *Log) Read(seq uint64) ([]byte, error) { return l.ReadIn(seq, nil) }
+
+// Arena lets several reads share allocations: a caller that reads many
+// records at once (a fetch) takes their bytes from a few chunks instead of
+// one allocation per record. Each payload is still the caller's (no two
+// overlap); a chunk lives as long as any payload in it. The zero value is
+// ready to use.
+type Arena struct {
+	// Hint is how many more payload bytes the caller expects to read
+	// through the arena (0: unknown); chunks are not cut much bigger, so
+	// a read that stops early wastes little.
+	Hint int
+	buf  []byte
+	next int // size of the next chunk
+}
+
+// Arena chunks grow from arenaFirst to arenaMax bytes.
+const (
+	arenaFirst = 4 << 10
+	arenaMax   = 64 << 10
+)
+
+// alloc returns n bytes of the arena (of a nil arena: of their own).
+func (a *Arena) alloc(n int) []byte {
+	if a == nil || n > arenaMax {
+		return make([]byte, n)
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		// The first read gets exactly its size (a read of one record costs
+		// what it did without an arena); chunks follow, growing, no bigger
+		// than the hint allows (with room for chunk headers).
+		size := n
+		if a.buf != nil {
+			a.next = min(max(2*a.next, arenaFirst), arenaMax)
+			size = a.next
+			if a.Hint > 0 {
+				size = min(size, a.Hint+a.Hint/8+chunkHeaderSize)
+			}
+			size = max(size, n)
+		}
+		a.buf = make([]byte, 0, size)
+	}
+	p := a.buf[len(a.buf) : len(a.buf)+n : len(a.buf)+n]
+	a.buf = a.buf[:len(a.buf)+n]
+	return p
+}
+
+// ReadIn is Read taking the payload's memory from a (nil: an allocation of
+// its own). It reads the disk exactly as Read does.
+func (l *Log) ReadIn(seq uint64, a *Arena) ([]byte, error) {
 	if l.closed {
 		return nil, ErrClosed
 	}
@@ -592,13 +641,13 @@ func (l *Log) Read(seq uint64) ([]byte, error) {
 	if k+1 < uint64(len(seg.starts)) {
 		end = int64(seg.starts[k+1])
 	}
-	return readRecord(seg, seq, start, end, l.opts.MaxRecordBytes)
+	return readRecord(seg, seq, start, end, l.opts.MaxRecordBytes, a)
 }
 
 // readRecord reads and verifies the record seq whose chunks lie in
-// [start, end) of seg.
-func readRecord(seg *segment, seq uint64, start, end int64, limit int) ([]byte, error) {
-	span := make([]byte, end-start)
+// [start, end) of seg, into memory from a.
+func readRecord(seg *segment, seq uint64, start, end int64, limit int, a *Arena) ([]byte, error) {
+	span := a.alloc(int(end - start))
 	if n, err := seg.f.ReadAt(span, start); n != len(span) {
 		return nil, fmt.Errorf("reclog: read record %d from %s at %d: %w", seq, seg.name, start, err)
 	}

@@ -825,6 +825,7 @@ func (w *WAL) Read(offset int64, maxBytes int) ([][]byte, error) {
 		return nil, fmt.Errorf("%w: read at %d, log holds [%d, %d]", ErrOutOfRange, offset, w.Start(), w.end)
 	}
 	var out [][]byte
+	var arena reclog.Arena // the records share a few allocations
 	size := 0
 	add := func(r []byte) bool {
 		if len(out) > 0 && size+len(r) > maxBytes {
@@ -835,7 +836,8 @@ func (w *WAL) Read(offset int64, maxBytes int) ([][]byte, error) {
 		return true
 	}
 	for ; offset < w.written; offset++ {
-		p, err := w.log.Read(uint64(offset - w.delta))
+		arena.Hint = maxBytes - size
+		p, err := w.log.ReadIn(uint64(offset-w.delta), &arena)
 		if err != nil {
 			if errors.Is(err, reclog.ErrCorrupt) {
 				err = fmt.Errorf("%w: %w", ErrCorrupt, err)
