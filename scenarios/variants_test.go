@@ -93,7 +93,7 @@ var variantCatchers = map[string][]string{
 	// commits: the acks=1 records it acknowledged there are gone with no
 	// leadership change after their ack (S5). The stale-batch rule rejects
 	// its overlapping batches, so the committed log stays whole.
-	"gate-before-apply": {InvS5},
+	"gate-before-apply": {InvS5, InvS8},
 	// The same with the stale-batch rule off: the overlapping batch is
 	// applied over committed records, which vanish (S1, S2, S4), move an
 	// HWM past what a majority holds (S3) or leave logs that cannot
