@@ -202,12 +202,8 @@ func (o *oracle) onSend(from, to env.NodeID, msg []byte) {
 	if err != nil {
 		return // not a Raft message: the receiver reports it
 	}
-	switch m.Type {
-	case pb.MsgPreVote, pb.MsgPreVoteResp:
-		return // a pre-vote persists nothing
-	}
-	if m.Term == 0 {
-		return // a forwarded proposal carries no term
+	if m.Term == 0 || !promisesTerm(m) {
+		return
 	}
 	nt := o.nodes[from-1]
 	if nt.raft.ok && nt.raft.err == nil && o.provenBy(nt.raft.img, from, m) {
@@ -260,6 +256,36 @@ func (o *oracle) onSend(from, to env.NodeID, msg []byte) {
 		}
 		nt.promised(img, m)
 	}
+}
+
+// promisesTerm reports whether a message promises that its sender's term
+// (and what goes with it) is durable, so that S9 must find it on disk:
+//
+//   - a vote granted (the term and the vote: a node never votes twice in a
+//     term, restarts included);
+//   - an append accepted (the entries, in the term that sent them);
+//   - a leader's messages (append, heartbeat, snapshot, timeout-now): a
+//     node leads term T only on a quorum that includes its own vote in T,
+//     which must be durable, or a restart could let it vote for another
+//     candidate of T.
+//
+// The rest promise nothing durable and may leave before their term is
+// synced: a vote request (a candidate counts its own vote only once it is
+// durable; if it crashes first it never used it), a pre-vote (it changes no
+// state), a heartbeat response and every refusal. This is the contract of
+// etcd raft's asynchronous storage writes (raft.Config.AsyncStorageWrites,
+// which the pipelined path runs): only vote and append responses wait for
+// the local append, and the Raft paper's rule "persist before responding
+// to RPCs" concerns exactly those. The one-Ready loop sends everything after
+// the sync and passes a stricter check all the same.
+func promisesTerm(m node.MessageHeader) bool {
+	switch m.Type {
+	case pb.MsgVoteResp, pb.MsgAppResp:
+		return !m.Reject
+	case pb.MsgApp, pb.MsgHeartbeat, pb.MsgSnap, pb.MsgTimeoutNow:
+		return true
+	}
+	return false
 }
 
 // onApply is S9 for the HWM: node id applied Raft entry index of term,

@@ -74,6 +74,8 @@ var variants = []Variant{
 		Scenario: "double-failover", bugs: node.Bugs{GateOnAnyEntry: true}},
 	{Name: "apply-before-sync", Summary: "committed entries apply while the Ready's sync runs, including the entries that Ready saves: a follower exposes an HWM over entries not yet durable on it",
 		Scenario: "crashes", bugs: node.Bugs{ApplyBeforeSync: true}},
+	{Name: "pipelined-leader-before-term-sync", Summary: "pipelined path: a leader elected on its peers' votes sends its appends before its own term and vote are synced (etcd raft's asynchronous writes allow it)",
+		Scenario: "pipelined-fsync", bugs: node.Bugs{LeaderBeforeTermSync: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

@@ -113,6 +113,10 @@ var variantCatchers = map[string][]string{
 	// A follower applies an entry before it is durable in its own Raft
 	// log: S9 sees the apply; a crash then moves its HWM back (S3).
 	"apply-before-sync": {InvS9, InvS3},
+	// A new leader speaks in a term its disk does not hold: S9 sees the
+	// append leave. (A crash before the sync could let it lead the same
+	// term twice with different entries at the same indexes.)
+	"pipelined-leader-before-term-sync": {InvS9},
 }
 
 // variantCatch is where the search found a variant.

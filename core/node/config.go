@@ -262,6 +262,11 @@ type Bugs struct {
 	// AppRespBeforeSync: an append response leaves before the appended
 	// entries are synced.
 	AppRespBeforeSync bool
+	// LeaderBeforeTermSync: with asynchronous storage writes (the
+	// pipelined path), a new leader sends its appends and heartbeats at
+	// once, as etcd raft hands them out, before its own term and vote are
+	// synced (async.go).
+	LeaderBeforeTermSync bool
 	// WALJoinInflightSync: the WAL writes the next batch while a batch's
 	// fsync is in flight and lets that older fsync complete both.
 	WALJoinInflightSync bool

@@ -20,7 +20,9 @@
 // own because the leadership gate, the Raft loop and the WAL notices share
 // state that would otherwise need a second copy.
 //
-// The Raft loop follows etcd raft's Ready contract with one Ready in flight:
+// On the batch and legacy paths the Raft loop follows etcd raft's Ready
+// contract with one Ready in flight (the pipelined path uses asynchronous
+// storage writes instead, async.go):
 // save HardState and entries, sync when raft.MustSync says so (new entries,
 // a new term or vote), then send the Ready's messages, apply its committed
 // entries, and Advance. A Ready that only moves the commit index is written
@@ -229,11 +231,19 @@ type Node struct {
 	nqueued int
 
 	readyInFlight bool
-	tick          env.Timer
-	role          Role
-	term, lead    uint64
-	gate          bool
-	applied       uint64
+	// syncsOut counts Raft-log syncs queued by the pipelined path's
+	// asynchronous storage writes and not yet completed (async.go).
+	syncsOut int
+	// writtenTerm and durableTerm are the terms of the Raft log's last
+	// HardState written and synced; held are messages waiting for their
+	// term to be durable (async.go).
+	writtenTerm, durableTerm uint64
+	held                     []*pb.Message
+	tick                     env.Timer
+	role                     Role
+	term, lead               uint64
+	gate                     bool
+	applied                  uint64
 	// recoverTo is the Raft index a restarted node must apply before it
 	// exposes its HWM again (0: not recovering). See the package doc.
 	recoverTo uint64

@@ -19,9 +19,10 @@
 // leader's own WAL fsync. Why that is enough:
 //
 //   - Commit means the entry, records included (DESIGN.md 3.1), is in the
-//     synced Raft logs of a majority. The leader applies an entry only from
-//     a Ready whose Raft log write was synced (ready.go), so at the reply
-//     the records are durable in the leader's Raft log too. No in-budget
+//     synced Raft logs of a majority. With asynchronous storage writes
+//     (async.go) raft hands the leader only entries its own Raft log holds
+//     durably, so at the reply the records are durable in the leader's Raft
+//     log too. No in-budget
 //     crash pattern can lose them; the WAL copy adds no durability.
 //   - The WAL is, for committed offsets, the materialised state of the Raft
 //     log. Followers have always applied committed entries into a WAL that

@@ -50,35 +50,16 @@ func (n *Node) armTick() {
 
 // maybeReady handles the next Ready if none is in flight.
 func (n *Node) maybeReady() {
+	if n.asyncStorage() {
+		n.readyAsync()
+		return
+	}
 	if n.standalone || n.readyInFlight || n.closed || n.failed != nil || !n.rn.HasReady() {
 		return
 	}
 	rd := n.rn.Ready()
 	n.readyInFlight = true
-	if rd.SoftState != nil {
-		n.onSoftState(*rd.SoftState)
-	}
-	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) && rd.HardState.GetTerm() != n.term {
-		n.term = rd.HardState.GetTerm()
-		n.trace("raft.term", int64(n.term), int64(n.lead), 0, 0)
-	}
-	if n.bugs.GateBeforeApply && n.role == RoleLeader && !n.gate {
-		n.openGate()
-	}
-	for _, e := range rd.Entries {
-		if e.GetType() == pb.EntryNormal && len(e.Data) > 0 {
-			if id, ok := statemach.PeekID(e.Data); ok && id.Node == n.cfg.ID {
-				n.prop.Assigned(id, e.GetTerm(), e.GetIndex())
-			}
-		}
-	}
-	if len(rd.Entries) > 0 && rd.Entries[0].GetIndex() <= n.recoverTo {
-		// A leader overwrites our log from this index: our entries from
-		// here on were never committed, so no HWM we exposed covered them.
-		n.recoverTo = rd.Entries[0].GetIndex() - 1
-		n.trace("node.recover.cut", int64(n.recoverTo), int64(n.applied), 0, 0)
-		n.checkRecovered()
-	}
+	n.noteReady(rd)
 	prev := n.storage.HardState()
 	if err := n.storage.Save(rd.HardState, rd.Entries); err != nil {
 		n.fail(err)

@@ -38,6 +38,7 @@ func (n *Node) openRaft() error {
 	}
 	n.applied = commit
 	n.term = hs.GetTerm()
+	n.writtenTerm, n.durableTerm = n.term, n.term
 	last, err := st.LastIndex()
 	if err != nil {
 		return fmt.Errorf("node %d: raft log last index: %w", n.cfg.ID, err)
@@ -60,6 +61,7 @@ func (n *Node) openRaft() error {
 		CheckQuorum:               true,
 		PreVote:                   true,
 		DisableProposalForwarding: true,
+		AsyncStorageWrites:        n.asyncStorage(),
 		Logger:                    &raftLogger{n: n},
 	}
 	rn, err := raft.NewRawNode(rc)
