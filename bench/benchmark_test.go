@@ -58,7 +58,7 @@ func BenchmarkRun(b *testing.B) {
 	for _, mode := range []string{ModeStandalone, ModeCluster} {
 		for _, acks := range []node.Acks{node.AcksNone, node.AcksLeader, node.AcksAll} {
 			for _, size := range []int{256, 1024} {
-				for _, path := range []node.Path{node.PathBatch, node.PathLegacy} {
+				for _, path := range []node.Path{node.PathBatch, node.PathLegacy, node.PathPipelined} {
 					name := fmt.Sprintf("%s/acks=%s/size=%d/%s", mode, acks, size, path)
 					b.Run(name, func(b *testing.B) {
 						cfg := DefaultConfig()

@@ -262,8 +262,6 @@ type index struct {
 	// fetch order; readKeys lists its keys sorted.
 	reads    map[offKey][]read
 	readKeys []offKey
-	// payloadRead maps a payload id to its first read.
-	payloadRead map[uint64]read
 	// final views, nil slices when there is no final state.
 	finalNodes []*FinalNode
 	finalPart  map[NodeID]map[PartKey]*FinalPart
@@ -293,14 +291,13 @@ func newIndex(h *History) *index {
 		}
 	}
 	ix := &index{
-		h:           h,
-		cluster:     h.Run.Mode == ModeCluster,
-		ops:         make([]*Op, 0, len(h.Ops)),
-		reads:       make(map[offKey][]read, nread),
-		payloadRead: make(map[uint64]read, nread),
-		finalPart:   map[NodeID]map[PartKey]*FinalPart{},
-		attempts:    make(map[uint64][]*Op, npay),
-		obsByNode:   map[NodeID][]int{},
+		h:         h,
+		cluster:   h.Run.Mode == ModeCluster,
+		ops:       make([]*Op, 0, len(h.Ops)),
+		reads:     make(map[offKey][]read, nread),
+		finalPart: map[NodeID]map[PartKey]*FinalPart{},
+		attempts:  make(map[uint64][]*Op, npay),
+		obsByNode: map[NodeID][]int{},
 	}
 	for i := range h.Obs {
 		o := &h.Obs[i]
@@ -331,9 +328,6 @@ func newIndex(h *History) *index {
 			}
 			r := read{op: o, off: rec.Offset, payload: rec.Payload}
 			ix.reads[k] = append(ix.reads[k], r)
-			if _, ok := ix.payloadRead[rec.Payload]; !ok {
-				ix.payloadRead[rec.Payload] = r
-			}
 		}
 	}
 	slices.SortFunc(ix.readKeys, cmpOffKey)

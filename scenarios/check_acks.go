@@ -145,8 +145,15 @@ func checkS5(ix *index, c *collector) {
 					}
 				}
 			}
-			if r, ok := ix.payloadRead[p]; ok {
-				unclean.add(r.op.Complete, "payload %d was read by fetch op %d on n%d at %v at offset %d", p, r.op.ID, r.op.Node, r.op.Complete, r.off)
+			// Only a read of this record at its acked offset shows the loss
+			// to a consumer. The same payload read at another offset is
+			// another attempt's record (a retry after an indeterminate
+			// answer), which says nothing of this copy.
+			for _, r := range ix.reads[offKey{pk, off}] {
+				if r.payload == p {
+					unclean.add(r.op.Complete, "payload %d was read by fetch op %d on n%d at %v at offset %d", p, r.op.ID, r.op.Node, r.op.Complete, r.off)
+					break
+				}
 			}
 		}
 		if len(lost) == 0 {
