@@ -147,6 +147,33 @@ type variantCatch struct {
 	known      bool // the seed is the variant's known seed, not a search's first catch
 }
 
+// drawnRuns memoizes drawnRun: a run's verdict by scenario, seed and
+// variant. Tests run one at a time (one simulation per process), so it
+// needs no lock.
+var drawnRuns = map[string]*Result{}
+
+// drawnRun runs seed's draw of scenario sc with variant v ("" for the
+// correct system), or returns the verdict of that run when a test of this
+// process already made it. A seed replays exactly (TestDeterminism and
+// TestGoldenTraces are the checks), so a second run would only repeat the
+// first; reusing it spares, among others, the search and the stale-batch
+// test the same one-minute run (see variantKnownSeeds) and the variant
+// tests the correct system's run of a seed that caught several variants.
+// The kept result has no History, to bound memory: callers judge verdicts,
+// probes and reports only.
+func drawnRun(t *testing.T, sc Scenario, seed uint64, v string) *Result {
+	t.Helper()
+	key := fmt.Sprintf("%s/%d/%s", sc.Name, seed, v)
+	if res, ok := drawnRuns[key]; ok {
+		return res
+	}
+	res := mustRun(t, sc.Draw(seed), RunConfig{Variant: v})
+	kept := *res
+	kept.History = nil
+	drawnRuns[key] = &kept
+	return &kept
+}
+
 // catchVariant runs seeds 1..limit of the variant's scenario until one
 // fails, returning the first catch (seed 0 if none).
 func catchVariant(t *testing.T, v Variant, limit uint64) variantCatch {
@@ -156,7 +183,7 @@ func catchVariant(t *testing.T, v Variant, limit uint64) variantCatch {
 		t.Fatalf("variant %s: scenario: %v", v.Name, err)
 	}
 	for seed := uint64(1); seed <= limit; seed++ {
-		res := mustRun(t, sc.Draw(seed), RunConfig{Variant: v.Name})
+		res := drawnRun(t, sc, seed, v.Name)
 		if !res.OK() {
 			return variantCatch{seed: seed, invariants: res.Invariants(), res: res}
 		}
@@ -185,7 +212,7 @@ func findCatch(t *testing.T, v Variant) variantCatch {
 		if err != nil {
 			t.Fatalf("variant %s: scenario: %v", v.Name, err)
 		}
-		res := mustRun(t, sc.Draw(known), RunConfig{Variant: v.Name})
+		res := drawnRun(t, sc, known, v.Name)
 		if showsBug(v.Name, res) {
 			return variantCatch{seed: known, invariants: res.Invariants(), res: res, known: true}
 		}
@@ -196,7 +223,7 @@ func findCatch(t *testing.T, v Variant) variantCatch {
 	c := catchVariant(t, v, variantSeedCap)
 	if hasKnown && c.seed != known {
 		sc, _ := Lookup(v.Scenario)
-		if res := mustRun(t, sc.Draw(known), RunConfig{Variant: v.Name}); !showsBug(v.Name, res) {
+		if res := drawnRun(t, sc, known, v.Name); !showsBug(v.Name, res) {
 			t.Errorf("variant %s: its known seed %d no longer shows its bug (%v), so `go test ./...` searches for it: update variantKnownSeeds (the first catch is seed %d)",
 				v.Name, known, res.Invariants(), c.seed)
 		}
@@ -239,7 +266,7 @@ func TestVariantsCaught(t *testing.T) {
 			// The catch is the bug, not noise: the correct system passes
 			// the same seed.
 			sc, _ := Lookup(v.Scenario)
-			if res := mustRun(t, sc.Draw(c.seed), RunConfig{}); !res.OK() {
+			if res := drawnRun(t, sc, c.seed, ""); !res.OK() {
 				t.Errorf("the correct system fails seed %d of %s too (%v): the catch of %s is not evidence:\n%s",
 					c.seed, v.Scenario, res.Invariants(), v.Name, res.Report.String())
 			}
@@ -271,7 +298,7 @@ func TestStaleBatchRuleDefends(t *testing.T) {
 	// judge runs seed under gate-before-apply and reports whether it
 	// reached the rule; if it did, it judges the seed.
 	judge := func(seed uint64) bool {
-		res := mustRun(t, sc.Draw(seed), RunConfig{Variant: "gate-before-apply"})
+		res := drawnRun(t, sc, seed, "gate-before-apply")
 		rejected := res.Probes["stale-batch-rejected"]
 		if rejected == 0 {
 			return false
@@ -283,7 +310,7 @@ func TestStaleBatchRuleDefends(t *testing.T) {
 				return true
 			}
 		}
-		bad := mustRun(t, sc.Draw(seed), RunConfig{Variant: "gate-before-apply-accept-stale"})
+		bad := drawnRun(t, sc, seed, "gate-before-apply-accept-stale")
 		if !showsBug("gate-before-apply-accept-stale", bad) {
 			t.Errorf("seed %d: with the stale-batch rule off too, no invariant broke (%v)", seed, bad.Invariants())
 			return true
