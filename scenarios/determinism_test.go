@@ -19,9 +19,28 @@ import (
 // a third run keeps only the hash (what campaigns do) and must agree too,
 // so recording the trace cannot change the run. Different seeds must give
 // different traces, or the seed would not reach the simulation.
+//
+// Without WALRAFT_LONG (long_test.go) the runs are shortened as the golden
+// runs are: the safety phase is capped at goldenSafety (3 s of the 3-10 s
+// drawn, with the faults drawn for those 3 s; the liveness phase after it
+// is whole), which keeps every scenario's fault mix, restarts, leader
+// changes and convergence in the check at about a third of the cost. With
+// WALRAFT_LONG the runs are the scenarios' full draws, as campaigns run
+// them (CI runs both).
 
 // determinismSeeds are the seeds each scenario replays.
 var determinismSeeds = []uint64{1, 2}
+
+// determinismOptions returns the options TestDeterminism runs for seed:
+// the scenario's draw, its safety phase capped at goldenSafety unless
+// WALRAFT_LONG is set.
+func determinismOptions(sc Scenario, seed uint64) Options {
+	o := sc.Draw(seed)
+	if !long() {
+		o.SafetyDuration = min(o.SafetyDuration, goldenSafety)
+	}
+	return o
+}
 
 // divergenceContext is how many events before the first divergence a
 // failure shows.
@@ -40,7 +59,7 @@ func TestDeterminism(t *testing.T) {
 		t.Run(sc.Name, func(t *testing.T) {
 			hashes := map[uint64]uint64{}
 			for _, seed := range determinismSeeds {
-				o := sc.Draw(seed)
+				o := determinismOptions(sc, seed)
 				a := mustRun(t, o, RunConfig{RecordTrace: true})
 				b := mustRun(t, o, RunConfig{RecordTrace: true})
 				if msg := sameRun(a, b); msg != "" {
