@@ -141,6 +141,9 @@ var variantKnownSeeds = map[string]uint64{
 	// liveness phase. Seed 11 reaches the stale-batch rule too (see
 	// TestStaleBatchRuleDefends) and breaks S3 in under a second.
 	"gate-before-apply-accept-stale": 11,
+	// Seeds 1..9 of pipelined-fsync pass (a leader must win on its peers'
+	// votes while its own Raft-log sync is slow).
+	"pipelined-leader-before-term-sync": 10,
 }
 
 // variantCatch is a seed that caught a variant.
