@@ -242,8 +242,8 @@ func findCatch(t *testing.T, v Variant) variantCatch {
 // variantSeedCap seeds of its scenario, by an invariant of its
 // variantCatchers entry, on a seed the correct system passes. Without
 // WALRAFT_LONG a variant of variantKnownSeeds is judged on its known seed
-// (about 2 minutes less; the searches from seed 1 and the check that those
-// seeds still catch run in CI with WALRAFT_LONG=1).
+// (about 100 s less on 2 cores; the searches from seed 1 and the check
+// that those seeds still catch run in CI with WALRAFT_LONG=1).
 func TestVariantsCaught(t *testing.T) {
 	var table strings.Builder
 	table.WriteString("variant                        scenario           seed  invariants\n")
