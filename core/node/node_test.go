@@ -9,6 +9,7 @@ import (
 
 	"walraft/core/env"
 	"walraft/core/node"
+	"walraft/core/proposer"
 	"walraft/sim"
 )
 
@@ -476,5 +477,46 @@ func TestTransferKeepsAckedRecords(t *testing.T) {
 	}
 	if got := c.log(l); !slices.Equal(got, []string{"a", "q", "d"}) {
 		t.Fatalf("log %v, want [a q d]: an acknowledged record went missing", got)
+	}
+}
+
+// TestBackpressureIsDefinite: when the proposer cannot track every entry
+// of a request (MaxPendingBatches), no entry of it is proposed and the
+// answer is a definite ErrBackpressure, on the legacy path too, where a
+// request of several records is several entries (a calm 5-node property
+// run with MaxPendingBatches 7 answered such requests indeterminate: L3).
+func TestBackpressureIsDefinite(t *testing.T) {
+	// The batch paths group a burst into one or two WAL batches, one entry
+	// each, so the burst fills the proposer only on the legacy path.
+	for _, path := range []node.Path{node.PathLegacy} {
+		t.Run(path.String(), func(t *testing.T) {
+			c := newCluster(t, 5, 3, func(cfg *node.Config) { cfg.Path, cfg.MaxPendingBatches = path, 2 })
+			l := c.leader()
+			// Fill the proposer: requests sent in one event share a batch
+			// on the batch paths, so space them by a microsecond.
+			var rs []*reply
+			for i := range 6 {
+				rs = append(rs, c.produce(l, node.AcksAll, fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i)))
+				c.run(time.Microsecond)
+			}
+			c.run(2 * time.Second)
+			full := 0
+			for i, r := range rs {
+				if !r.done {
+					t.Fatalf("request %d never answered", i)
+				}
+				if errors.Is(r.resp.Err, proposer.ErrBackpressure) {
+					full++
+					if r.resp.Indeterminate {
+						t.Errorf("request %d: back-pressure answered indeterminate: %v", i, r.resp.Err)
+					}
+				} else if r.resp.Err != nil {
+					t.Errorf("request %d: %v", i, r.resp.Err)
+				}
+			}
+			if full == 0 {
+				t.Fatalf("no request ran into back-pressure with MaxPendingBatches 2")
+			}
+		})
 	}
 }

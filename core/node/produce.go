@@ -220,6 +220,10 @@ func (n *Node) failUnproposed(units []*unit) {
 // propose proposes units' records (offsets units[0].base onward) as one batch
 // entry, or one canonical entry per record on the legacy path. It reports
 // whether every entry reached the Raft log.
+// errNoneProposed marks a proposal failure that left every entry of the
+// request out of the Raft log: the answer is definite.
+var errNoneProposed = errors.New("no entry of the request was proposed")
+
 func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) bool {
 	base := units[0].base
 	p := n.sm.Partition(k)
@@ -240,7 +244,8 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) bool {
 				// by the last: when it fails, earlier ones may have
 				// committed (the per-record design is not atomic). Every
 				// other proposer error is definite.
-				indet := errors.Is(r.Err, ErrNodeFailed) || errors.Is(r.Err, ErrLeadershipLost) || (legacy && u.n > 1)
+				indet := errors.Is(r.Err, ErrNodeFailed) || errors.Is(r.Err, ErrLeadershipLost) ||
+					(legacy && u.n > 1 && !errors.Is(r.Err, errNoneProposed))
 				n.answer(u, ProduceResponse{Err: r.Err, Indeterminate: indet})
 				return
 			}
@@ -271,6 +276,27 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) bool {
 			}
 		}
 		props = append(props, pr)
+	}
+	// Admission is all or nothing: when the proposer cannot track every
+	// entry with waiters, none is proposed, so a request of several
+	// records on the legacy path fails definitely instead of part of it
+	// being proposed (and its answer indeterminate) in a calm run that only
+	// ran into back-pressure.
+	tracked := 0
+	for _, pr := range props {
+		if len(pr.waiters) > 0 {
+			tracked++
+		}
+	}
+	if tracked > n.prop.Room() {
+		err := fmt.Errorf("%w: %w", proposer.ErrBackpressure, errNoneProposed)
+		for _, pr := range props {
+			for _, w := range pr.waiters {
+				w(proposer.Result{Err: err})
+			}
+		}
+		n.dropSuffix(k, base)
+		return false
 	}
 	for i, pr := range props {
 		// Only entries with acks=-1 waiters are tracked (and count against

@@ -87,6 +87,9 @@ func (p *Proposer) Len() int { return len(p.pending) }
 // Full reports whether a new batch would exceed MaxPending.
 func (p *Proposer) Full() bool { return len(p.pending) >= p.cfg.MaxPending }
 
+// Room returns how many more batches Add would take now.
+func (p *Proposer) Room() int { return max(p.cfg.MaxPending-len(p.pending), 0) }
+
 // Add registers a batch about to be proposed with its waiters.
 func (p *Proposer) Add(id statemach.BatchID, waiters []Waiter) error {
 	if p.Full() {
