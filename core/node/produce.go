@@ -220,10 +220,6 @@ func (n *Node) failUnproposed(units []*unit) {
 // propose proposes units' records (offsets units[0].base onward) as one batch
 // entry, or one canonical entry per record on the legacy path. It reports
 // whether every entry reached the Raft log.
-// errNoneProposed marks a proposal failure that left every entry of the
-// request out of the Raft log: the answer is definite.
-var errNoneProposed = errors.New("no entry of the request was proposed")
-
 func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) bool {
 	base := units[0].base
 	p := n.sm.Partition(k)
@@ -244,8 +240,7 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) bool {
 				// by the last: when it fails, earlier ones may have
 				// committed (the per-record design is not atomic). Every
 				// other proposer error is definite.
-				indet := errors.Is(r.Err, ErrNodeFailed) || errors.Is(r.Err, ErrLeadershipLost) ||
-					(legacy && u.n > 1 && !errors.Is(r.Err, errNoneProposed))
+				indet := errors.Is(r.Err, ErrNodeFailed) || errors.Is(r.Err, ErrLeadershipLost) || (legacy && u.n > 1)
 				n.answer(u, ProduceResponse{Err: r.Err, Indeterminate: indet})
 				return
 			}
@@ -277,33 +272,20 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) bool {
 		}
 		props = append(props, pr)
 	}
-	// Admission is all or nothing: when the proposer cannot track every
-	// entry with waiters, none is proposed, so a request of several
-	// records on the legacy path fails definitely instead of part of it
-	// being proposed (and its answer indeterminate) in a calm run that only
-	// ran into back-pressure.
-	tracked := 0
-	for _, pr := range props {
-		if len(pr.waiters) > 0 {
-			tracked++
-		}
-	}
-	if tracked > n.prop.Room() {
-		err := fmt.Errorf("%w: %w", proposer.ErrBackpressure, errNoneProposed)
-		for _, pr := range props {
-			for _, w := range pr.waiters {
-				w(proposer.Result{Err: err})
-			}
-		}
-		n.dropSuffix(k, base)
-		return false
-	}
 	for i, pr := range props {
 		// Only entries with acks=-1 waiters are tracked (and count against
 		// MaxPendingBatches); an acks=0/1-only entry needs no bookkeeping.
+		//
+		// MaxPendingBatches is enforced when a request is accepted
+		// (Produce); here the proposer admits every entry, beyond the
+		// bound if need be (by at most MaxQueuedUnits requests): refusing
+		// one would truncate a WAL batch whose acks=1 requests may have
+		// been answered already, losing them with no leader change (S5),
+		// and answer a multi-record legacy request indeterminate in a calm
+		// run (L3). A rapid property campaign found both.
 		err := error(nil)
 		if len(pr.waiters) > 0 {
-			err = n.prop.Add(pr.id, pr.waiters)
+			err = n.prop.Admit(pr.id, pr.waiters)
 		}
 		if err == nil {
 			if n.cfg.Path != PathLegacy {

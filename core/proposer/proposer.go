@@ -87,14 +87,21 @@ func (p *Proposer) Len() int { return len(p.pending) }
 // Full reports whether a new batch would exceed MaxPending.
 func (p *Proposer) Full() bool { return len(p.pending) >= p.cfg.MaxPending }
 
-// Room returns how many more batches Add would take now.
-func (p *Proposer) Room() int { return max(p.cfg.MaxPending-len(p.pending), 0) }
-
-// Add registers a batch about to be proposed with its waiters.
+// Add registers a batch about to be proposed with its waiters; it fails
+// with ErrBackpressure when the proposer is Full.
 func (p *Proposer) Add(id statemach.BatchID, waiters []Waiter) error {
 	if p.Full() {
 		return ErrBackpressure
 	}
+	return p.Admit(id, waiters)
+}
+
+// Admit registers a batch like Add, beyond MaxPending if need be: for a
+// caller that bounds the batches it admits itself, before their records
+// are written (the node checks Full when it accepts a request, and cannot
+// refuse the entries of a request it accepted once acks=1 may have been
+// answered for the same WAL batch).
+func (p *Proposer) Admit(id statemach.BatchID, waiters []Waiter) error {
 	if _, ok := p.pending[id]; ok {
 		return fmt.Errorf("%w: %+v", ErrDuplicate, id)
 	}
