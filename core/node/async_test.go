@@ -29,10 +29,7 @@ func TestNewLeaderSpeaksInDurableTermOnly(t *testing.T) {
 		{name: "leader-before-term-sync", bugs: node.Bugs{LeaderBeforeTermSync: true}, early: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			gates := map[uint64]*syncGate{}
-			for id := uint64(1); id <= 3; id++ {
-				gates[id] = &syncGate{prefix: "raft"}
-			}
+			gates := newGates(3, "raft")
 			c := newGatedCluster(t, 31, 3, node.PathPipelined, gates, tc.bugs)
 			l := c.leader()
 			x := c.others(l)[0]

@@ -222,10 +222,7 @@ func TestHungStepDownStrandsNoWrite(t *testing.T) {
 		{name: "pipelined/propose-only-while-accepting", path: node.PathPipelined, bugs: node.Bugs{ProposeOnlyWhileAccepting: true}, stranded: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			gates := map[uint64]*syncGate{}
-			for id := uint64(1); id <= 3; id++ {
-				gates[id] = &syncGate{prefix: "(none yet)"}
-			}
+			gates := newGates(3, "(none yet)")
 			c := newGatedCluster(t, 21, 3, tc.path, gates, tc.bugs)
 			l := c.leader()
 			// Both followers are caught up at the step-down, so the

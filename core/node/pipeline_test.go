@@ -76,6 +76,15 @@ func (f gateFile) Sync(done func(error)) {
 	}
 }
 
+// newGates returns a passive syncGate with prefix for nodes 1..n.
+func newGates(n int, prefix string) map[uint64]*syncGate {
+	gates := map[uint64]*syncGate{}
+	for id := uint64(1); id <= uint64(n); id++ {
+		gates[id] = &syncGate{prefix: prefix}
+	}
+	return gates
+}
+
 // newGatedCluster is newCluster on the given path with a syncGate per
 // node (nil: none) and the given bugs on every node.
 func newGatedCluster(t *testing.T, seed uint64, n int, path node.Path, gates map[uint64]*syncGate, bugs node.Bugs) *tcluster {
@@ -128,10 +137,7 @@ func gatedLeader(t *testing.T, seed uint64, prefix string, bugs node.Bugs) (*tcl
 // gatedLeaderOn is gatedLeader on the given path.
 func gatedLeaderOn(t *testing.T, seed uint64, path node.Path, prefix string, bugs node.Bugs) (*tcluster, uint64, *syncGate) {
 	t.Helper()
-	gates := map[uint64]*syncGate{}
-	for id := uint64(1); id <= 3; id++ {
-		gates[id] = &syncGate{prefix: prefix}
-	}
+	gates := newGates(3, prefix)
 	c := newGatedCluster(t, seed, 3, path, gates, bugs)
 	l := c.leader()
 	return c, l, gates[l]

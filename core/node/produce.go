@@ -285,7 +285,7 @@ func (n *Node) propose(k statemach.Key, units []*unit, records [][]byte) bool {
 		// run (L3). A rapid property campaign found both.
 		err := error(nil)
 		if len(pr.waiters) > 0 {
-			err = n.prop.Admit(pr.id, pr.waiters)
+			err = n.prop.Add(pr.id, pr.waiters)
 		}
 		if err == nil {
 			if n.cfg.Path != PathLegacy {

@@ -25,9 +25,6 @@ import (
 
 // Errors a waiter can end with.
 var (
-	// ErrBackpressure: too many batches are pending; the producer should
-	// back off and retry.
-	ErrBackpressure = errors.New("proposer: too many pending batches")
 	// ErrStale: the batch's entry committed but was rejected as stale (its
 	// offsets were taken by another leader's entry). Definite: it is not in
 	// the log.
@@ -58,8 +55,10 @@ type batch struct {
 
 // Config bounds the proposer.
 type Config struct {
-	// MaxPending bounds the number of batches proposed but not yet
-	// resolved (back-pressure). Default 4096.
+	// MaxPending is the number of batches proposed but not yet resolved at
+	// which Full reports true (back-pressure). Default 4096. The caller
+	// enforces it when it accepts work, before the records are written:
+	// Add itself never refuses a batch for it.
 	MaxPending int
 	// ByIndexOnly is a known-bad variant: resolve a waiter by whichever
 	// entry applies at its index.
@@ -87,21 +86,12 @@ func (p *Proposer) Len() int { return len(p.pending) }
 // Full reports whether a new batch would exceed MaxPending.
 func (p *Proposer) Full() bool { return len(p.pending) >= p.cfg.MaxPending }
 
-// Add registers a batch about to be proposed with its waiters; it fails
-// with ErrBackpressure when the proposer is Full.
+// Add registers a batch about to be proposed with its waiters. It never
+// refuses a batch for MaxPending, even when Full: the node checks Full when
+// it accepts a request, and cannot refuse the entries of a request it
+// accepted, since acks=1 may already be answered for the same WAL batch.
+// The only error is ErrDuplicate.
 func (p *Proposer) Add(id statemach.BatchID, waiters []Waiter) error {
-	if p.Full() {
-		return ErrBackpressure
-	}
-	return p.Admit(id, waiters)
-}
-
-// Admit registers a batch like Add, beyond MaxPending if need be: for a
-// caller that bounds the batches it admits itself, before their records
-// are written (the node checks Full when it accepts a request, and cannot
-// refuse the entries of a request it accepted once acks=1 may have been
-// answered for the same WAL batch).
-func (p *Proposer) Admit(id statemach.BatchID, waiters []Waiter) error {
 	if _, ok := p.pending[id]; ok {
 		return fmt.Errorf("%w: %+v", ErrDuplicate, id)
 	}

@@ -68,7 +68,7 @@ func TestProposer(t *testing.T) {
 		{
 			name:  "dropped proposal fails",
 			steps: []step{{add: 1}, {fail: 1}, {applied: true, seq: 1, term: 5, index: 10, checkLen: 0}},
-			want:  []outcome{{Batch: 1, Err: ErrBackpressure}},
+			want:  []outcome{{Batch: 1, Err: errDropped}},
 		},
 	}
 	for _, tt := range tests {
@@ -85,7 +85,7 @@ func TestProposer(t *testing.T) {
 				case s.assign != 0:
 					p.Assigned(id(s.assign), s.term, s.index)
 				case s.fail != 0:
-					p.Fail(id(s.fail), ErrBackpressure)
+					p.Fail(id(s.fail), errDropped)
 				case s.applied:
 					res := statemach.Applied
 					if s.stale {
@@ -109,6 +109,9 @@ func TestProposer(t *testing.T) {
 	}
 }
 
+// errDropped stands for the node's error when raft drops a proposal.
+var errDropped = errors.New("proposal dropped")
+
 func TestBackpressureAndDuplicates(t *testing.T) {
 	p := New(Config{MaxPending: 2})
 	id := func(seq uint64) statemach.BatchID { return statemach.BatchID{Node: 1, Term: 1, Seq: seq} }
@@ -121,10 +124,14 @@ func TestBackpressureAndDuplicates(t *testing.T) {
 	if err := p.Add(id(2), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Add(id(3), nil); !errors.Is(err, ErrBackpressure) {
-		t.Fatalf("third add: %v, want ErrBackpressure", err)
+	if !p.Full() {
+		t.Fatal("two batches pending with MaxPending 2: not Full")
 	}
-	if got := p.IDs(); !cmp.Equal(got, []statemach.BatchID{id(1), id(2)}) {
+	// Full is the caller's admission check; Add takes a batch anyway.
+	if err := p.Add(id(3), nil); err != nil {
+		t.Fatalf("third add: %v, want it taken beyond MaxPending", err)
+	}
+	if got := p.IDs(); !cmp.Equal(got, []statemach.BatchID{id(1), id(2), id(3)}) {
 		t.Fatalf("IDs = %v", got)
 	}
 }
