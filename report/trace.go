@@ -107,6 +107,8 @@ func (d *Data) addTrace(trace []sim.TraceEvent, end time.Duration) {
 			point(series(n, e.Text+"/"+strconv.FormatInt(e.A, 10), "durable_end"), e.At, e.C+1)
 		case "wal.open":
 			point(series(n, e.Text+"/"+strconv.FormatInt(e.A, 10), "durable_end"), e.At, e.C)
+		case "wal.bgsync.done":
+			point(series(n, e.Text+"/"+strconv.FormatInt(e.A, 10), "durable_end"), e.At, e.B)
 		case "wal.trunc":
 			s := series(n, e.Text+"/"+strconv.FormatInt(e.A, 10), "durable_end")
 			if k := len(s.Points); k > 0 && s.Points[k-1][1] > e.B {

@@ -76,6 +76,8 @@ var variants = []Variant{
 		Scenario: "crashes", bugs: node.Bugs{ApplyBeforeSync: true}},
 	{Name: "pipelined-leader-before-term-sync", Summary: "pipelined path: a leader elected on its peers' votes sends its appends before its own term and vote are synced (etcd raft's asynchronous writes allow it)",
 		Scenario: "pipelined-fsync", bugs: node.Bugs{LeaderBeforeTermSync: true}},
+	{Name: "pipelined-deferred-produce", Summary: "pipelined path: produce appends are written without an fsync, like the records a node applies, on the belief that the Raft log covers them; acks=1 is answered before the leader's WAL holds the records",
+		Scenario: "pipelined-crashes", bugs: node.Bugs{DeferProduceSync: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

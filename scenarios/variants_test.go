@@ -117,6 +117,11 @@ var variantCatchers = map[string][]string{
 	// append leave. (A crash before the sync could let it lead the same
 	// term twice with different entries at the same indexes.)
 	"pipelined-leader-before-term-sync": {InvS9},
+	// acks=1 answered before the leader's WAL fsync: the oracle finds the
+	// records missing from the durable WAL image at the reply (S5), and a
+	// crash loses them (S5, S7); a leader whose WAL takes records
+	// without ever syncing them holds them short of durable forever (L1).
+	"pipelined-deferred-produce": {InvS5, InvS7, InvS9, InvL1},
 }
 
 // variantKnownSeeds holds, for the variants whose search from seed 1 is
@@ -141,9 +146,9 @@ var variantKnownSeeds = map[string]uint64{
 	// liveness phase. Seed 11 reaches the stale-batch rule too (see
 	// TestStaleBatchRuleDefends) and breaks S3 in under a second.
 	"gate-before-apply-accept-stale": 11,
-	// Seeds 1..9 of pipelined-fsync pass (a leader must win on its peers'
+	// Seeds 1..10 of pipelined-fsync pass (a leader must win on its peers'
 	// votes while its own Raft-log sync is slow).
-	"pipelined-leader-before-term-sync": 10,
+	"pipelined-leader-before-term-sync": 11,
 }
 
 // variantCatch is a seed that caught a variant.

@@ -313,4 +313,9 @@ type Bugs struct {
 	// its suffix) at the first entry it applies, not at the first entry of
 	// its own term.
 	GateOnAnyEntry bool
+	// DeferProduceSync (pipelined path): produce appends are written like
+	// applied records (wal.WAL.AppendDeferred), on the belief that the
+	// Raft log covers them; but acks=1 promises the leader's WAL, so it is
+	// answered after the write, before any fsync.
+	DeferProduceSync bool
 }

@@ -295,7 +295,8 @@ func NewWithBugs(cfg Config, e env.Env, bugs Bugs) (*Node, error) {
 			logs[k] = w
 		}
 	}
-	n.sm = statemach.New(logs, statemach.Options{NoTruncate: bugs.NoTruncateOnLeaderChange, HWMAhead: bugs.HWMBeforeCommit, AcceptStale: bugs.AcceptStaleBatch, TrustOwn: bugs.TrustOwnBatches}, n.fail)
+	n.sm = statemach.New(logs, statemach.Options{NoTruncate: bugs.NoTruncateOnLeaderChange, HWMAhead: bugs.HWMBeforeCommit, AcceptStale: bugs.AcceptStaleBatch, TrustOwn: bugs.TrustOwnBatches,
+		DeferApplySync: n.pipelined()}, n.fail)
 	if n.standalone {
 		n.role = RoleStandalone
 		for _, k := range n.sm.Keys() {

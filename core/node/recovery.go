@@ -114,6 +114,14 @@ func (n *Node) openGate() {
 	}
 	for _, k := range n.sm.Keys() {
 		n.dropSuffix(k, n.sm.Partition(k).Committed())
+		if n.pipelined() {
+			// The records it applied as a follower were written without
+			// an fsync (statemach.Options.DeferApplySync): make them
+			// durable now, so that a leader's durable end again means
+			// "everything it took in" (and the next acks=1 fsync need
+			// not carry them all).
+			n.wals[k].SyncDeferred()
+		}
 	}
 }
 

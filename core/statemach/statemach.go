@@ -33,6 +33,9 @@ var ErrUnknownPartition = errors.New("statemach: unknown topic or partition")
 // it).
 type PartitionLog interface {
 	Append(records [][]byte, done func(error)) (int64, error)
+	// AppendDeferred is Append for records that need no fsync of their own
+	// (wal.WAL.AppendDeferred): Options.DeferApplySync.
+	AppendDeferred(records [][]byte, done func(error)) (int64, error)
 	End() int64
 	Read(offset int64, maxBytes int) ([][]byte, error)
 	Truncate(offset int64, done func(error))
@@ -135,6 +138,12 @@ type Options struct {
 	// writing it even when the log does not hold it (the "WAL suffix not
 	// rebuilt" variant of the pipelined path).
 	TrustOwn bool
+	// DeferApplySync writes applied records with AppendDeferred: the Raft
+	// log holds every committed entry and recovery rewrites whatever the
+	// partition log lost (the pipelined path, core/node/pipeline.go), so
+	// the records need no fsync of their own. This is a choice of the
+	// correct system, not a bug.
+	DeferApplySync bool
 }
 
 // StateMachine holds every partition a node hosts.
@@ -222,7 +231,11 @@ func (sm *StateMachine) write(p *Partition, e *Entry, logEnd int64) {
 		p.ForgetOwnFrom(at)
 		p.Log.Truncate(at, sm.report)
 	}
-	if _, err := p.Log.Append(e.Records[match:], sm.report); err != nil {
+	appendFn := p.Log.Append
+	if sm.opts.DeferApplySync {
+		appendFn = p.Log.AppendDeferred
+	}
+	if _, err := appendFn(e.Records[match:], sm.report); err != nil {
 		sm.report(err)
 	}
 }

@@ -14,6 +14,12 @@ type memLog struct {
 	recs      [][]byte
 	truncates []int64
 	appends   int
+	deferred  int // appends made with AppendDeferred
+}
+
+func (m *memLog) AppendDeferred(records [][]byte, done func(error)) (int64, error) {
+	m.deferred++
+	return m.Append(records, done)
 }
 
 func (m *memLog) Append(records [][]byte, done func(error)) (int64, error) {
@@ -151,6 +157,7 @@ func TestApply(t *testing.T) {
 		wantLog   []string
 		wantHWM   int64
 		truncates []int64
+		deferred  int // appends made with AppendDeferred
 	}{
 		{name: "follower appends", entries: []Entry{batch(1, 0, "a", "b"), batch(2, 2, "c")},
 			want: []Result{Applied, Applied}, wantLog: []string{"a", "b", "c"}, wantHWM: 3},
@@ -164,6 +171,9 @@ func TestApply(t *testing.T) {
 			want: []Result{Applied, Stale, Stale}, wantLog: []string{"a"}, wantHWM: 1},
 		{name: "known bug: no truncate keeps the old suffix", opts: Options{NoTruncate: true}, log: []string{"x"},
 			entries: []Entry{batch(1, 0, "a")}, want: []Result{Applied}, wantLog: []string{"x"}, wantHWM: 1},
+		{name: "deferred apply writes without fsync", opts: Options{DeferApplySync: true}, log: []string{"a", "x"},
+			entries: []Entry{batch(1, 0, "a", "b"), batch(2, 2, "c")},
+			want:    []Result{Applied, Applied}, wantLog: []string{"a", "b", "c"}, wantHWM: 3, truncates: []int64{1}, deferred: 2},
 		{name: "mixed canonical and batch", entries: func() []Entry {
 			c, _ := Decode(EncodeCanonical(BatchID{}, "t", 0, 0, []byte("a")))
 			c2, _ := Decode(EncodeCanonical(BatchID{}, "t", 0, 1, []byte("b")))
@@ -202,6 +212,9 @@ func TestApply(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.truncates, ml.truncates); diff != "" {
 				t.Errorf("truncates (-want +got):\n%s", diff)
+			}
+			if ml.deferred != tt.deferred {
+				t.Errorf("%d deferred appends, want %d", ml.deferred, tt.deferred)
 			}
 			if len(errs) > 0 {
 				t.Errorf("storage errors: %v", errs)

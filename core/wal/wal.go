@@ -63,6 +63,23 @@
 // is cut, its notice covers only what is left of it. The reclog makes the truncation durable before it writes any
 // later record.
 //
+// # Deferred appends
+//
+// AppendDeferred is for records that need no fsync of their own because
+// another durable log holds them: the records a node's state machine
+// writes when it applies a committed Raft entry, which recovery rewrites
+// from the Raft log (core/node/pipeline.go). A batch made only of deferred
+// appends is answered (and noticed) once it is written, without an fsync; a batch holding any ordinary Append is fsynced as usual, and its
+// fsync covers every deferred record written before it. Deferred records
+// are synced in the background once Config.DeferredSyncBytes of them
+// have accumulated, which bounds what recovery has to rewrite (etcd syncs
+// its applied state the same way, in periodic backend commits, with its
+// Raft log as the record of the rest), and at the latest
+// Config.DeferredSyncInterval after the first of them was written, so a
+// WAL left idle ends durable. A background fsync that fails is
+// fail-stop like any other. DurableEnd counts deferred records only once a
+// fsync covered them.
+//
 // # Notices
 //
 // A notice covers exactly the records written by its batch, whoever
@@ -76,6 +93,9 @@
 //	wal.open.partial B=offset C=recovered end   an incomplete Append dropped
 //	wal.batch      B=base C=last D=records        a batch was cut and written
 //	wal.sync.done  B=base C=last D=batch seq      its fsync completed
+//	wal.deferred   B=base C=last D=batch seq      a batch of deferred appends was written: answered, no fsync
+//	wal.bgsync     B=durable end C=end to sync    a background fsync of deferred appends started
+//	wal.bgsync.done B=durable end C=end synced    it completed
 //	wal.fail       B=base C=last D=appends failed fail-stop (B=C=-1 if no batch)
 //	wal.trunc      B=offset C=previous end D=appends failed
 package wal
@@ -124,6 +144,8 @@ const (
 	DefaultSegmentBytes    = 64 << 20
 	DefaultMaxRecordBytes  = 1 << 20
 	DefaultMaxPendingBytes = 64 << 20
+
+	DefaultDeferredSyncInterval = 100 * time.Millisecond
 )
 
 // recHeader is the size of the WAL's header inside each reclog record
@@ -186,6 +208,14 @@ type Config struct {
 	// MaxPendingBytes bounds the bytes queued but not yet written (default
 	// 64 MiB); beyond it Append returns ErrBackpressure.
 	MaxPendingBytes int
+	// DeferredSyncBytes is how many payload bytes of deferred appends
+	// (AppendDeferred) may wait for a fsync before the WAL issues one in
+	// the background (default SegmentBytes).
+	DeferredSyncBytes int64
+	// DeferredSyncInterval is how long (on the node's clock) a deferred
+	// record may wait for a fsync before the WAL issues one in the
+	// background (default 100 ms, etcd's backend commit interval).
+	DeferredSyncInterval time.Duration
 }
 
 // Validate reports a Config that cannot be used (zero fields are fine: they
@@ -202,6 +232,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxRecordBytes %d outside [0, %d]", ErrInvalidConfig, c.MaxRecordBytes, reclog.MaxMaxRecordBytes-recHeader)
 	case c.MaxPendingBytes < 0:
 		return fmt.Errorf("%w: MaxPendingBytes %d < 0", ErrInvalidConfig, c.MaxPendingBytes)
+	case c.DeferredSyncBytes < 0:
+		return fmt.Errorf("%w: DeferredSyncBytes %d < 0", ErrInvalidConfig, c.DeferredSyncBytes)
+	case c.DeferredSyncInterval < 0:
+		return fmt.Errorf("%w: DeferredSyncInterval %v < 0", ErrInvalidConfig, c.DeferredSyncInterval)
 	}
 	if err := (reclog.Options{SegmentBytes: c.SegmentBytes}).Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
@@ -225,11 +259,18 @@ func (c Config) withDefaults() Config {
 	if c.MaxPendingBytes == 0 {
 		c.MaxPendingBytes = DefaultMaxPendingBytes
 	}
+	if c.DeferredSyncBytes == 0 {
+		c.DeferredSyncBytes = c.SegmentBytes
+	}
+	if c.DeferredSyncInterval == 0 {
+		c.DeferredSyncInterval = DefaultDeferredSyncInterval
+	}
 	return c
 }
 
-// BatchNotice is emitted once per batch, after the batch's fsync completed
-// and its appends were answered, in offset order.
+// BatchNotice is emitted once per batch, after its appends were answered,
+// in offset order: after the batch's fsync completed or, for a batch made
+// only of deferred appends (AppendDeferred), after its write.
 type BatchNotice struct {
 	Topic      string
 	Partition  int32
@@ -244,6 +285,9 @@ type unit struct {
 	recs  [][]byte
 	bytes int
 	done  func(error) // nil for the surviving prefix of a truncated append
+	// deferred: appended with AppendDeferred (answered without a fsync
+	// when its whole batch is deferred).
+	deferred bool
 }
 
 func (u *unit) end() int64 { return u.base + int64(len(u.recs)) }
@@ -289,10 +333,21 @@ type WAL struct {
 	clip       int64     // while completing: lowest offset truncated since
 	batchSeq   uint64
 
+	// unsynced counts payload bytes of deferred batches written since the
+	// last fsync was issued; bg is the background fsync in flight, if any.
+	unsynced   int64
+	bg         *bgSync
+	syncWanted int64     // SyncDeferred: records below it should become durable
+	bgTimer    env.Timer // DeferredSyncInterval, armed while deferred records wait
+
 	failed error
 	closed bool
 	bugs   Bugs
 }
+
+// bgSync is a background fsync of deferred records: when it completes,
+// the records below end are durable (Truncate lowers end).
+type bgSync struct{ end int64 }
 
 // Open recovers the partition log in files under dir (via reclog) and
 // returns it ready to append at the recovered end. onNotice may be nil.
@@ -464,6 +519,18 @@ func (w *WAL) Err() error {
 // WAL and ErrClosed. The WAL keeps the record slices (it does not copy
 // them); callers must not modify them.
 func (w *WAL) Append(records [][]byte, done func(err error)) (int64, error) {
+	return w.append(records, done, false)
+}
+
+// AppendDeferred is Append for records another durable log already holds
+// (see Deferred appends): done(nil) comes once they are written, without
+// waiting for an fsync, unless they share a batch with an ordinary Append.
+// Errors and the other rules are Append's.
+func (w *WAL) AppendDeferred(records [][]byte, done func(err error)) (int64, error) {
+	return w.append(records, done, true)
+}
+
+func (w *WAL) append(records [][]byte, done func(err error), deferred bool) (int64, error) {
 	w.checkLog()
 	switch {
 	case w.closed:
@@ -484,7 +551,7 @@ func (w *WAL) Append(records [][]byte, done func(err error)) (int64, error) {
 	case w.queueBytes+n > w.cfg.MaxPendingBytes:
 		return 0, fmt.Errorf("%w: %d bytes queued, limit %d", ErrBackpressure, w.queueBytes, w.cfg.MaxPendingBytes)
 	}
-	u := &unit{base: w.end, recs: records, bytes: n, done: done}
+	u := &unit{base: w.end, recs: records, bytes: n, done: done, deferred: deferred}
 	w.end += int64(len(records))
 	w.queue = append(w.queue, u)
 	w.queueBytes += n
@@ -580,7 +647,13 @@ func (w *WAL) cut() {
 		w.inflight = prev
 		return
 	}
-	w.log.Sync(func(err error) { w.synced(b, err) })
+	if deferredOnly(units) {
+		w.unsynced += int64(bytes)
+		w.env.Clock.AfterFunc(0, func() { w.deferredWritten(b) })
+	} else {
+		w.unsynced = 0 // this fsync covers every deferred record written
+		w.log.Sync(func(err error) { w.synced(b, err) })
+	}
 	if w.onWrite != nil && b.end > b.base && w.failed == nil && !w.closed {
 		w.onWrite(BatchNotice{Topic: w.topic, Partition: w.partition, Base: b.base, Last: b.end - 1, Records: b.recs, Seq: b.seq})
 	}
@@ -611,6 +684,89 @@ func (w *WAL) synced(b *batch, err error) {
 	// any truncation since.
 	w.durableEnd = max(w.durableEnd, b.end)
 	w.trace("wal.sync.done", b.base, b.end-1, int64(b.seq))
+	w.complete(b)
+}
+
+// deferredOnly says whether every unit was appended with AppendDeferred.
+func deferredOnly(units []*unit) bool {
+	for _, u := range units {
+		if !u.deferred {
+			return false
+		}
+	}
+	return len(units) > 0
+}
+
+// deferredWritten completes a batch of deferred appends once written, with
+// no fsync; a background fsync starts when enough have gathered.
+func (w *WAL) deferredWritten(b *batch) {
+	if w.inflight != b || w.closed || w.failed != nil {
+		return // closed or failed meanwhile: its appends were answered
+	}
+	w.inflight = nil
+	w.trace("wal.deferred", b.base, b.end-1, int64(b.seq))
+	w.maybeSyncDeferred()
+	if w.bgTimer == nil && w.durableEnd < w.written {
+		w.bgTimer = w.env.Clock.AfterFunc(w.cfg.DeferredSyncInterval, func() {
+			w.bgTimer = nil
+			w.SyncDeferred()
+		})
+	}
+	w.complete(b)
+}
+
+// SyncDeferred asks for every record appended so far to become durable
+// soon, deferred ones included: a background fsync is issued once they are
+// written, unless an ordinary batch's fsync covers them first. A node calls
+// it when it starts to lead, so that its WAL's durable end reaches its
+// log end without waiting for Config.DeferredSyncBytes.
+func (w *WAL) SyncDeferred() {
+	w.syncWanted = max(w.syncWanted, w.end)
+	w.maybeSyncDeferred()
+}
+
+// maybeSyncDeferred issues a background fsync of the records written so
+// far when deferred ones have gathered past Config.DeferredSyncBytes or
+// SyncDeferred asked for records now written. One runs at a time. Its
+// failure is fail-stop (DESIGN.md 3.5).
+func (w *WAL) maybeSyncDeferred() {
+	if w.bg != nil || w.failed != nil || w.closed || w.durableEnd >= w.written {
+		return
+	}
+	wanted := w.syncWanted > w.durableEnd && w.written >= w.syncWanted
+	if w.unsynced < w.cfg.DeferredSyncBytes && !wanted {
+		return
+	}
+	bg := &bgSync{end: w.written}
+	w.bg, w.unsynced = bg, 0
+	w.trace("wal.bgsync", w.durableEnd, bg.end, 0)
+	w.log.Sync(func(err error) {
+		if w.bg == bg {
+			w.bg = nil
+		}
+		if w.closed || w.failed != nil {
+			return
+		}
+		if err != nil && !w.bugs.IgnoreSyncError {
+			w.fail(err)
+			return
+		}
+		w.durableEnd = max(w.durableEnd, bg.end)
+		w.trace("wal.bgsync.done", w.durableEnd, bg.end, 0)
+		w.maybeSyncDeferred()
+	})
+}
+
+func (w *WAL) stopBgTimer() {
+	if w.bgTimer != nil {
+		w.bgTimer.Stop()
+		w.bgTimer = nil
+	}
+}
+
+// complete answers b's appends in offset order, emits b's notice, then
+// cuts the next batch.
+func (w *WAL) complete(b *batch) {
 	w.completing, w.clip = true, b.end
 	for _, u := range b.units {
 		if u.done != nil {
@@ -668,6 +824,7 @@ func (w *WAL) fail(cause error) {
 		w.linger.Stop()
 		w.linger = nil
 	}
+	w.stopBgTimer()
 	w.trace("wal.fail", base, last, int64(len(units)))
 	if len(units) > 0 {
 		err := w.failed
@@ -752,6 +909,10 @@ func (w *WAL) Truncate(off int64, done func(error)) {
 	}
 	w.end = off
 	w.durableEnd = min(w.durableEnd, cut)
+	if w.bg != nil {
+		w.bg.end = min(w.bg.end, cut)
+	}
+	w.syncWanted = min(w.syncWanted, off)
 	w.noticedEnd = min(w.noticedEnd, off)
 	w.written = min(w.written, cut)
 	w.trace("wal.trunc", off, oldEnd, int64(len(dropped)))
@@ -880,6 +1041,7 @@ func (w *WAL) Close() error {
 		w.linger.Stop()
 		w.linger = nil
 	}
+	w.stopBgTimer()
 	var units []*unit
 	if w.inflight != nil {
 		units = append(units, w.inflight.units...)

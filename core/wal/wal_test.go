@@ -25,6 +25,8 @@ func TestConfigValidate(t *testing.T) {
 		{"small segment", Config{SegmentBytes: 100}, false},
 		{"huge record", Config{MaxRecordBytes: 1 << 30}, false},
 		{"negative pending", Config{MaxPendingBytes: -5}, false},
+		{"negative deferred bytes", Config{DeferredSyncBytes: -1}, false},
+		{"negative deferred interval", Config{DeferredSyncInterval: -time.Second}, false},
 	}
 	for _, tt := range tests {
 		err := tt.c.Validate()
