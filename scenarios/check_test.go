@@ -61,6 +61,33 @@ func TestCheckQuietOnValidHistories(t *testing.T) {
 		{name: "standalone", h: validStandalone, want: allVerdicts(InvS2, InvS8)},
 		{name: "acks=1 loss with a leadership change is allowed", h: func() *History { return acks1Loss(true) },
 			want: allVerdicts(InvS4, InvL1)},
+		{name: "acks=1 retry lost cleanly while its first attempt's copy was read elsewhere", h: func() *History { return acks1Loss(true) },
+			mutate: func(h *History) {
+				// Op 1 (acks=1, payload 201, acked at offset 0, lost through
+				// the leader change) becomes the retry of a first attempt
+				// answered indeterminate, whose record the new leader
+				// committed at offset 1, where a consumer read it (pipelined-
+				// crashes seed 34). A read at another offset says nothing of
+				// the lost copy: the loss stays clean.
+				first := h.Ops[0]
+				first.Invoke, first.Complete = 1500*ms, 1900*ms
+				first.Outcome, first.Offset, first.Evidence, first.Err = OutcomeIndeterminate, 0, nil, "connection lost"
+				h.Ops = append([]Op{first}, h.Ops...)
+				for i := range h.Ops {
+					h.Ops[i].ID = OpID(i + 1)
+				}
+				h.Ops[1].RetryOf = 1
+				addOp(h, Op{Node: 2, Kind: KindFetch, From: 1, Invoke: 4500 * ms, Complete: 4500 * ms, Outcome: OutcomeOK,
+					Fetch: &FetchReply{Records: recs(1, 201), HWM: 2, LogEnd: 2}})
+				insertObs(h, obs(4400*ms, 2, 1, RoleLeader, 2, 2, 2, 2))
+				for i := range h.Final.Nodes {
+					n := &h.Final.Nodes[i]
+					n.Raft = append(n.Raft, batch(3, 2, 1, 201))
+					n.Parts[0].Records = append(n.Parts[0].Records, Rec{Offset: 1, Payload: 201})
+					n.Parts[0].HWM, n.Parts[0].LogEnd = 2, 2
+				}
+			},
+			want: allVerdicts(InvL1)},
 		{name: "acks=-1 still pending when the run ended before its timeout", h: validCluster,
 			mutate: func(h *History) {
 				addOp(h, Op{Node: 1, Kind: KindProduce, Acks: -1, Payloads: []uint64{400}, Invoke: 90 * sec, Outcome: OutcomePending})
