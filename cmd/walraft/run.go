@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 
 	"walraft/scenarios"
@@ -93,16 +94,22 @@ func cmdRun(args []string, st stdio) int {
 		printSchedule(st.out, res.Schedule)
 	}
 	printVerdict(st.out, r)
-	if r.failed() {
-		fmt.Fprintf(st.out, "FAIL: %d violation(s) of %v\n", len(r.Violations), r.invariantNames())
-		fmt.Fprintf(st.out, "replay: %s\n", r.Replay)
-		if r.Case != "" {
-			fmt.Fprintf(st.out, "case file: %s (go run ./cmd/walraft replay %s)\n", r.Case, r.Case)
-		}
-	} else {
-		fmt.Fprintln(st.out, "PASS")
-	}
+	printOutcome(st.out, r)
 	return code
+}
+
+// printOutcome ends a one-run report: PASS, or FAIL with the violated
+// invariants, the replay command and the case file written.
+func printOutcome(w io.Writer, r *runJSON) {
+	if !r.failed() {
+		fmt.Fprintln(w, "PASS")
+		return
+	}
+	fmt.Fprintf(w, "FAIL: %d violation(s) of %v\n", len(r.Violations), r.invariantNames())
+	fmt.Fprintf(w, "replay: %s\n", r.Replay)
+	if r.Case != "" {
+		fmt.Fprintf(w, "case file: %s (go run ./cmd/walraft replay %s)\n", r.Case, r.Case)
+	}
 }
 
 // variantName renders "" as the correct system.

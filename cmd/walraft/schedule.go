@@ -247,15 +247,7 @@ func runScheduleOne(st stdio, f scheduleFlags, c *scenarios.Case, variant string
 	if ok := asExpected(c, r); ok != nil {
 		fmt.Fprintf(st.out, "expect %s: %s\n", c.Expect, expectWord(*ok))
 	}
-	if r.failed() {
-		fmt.Fprintf(st.out, "FAIL: %d violation(s) of %v\n", len(r.Violations), r.invariantNames())
-		fmt.Fprintf(st.out, "replay: %s\n", r.Replay)
-		if r.Case != "" {
-			fmt.Fprintf(st.out, "case file: %s (go run ./cmd/walraft replay %s)\n", r.Case, r.Case)
-		}
-	} else {
-		fmt.Fprintln(st.out, "PASS")
-	}
+	printOutcome(st.out, r)
 	return code
 }
 
