@@ -656,6 +656,8 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 		h.probe("pipelined-applied-before-wal-fsync")
 	case "pipe.apply.rebuild":
 		h.probe("pipelined-wal-suffix-rebuilt")
+	case "pipe.reapply.rebuild":
+		h.probe("pipelined-applied-wal-rebuilt")
 	case "pipe.fail":
 		h.probe("pipelined-fsync-error-after-proposal")
 	case "raft.transfer.abort":

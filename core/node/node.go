@@ -244,6 +244,9 @@ type Node struct {
 	term, lead               uint64
 	gate                     bool
 	applied                  uint64
+	// reapplying is set while openRaft re-applies the durably committed
+	// entries (pipeline.go traces the WAL records this rewrites).
+	reapplying bool
 	// recoverTo is the Raft index a restarted node must apply before it
 	// exposes its HWM again (0: not recovering). See the package doc.
 	recoverTo uint64

@@ -178,10 +178,20 @@ func (n *Node) durableErrIndeterminate(u *unit, err error, trace bool) bool {
 //	pipe.apply.rebuild  A=partition B=base C=end D=WAL end
 //	    the WAL lost records the Raft log holds (a crash before the WAL
 //	    fsync): applying rewrites them
+//	pipe.reapply.rebuild  A=partition B=base C=end D=WAL end
+//	    a restarted node, re-applying its durably committed entries,
+//	    rewrites another node's batch its WAL no longer holds (applied
+//	    records are written without an fsync of their own on this path)
 func (n *Node) traceOwnApply(e *statemach.Entry) {
 	k := statemach.Key{Topic: e.Topic, Partition: e.Partition}
 	p, w := n.sm.Partition(k), n.wals[k]
-	if e.Tag != statemach.TagBatch || e.ID.Node != n.cfg.ID || p == nil || e.Base != p.Committed() {
+	if e.Tag != statemach.TagBatch || p == nil || e.Base != p.Committed() {
+		return
+	}
+	if e.ID.Node != n.cfg.ID {
+		if end := e.Base + e.Count; n.reapplying && w.End() < end {
+			n.trace("pipe.reapply.rebuild", int64(k.Partition), e.Base, end, w.End())
+		}
 		return
 	}
 	switch end := e.Base + e.Count; {

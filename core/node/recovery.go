@@ -30,11 +30,13 @@ func (n *Node) openRaft() error {
 		if err != nil {
 			return fmt.Errorf("node %d: read committed entries up to %d: %w", n.cfg.ID, commit, err)
 		}
+		n.reapplying = true
 		for _, e := range ents {
 			if err := n.applyEntry(e); err != nil {
 				return fmt.Errorf("node %d: re-apply entry %d: %w", n.cfg.ID, e.GetIndex(), err)
 			}
 		}
+		n.reapplying = false
 	}
 	n.applied = commit
 	n.term = hs.GetTerm()
