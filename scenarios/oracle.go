@@ -66,6 +66,9 @@ type oracle struct {
 
 	// lastHWM is the highest HWM judged per node and partition.
 	lastHWM map[hwmKey]int64
+	// lastDurable is the highest durable end a node's incarnation
+	// reported per partition and S10 judged (reset when it boots).
+	lastDurable map[hwmKey]int64
 	commit  commitCursor
 	// commitVers are the disks' durable versions commit was computed at.
 	commitVers []uint64
@@ -118,7 +121,7 @@ type commitCursor struct {
 }
 
 func newOracle(h *harness) *oracle {
-	o := &oracle{h: h, judged: map[string]bool{}, count: map[string]int{}, lastHWM: map[hwmKey]int64{}}
+	o := &oracle{h: h, judged: map[string]bool{}, count: map[string]int{}, lastHWM: map[hwmKey]int64{}, lastDurable: map[hwmKey]int64{}}
 	for _, id := range h.ids {
 		cfg := h.nodeConfig(id)
 		d := h.w.Disk(id)
@@ -242,20 +245,41 @@ func (o *oracle) onSend(from, to env.NodeID, msg []byte) {
 		}
 		nt.promised(img, m)
 	case m.Type == pb.MsgAppResp && !m.Reject && m.Index > 0:
-		last := img.LastIndex()
-		if m.Index > last {
-			o.violation(InvS9, "%s, accepts up to index %d) at %v while its durable log ends at index %d", what(), m.Index, now, last)
-			return
-		}
 		dt, _ := img.Term(m.Index)
+		var lt uint64
+		ok := false
 		if n := o.h.nodes[from-1]; n != nil {
-			if lt, ok := n.RaftLogTerm(m.Index); ok && lt != dt {
-				o.violation(InvS9, "%s, accepts up to index %d) at %v: its log has term %d there, its durable log term %d", what(), m.Index, now, lt, dt)
-				return
-			}
+			lt, ok = n.RaftLogTerm(m.Index)
+		}
+		if why := appRespUnproven(m.Index, m.Term, img.LastIndex(), dt, lt, ok); why != "" {
+			o.violation(InvS9, "%s, accepts up to index %d) at %v %s", what(), m.Index, now, why)
+			return
 		}
 		nt.promised(img, m)
 	}
+}
+
+// appRespUnproven says why an append response accepting entries up to
+// index, sent in term, promises what the sender's durable Raft log does
+// not hold ("" when it holds it): the durable log ends at last and has
+// term dt at index; the node's own log has term lt there (when ok).
+//
+//   - index past the durable end: the entries are not on disk yet.
+//   - dt > term: a leader of a later term replaced the entry there, so the
+//     term's leader would count a copy this node no longer holds (etcd
+//     raft's asynchronous writes can hand out such a response after the
+//     overwrite was synced; the node must drop it as stale).
+//   - lt != dt: the node's log and its disk disagree at index.
+func appRespUnproven(index, term, last, dt, lt uint64, ok bool) string {
+	switch {
+	case index > last:
+		return fmt.Sprintf("while its durable log ends at index %d", last)
+	case dt > term:
+		return fmt.Sprintf("while its durable log holds term %d there: a later leader's entry replaced what it acknowledges", dt)
+	case ok && lt != dt:
+		return fmt.Sprintf("while its log has term %d there, its durable log term %d", lt, dt)
+	}
+	return ""
 }
 
 // promisesTerm reports whether a message promises that its sender's term
@@ -371,7 +395,7 @@ func (o *oracle) provenBy(img *raftlog.Image, from uint64, m node.MessageHeader)
 		return term > m.Term || vote == m.To
 	case m.Type == pb.MsgAppResp && !m.Reject && m.Index > 0:
 		dt, ok := img.Term(m.Index)
-		if !ok {
+		if !ok || dt > m.Term {
 			return false
 		}
 		n := o.h.nodes[from-1]
@@ -413,6 +437,29 @@ func (o *oracle) replyEvidence(id uint64, op *clientOp, resp node.ProduceRespons
 	ev.Truth = true
 	ev.ReportedDurableEnd = ev.DurableEnd
 	ev.DurableEnd = max(end, 0)
+}
+
+// observeDurable is S10 at every observation: the durable end node id
+// reports for each partition (durable, parallel to parts) must not exceed
+// the end of its durable WAL image. Judged when a report moved up since
+// this incarnation's last judgement, so a report that runs ahead of the
+// disk is seen even when no acks=1 reply happens while it does.
+func (o *oracle) observeDurable(id uint64, parts []PartState, durable []int64) {
+	for i, p := range parts {
+		k := hwmKey{id, statemach.Key{Topic: p.Topic, Partition: p.Partition}}
+		if durable[i] <= o.lastDurable[k] {
+			continue
+		}
+		o.lastDurable[k] = durable[i]
+		img, err := o.walImage(id, k.part)
+		if err != nil {
+			continue // damaged by injected corruption: no truth to judge by
+		}
+		o.judged[InvS10] = true
+		if end := img.End(); durable[i] > end {
+			o.violation(InvS10, "n%d %s/%d reports durable end %d at %v while its durable WAL image ends at %d", id, p.Topic, p.Partition, durable[i], o.h.s.Now(), end)
+		}
+	}
 }
 
 // observe judges S3 against the truth for one observation of node id:
@@ -556,6 +603,12 @@ func cloneEnds(m map[statemach.Key]int64) map[statemach.Key]int64 {
 // its durable Raft log holds (and it must refuse a log whose synced data is
 // damaged), and must cover what it promised before.
 func (o *oracle) booted(id uint64, n *node.Node) {
+	// S10 judges each incarnation's durability reports afresh.
+	for k := range o.lastDurable {
+		if k.node == id {
+			delete(o.lastDurable, k)
+		}
+	}
 	if o.h.o.Nodes == 1 || o.h.variant.bugs.InMemoryRaftLog {
 		return
 	}

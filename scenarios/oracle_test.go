@@ -105,3 +105,29 @@ func TestOracleS11RecoveryCutsCorruption(t *testing.T) {
 		t.Fatal("a recovery that cuts corrupt synced data was never reported as S11")
 	}
 }
+
+// TestAppRespUnproven: S9's judgement of an accepting append response
+// against the sender's durable Raft log, each clause on its own.
+func TestAppRespUnproven(t *testing.T) {
+	tests := []struct {
+		name                      string
+		index, term, last, dt, lt uint64
+		ok                        bool
+		want                      string // a substring of the reason; "" holds
+	}{
+		{name: "durable and matching", index: 5, term: 3, last: 7, dt: 3, lt: 3, ok: true},
+		{name: "older entry acknowledged in a later term", index: 5, term: 4, last: 7, dt: 2, lt: 2, ok: true},
+		{name: "node's log unknown there", index: 5, term: 3, last: 7, dt: 3},
+		{name: "past the durable end", index: 8, term: 3, last: 7, dt: 0, lt: 3, ok: true, want: "ends at index 7"},
+		{name: "replaced by a later leader (stale response)", index: 5, term: 3, last: 7, dt: 4, lt: 4, ok: true, want: "later leader's entry"},
+		{name: "log and disk disagree", index: 5, term: 3, last: 7, dt: 2, lt: 3, ok: true, want: "its log has term 3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := appRespUnproven(tt.index, tt.term, tt.last, tt.dt, tt.lt, tt.ok)
+			if (got == "") != (tt.want == "") || !strings.Contains(got, tt.want) {
+				t.Errorf("appRespUnproven = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

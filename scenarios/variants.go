@@ -78,6 +78,8 @@ var variants = []Variant{
 		Scenario: "pipelined-fsync", bugs: node.Bugs{LeaderBeforeTermSync: true}},
 	{Name: "pipelined-deferred-produce", Summary: "pipelined path: produce appends are written without an fsync, like the records a node applies, on the belief that the Raft log covers them; acks=1 is answered before the leader's WAL holds the records",
 		Scenario: "pipelined-crashes", bugs: node.Bugs{DeferProduceSync: true}},
+	{Name: "pipelined-bgsync-overclaims", Summary: "pipelined path: a background fsync of applied records is taken to cover the records still queued, so the node reports a durable end its disk does not hold",
+		Scenario: "pipelined", bugs: node.Bugs{WALBgSyncOverclaims: true}},
 }
 
 // Variants returns the known-bad variants in catalogue order.

@@ -318,4 +318,10 @@ type Bugs struct {
 	// Raft log covers them; but acks=1 promises the leader's WAL, so it is
 	// answered after the write, before any fsync.
 	DeferProduceSync bool
+	// WALBgSyncOverclaims (pipelined path): the WAL's background fsync of
+	// applied records is taken to cover the records still queued
+	// (wal.Bugs.BgSyncCoversQueued): the node reports a durable end its
+	// disk does not hold. Harmless on its own (recovery rewrites applied
+	// records), but a report that disagrees with the disk is S10.
+	WALBgSyncOverclaims bool
 }

@@ -286,7 +286,8 @@ func NewWithBugs(cfg Config, e env.Env, bugs Bugs) (*Node, error) {
 			k := statemach.Key{Topic: t.Name, Partition: p}
 			w, err := wal.OpenWithBugs(e, WALDir(cfg, t.Name, p), t.Name, p, cfg.WAL, func(nt wal.BatchNotice) { n.onNotice(k, nt) },
 				wal.Bugs{RetryFailedSync: bugs.RetryFsyncAssumeSuccess, NoCutAfterSync: bugs.WALLostWakeup, KeepPartialAppend: bugs.KeepTornRequest,
-					CutAtCorruption: bugs.CutAtCorruption, JoinInflightSync: bugs.WALJoinInflightSync, IgnoreSyncError: bugs.WALIgnoreSyncError})
+					CutAtCorruption: bugs.CutAtCorruption, JoinInflightSync: bugs.WALJoinInflightSync, IgnoreSyncError: bugs.WALIgnoreSyncError,
+					BgSyncCoversQueued: bugs.WALBgSyncOverclaims})
 			if err != nil {
 				n.closeLogs()
 				return nil, fmt.Errorf("node %d: open WAL %s/%d: %w", cfg.ID, t.Name, p, err)

@@ -187,6 +187,10 @@ type Bugs struct {
 	JoinInflightSync bool
 	// IgnoreSyncError: a failed fsync is treated as a successful one.
 	IgnoreSyncError bool
+	// BgSyncCoversQueued: a background fsync of deferred records is taken
+	// to cover every record appended (End), the queued ones not yet
+	// written included, instead of those written when it was issued.
+	BgSyncCoversQueued bool
 }
 
 // Config configures a WAL. Zero values get the documented defaults.
@@ -738,6 +742,9 @@ func (w *WAL) maybeSyncDeferred() {
 		return
 	}
 	bg := &bgSync{end: w.written}
+	if w.bugs.BgSyncCoversQueued {
+		bg.end = w.end
+	}
 	w.bg, w.unsynced = bg, 0
 	w.trace("wal.bgsync", w.durableEnd, bg.end, 0)
 	w.log.Sync(func(err error) {
