@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 
@@ -54,6 +55,10 @@ import (
 // needs them) and incrementally, re-read only when the disk's durable
 // version changed.
 
+// s10Every is the shortest interval between two judgements of one node's
+// reported WAL durable end at observations (observeDurable).
+const s10Every = 100 * time.Millisecond
+
 // maxOracleViolations bounds each oracle invariant's harness violations
 // per run: a systematic bug would otherwise report every message.
 const maxOracleViolations = 20
@@ -67,9 +72,11 @@ type oracle struct {
 	// lastHWM is the highest HWM judged per node and partition.
 	lastHWM map[hwmKey]int64
 	// lastDurable is the highest durable end a node's incarnation
-	// reported per partition and S10 judged (reset when it boots).
+	// reported per partition and S10 judged (reset when it boots), and
+	// durableAt when it was judged.
 	lastDurable map[hwmKey]int64
-	commit  commitCursor
+	durableAt   map[hwmKey]time.Duration
+	commit      commitCursor
 	// commitVers are the disks' durable versions commit was computed at.
 	commitVers []uint64
 	commitEnds map[statemach.Key]int64
@@ -121,7 +128,7 @@ type commitCursor struct {
 }
 
 func newOracle(h *harness) *oracle {
-	o := &oracle{h: h, judged: map[string]bool{}, count: map[string]int{}, lastHWM: map[hwmKey]int64{}, lastDurable: map[hwmKey]int64{}}
+	o := &oracle{h: h, judged: map[string]bool{}, count: map[string]int{}, lastHWM: map[hwmKey]int64{}, lastDurable: map[hwmKey]int64{}, durableAt: map[hwmKey]time.Duration{}}
 	for _, id := range h.ids {
 		cfg := h.nodeConfig(id)
 		d := h.w.Disk(id)
@@ -439,18 +446,24 @@ func (o *oracle) replyEvidence(id uint64, op *clientOp, resp node.ProduceRespons
 	ev.DurableEnd = max(end, 0)
 }
 
-// observeDurable is S10 at every observation: the durable end node id
-// reports for each partition (durable, parallel to parts) must not exceed
-// the end of its durable WAL image. Judged when a report moved up since
-// this incarnation's last judgement, so a report that runs ahead of the
-// disk is seen even when no acks=1 reply happens while it does.
+// observeDurable is S10 at observations: the durable end node id reports
+// for each partition (durable, parallel to parts) must not exceed the end
+// of its durable WAL image. Judged when a report moved up since this
+// incarnation's last judgement, at most once per s10Every per node and
+// partition (each judgement decodes the WAL image's new durable part), so
+// a report that runs ahead of the disk is seen even when no acks=1 reply
+// happens while it does.
 func (o *oracle) observeDurable(id uint64, parts []PartState, durable []int64) {
+	now := o.h.s.Now()
 	for i, p := range parts {
 		k := hwmKey{id, statemach.Key{Topic: p.Topic, Partition: p.Partition}}
 		if durable[i] <= o.lastDurable[k] {
 			continue
 		}
-		o.lastDurable[k] = durable[i]
+		if at, ok := o.durableAt[k]; ok && now-at < s10Every {
+			continue
+		}
+		o.lastDurable[k], o.durableAt[k] = durable[i], now
 		img, err := o.walImage(id, k.part)
 		if err != nil {
 			continue // damaged by injected corruption: no truth to judge by
@@ -607,6 +620,7 @@ func (o *oracle) booted(id uint64, n *node.Node) {
 	for k := range o.lastDurable {
 		if k.node == id {
 			delete(o.lastDurable, k)
+			delete(o.durableAt, k)
 		}
 	}
 	if o.h.o.Nodes == 1 || o.h.variant.bugs.InMemoryRaftLog {
