@@ -67,6 +67,7 @@ var legend = []LegendEntry{
 	{"wal.open.partial", "A=first B=end offset: recovery drops the records of an append a torn crash kept only in part"},
 	{"pipe.fail", "A=partition B=base C=records D=acks: pipelined path, a WAL error after the batch was proposed; its answers are indeterminate"},
 	{"pipe.apply.early", "A=partition B=base C=end D=WAL durable end: pipelined path, the node's own batch applies before its WAL fsync completed"},
+	{"raft.hold", "A=term B=durable term: a new leader holds its messages until its term is durable (asynchronous storage writes)"},
 	{"pipe.reapply.rebuild", "A=partition B=base C=end D=WAL end: pipelined path, a restarted node re-applying its committed entries rewrites another node's batch its WAL lost"},
 	{"pipe.apply.rebuild", "A=partition B=base C=end D=WAL end: pipelined path, the WAL lost records the Raft log holds; applying rewrites them"},
 	{"wal.notice", "A=partition B=base C=last D=batch seq: BatchNotice to the proposer"},

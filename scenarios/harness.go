@@ -658,6 +658,8 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 		h.probe("pipelined-wal-suffix-rebuilt")
 	case "pipe.reapply.rebuild":
 		h.probe("pipelined-applied-wal-rebuilt")
+	case "raft.hold":
+		h.probe("pipelined-leader-held-for-term-sync")
 	case "pipe.fail":
 		h.probe("pipelined-fsync-error-after-proposal")
 	case "raft.transfer.abort":

@@ -174,6 +174,10 @@ func (n *Node) sendWhenTermDurable(m *pb.Message) {
 		n.send(m)
 		return
 	}
+	if len(n.held) == 0 {
+		// raft.hold: A=term of the held message B=durable term
+		n.trace("raft.hold", int64(m.GetTerm()), int64(n.durableTerm), 0, 0)
+	}
 	n.held = append(n.held, m)
 	if n.syncsOut == 0 {
 		n.syncAsync(nil)
