@@ -259,6 +259,9 @@ type Disk struct {
 	stats       DiskStats
 	nextInodeID uint64
 
+	// freeOps are finished sync ops, for the next Sync and SyncDir calls
+	// (see diskOp.finish).
+	freeOps []*diskOp
 	// Buffers of applied deltas, for the next snapshots (see deltaPool).
 	pool deltaPool
 	// Pages the durable images gave up to share the volatile ones (see
@@ -762,10 +765,38 @@ func (op *diskOp) fire() {
 }
 
 // run calls the op's callback on the issuing process's event loop.
-func (op *diskOp) run() { op.done(op.err) }
+func (op *diskOp) run() {
+	done, err := op.done, op.err
+	op.finish()
+	done(err)
+}
 
 // drop: the process that issued the op has crashed; nobody hears of it.
-func (op *diskOp) drop() {}
+func (op *diskOp) drop() { op.finish() }
+
+// newOp returns a zero op, recycled when one is free.
+func (d *Disk) newOp() *diskOp {
+	if n := len(d.freeOps); n > 0 {
+		op := d.freeOps[n-1]
+		d.freeOps[n-1] = nil
+		d.freeOps = d.freeOps[:n-1]
+		return op
+	}
+	return &diskOp{}
+}
+
+// finish recycles an op whose completion has been delivered or dropped:
+// complete took it off every queue and the pending set, its event has run
+// and its delta went back to the pool or on to the next sync, so nothing
+// refers to it any more. (Ops a crash cancels are not recycled.) Every
+// field is cleared, so a recycled op is the zero op newOp promises.
+func (op *diskOp) finish() {
+	d := op.d
+	*op = diskOp{}
+	if d != nil {
+		d.freeOps = append(d.freeOps, op)
+	}
+}
 
 // popOp removes q[0], shifting the rest down so the slice keeps its
 // capacity for the next append (these queues are short).
@@ -827,6 +858,7 @@ func (d *Disk) complete(op *diskOp) {
 		fs.p.dispatchEvent(fs.epoch, op)
 	} else {
 		done, err := op.done, op.err
+		op.finish()
 		fs.deliver(func() { done(err) })
 	}
 }
@@ -1157,7 +1189,8 @@ func (fs *diskFS) SyncDir(done func(error)) {
 	}
 	d.stats.DirSyncs++
 	lat, err := d.drawSync("syncdir", "")
-	op := &diskOp{err: err, names: maps.Clone(d.vol), sorted: slices.Clone(d.volNames), done: done, fs: fs}
+	op := d.newOp()
+	op.err, op.names, op.sorted, op.done, op.fs = err, maps.Clone(d.vol), slices.Clone(d.volNames), done, fs
 	d.dirLastDone = d.schedule(op, d.dirLastDone, lat)
 	d.dirQueue = append(d.dirQueue, op)
 	d.hang(fs, op)
@@ -1298,7 +1331,8 @@ func (f *diskFile) Sync(done func(error)) {
 	d.stats.Syncs++
 	ino := f.ino
 	lat, err := d.drawSync("sync", f.name)
-	op := &diskOp{err: err, ino: ino, done: done, fs: f.fs, mode: d.cfg.FailedSync}
+	op := d.newOp()
+	op.err, op.ino, op.done, op.fs, op.mode = err, ino, done, f.fs, d.cfg.FailedSync
 	d.snapshot(ino, &op.delta)
 	ino.lastDone = d.schedule(op, ino.lastDone, lat)
 	ino.queue = append(ino.queue, op)
