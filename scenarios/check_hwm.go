@@ -82,18 +82,11 @@ func checkS3(ix *index, c *collector) {
 		}
 		return cmpPartKey(a.pk, b.pk)
 	})
+	var scratch []hwmPoint
 	for _, k := range keys {
 		ps := points[k]
 		c.judged()
-		slices.SortFunc(ps, func(a, b hwmPoint) int {
-			if c := cmp.Compare(a.t, b.t); c != 0 {
-				return c
-			}
-			if c := cmp.Compare(a.rank, b.rank); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.seq, b.seq)
-		})
+		scratch = sortHWMPoints(ps, scratch)
 		var overEnd, back problems
 		var overOps, backOps []OpID
 		var maxBefore, maxObs *hwmPoint // max over earlier instants; max over this instant's observations so far
@@ -150,4 +143,79 @@ func finalRecordsEnd(p *FinalPart) int64 {
 		return 0
 	}
 	return p.Records[len(p.Records)-1].Offset + 1
+}
+
+// cmpHWMPoint orders points by (time, rank, seq).
+func cmpHWMPoint(a, b hwmPoint) int {
+	if c := cmp.Compare(a.t, b.t); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.rank, b.rank); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.seq, b.seq)
+}
+
+// sortHWMPoints sorts one (node, partition)'s points, as checkS3 added
+// them (observations in record order, then fetches, then the final state),
+// by cmpHWMPoint. The observations are already in order (a valid history
+// records them in time order, and seq is their index) and there is at most
+// one final point, so only the fetches are sorted, and merged in. When no
+// two points compare equal the order is unique, so this is exactly what
+// sorting the whole slice gives; when some do (an observation that lists
+// a partition twice), it sorts the whole slice as it stands, so the order
+// among equal points is the same too. scratch is a reusable buffer; the
+// (possibly grown) buffer is returned.
+func sortHWMPoints(ps, scratch []hwmPoint) []hwmPoint {
+	a := 0
+	for a < len(ps) && ps[a].rank == 0 {
+		a++
+	}
+	b := a
+	for b < len(ps) && ps[b].rank == 1 {
+		b++
+	}
+	strict := b >= len(ps)-1
+	for i := b; i < len(ps); i++ {
+		strict = strict && ps[i].rank == 2
+	}
+	for i := 1; strict && i < a; i++ {
+		strict = cmpHWMPoint(ps[i-1], ps[i]) < 0
+	}
+	// Two fetch points never tie: each op is one fetch, with one key.
+	fetches := ps[a:b]
+	if !strict {
+		slices.SortFunc(ps, cmpHWMPoint)
+		return scratch
+	}
+	slices.SortFunc(fetches, cmpHWMPoint)
+	if a == 0 || b == a || cmpHWMPoint(ps[a-1], ps[a]) < 0 {
+		// Observations before fetches already: only the final point can
+		// be out of place.
+	} else {
+		scratch = append(scratch[:0], ps[:a]...)
+		obs := scratch
+		i, j, o := 0, a, 0
+		for i < len(obs) && j < b {
+			if cmpHWMPoint(ps[j], obs[i]) < 0 {
+				ps[o] = ps[j]
+				j++
+			} else {
+				ps[o] = obs[i]
+				i++
+			}
+			o++
+		}
+		for i < len(obs) {
+			ps[o] = obs[i]
+			i++
+			o++
+		}
+		// Whatever is left of the fetches is already in place.
+	}
+	// The final point: its own slot unless something is later.
+	for i := len(ps) - 1; b < len(ps) && i > 0 && cmpHWMPoint(ps[i], ps[i-1]) < 0; i-- {
+		ps[i], ps[i-1] = ps[i-1], ps[i]
+	}
+	return scratch
 }

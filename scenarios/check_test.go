@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -488,6 +489,45 @@ func BenchmarkCheck(b *testing.B) {
 	for b.Loop() {
 		if rep := Check(h); !rep.OK() {
 			b.Fatal(rep.String())
+		}
+	}
+}
+
+// TestSortHWMPoints: sortHWMPoints gives exactly what sorting the whole
+// slice gives, for the shapes checkS3 builds (observations in order, with
+// ties from a partition listed twice, fetches in any order, at most one
+// final point) and for shapes it never builds.
+func TestSortHWMPoints(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for iter := 0; iter < 3000; iter++ {
+		var ps []hwmPoint
+		tm := time.Duration(0)
+		nobs := rng.IntN(30)
+		for i := 0; i < nobs; i++ {
+			tm += time.Duration(rng.IntN(3))
+			ps = append(ps, hwmPoint{t: tm, rank: 0, seq: i, hwm: int64(rng.IntN(50))})
+			if iter%5 == 0 && rng.IntN(8) == 0 {
+				// A partition listed twice in one observation: a tie.
+				ps = append(ps, hwmPoint{t: tm, rank: 0, seq: i, hwm: int64(rng.IntN(50))})
+			}
+		}
+		nf := rng.IntN(30)
+		for _, id := range rng.Perm(nf) {
+			ps = append(ps, hwmPoint{t: time.Duration(rng.IntN(int(tm) + 3)), rank: 1, seq: 1000 + id, hwm: int64(rng.IntN(50))})
+		}
+		if rng.IntN(2) == 0 {
+			ps = append(ps, hwmPoint{t: tm + time.Duration(rng.IntN(3)) - 1, rank: 2, hwm: int64(rng.IntN(50))})
+		}
+		if iter%7 == 0 {
+			// Not a shape checkS3 builds: anything goes.
+			rng.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
+		}
+		want := slices.Clone(ps)
+		slices.SortFunc(want, cmpHWMPoint)
+		got := slices.Clone(ps)
+		sortHWMPoints(got, nil)
+		if !slices.Equal(got, want) {
+			t.Fatalf("iteration %d: %v\nsorted to %v\nwant      %v", iter, ps, got, want)
 		}
 	}
 }

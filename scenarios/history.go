@@ -699,8 +699,20 @@ func (r *Recorder) Invoke(op Op) OpID {
 	op.ID = OpID(len(r.h.Ops) + 1)
 	op.Outcome = OutcomePending
 	op.Complete = 0
-	r.h.Ops = append(r.h.Ops, op)
+	r.h.Ops = append(doubled(r.h.Ops), op)
 	return op.ID
+}
+
+// doubled returns s with room for at least one more element, doubling its
+// capacity when full. append grows a large slice by about a quarter at a
+// time, and an Op or an Observation is a few hundred bytes with pointers:
+// a run's history would be copied (and left to the collector) about ten
+// times over instead of about twice.
+func doubled[T any](s []T) []T {
+	if len(s) < cap(s) {
+		return s
+	}
+	return slices.Grow(s, max(len(s), 64))
 }
 
 // Complete records the answer to op id at time at. Completing an unknown op
@@ -733,7 +745,7 @@ func (r *Recorder) Observe(o Observation) bool {
 		}
 	}
 	r.lastObs[o.Node] = len(r.h.Obs)
-	r.h.Obs = append(r.h.Obs, o)
+	r.h.Obs = append(doubled(r.h.Obs), o)
 	return true
 }
 

@@ -77,7 +77,8 @@ type oracle struct {
 	lastDurable map[hwmKey]int64
 	durableAt   map[hwmKey]time.Duration
 	commit      commitCursor
-	// commitVers are the disks' durable versions commit was computed at.
+	// commitVers are the Raft log directories' durable versions commit was
+	// computed at.
 	commitVers []uint64
 	commitEnds map[statemach.Key]int64
 }
@@ -103,23 +104,48 @@ type promise struct {
 	term, vote uint64 // durable term and vote when it last sent
 }
 
-// imageCache updates an image only when the disk's durable version moved.
+// imageCache updates an image only when the durable version of its log's
+// directory moved: the syncs of a node's other logs (every WAL batch, the
+// partition logs) leave a Raft log image alone without even a look.
 type imageCache[T interface {
 	Update(reclog.ImageSource) error
 }] struct {
 	img T
+	src *dirSource
 	ver uint64
 	ok  bool
 	err error
 }
 
-func (c *imageCache[T]) get(d *sim.Disk, src sim.DurableSource) (T, error) {
-	if v := d.DurableVersion(); !c.ok || v != c.ver {
-		c.err = c.img.Update(src)
+func newImageCache[T interface {
+	Update(reclog.ImageSource) error
+}](img T, d *sim.Disk, dir string) *imageCache[T] {
+	return &imageCache[T]{img: img, src: &dirSource{DurableSource: d.DurableSource(), prefix: dir + "/"}}
+}
+
+func (c *imageCache[T]) get() (T, error) {
+	if v := c.src.Version(); !c.ok || v != c.ver {
+		c.err = c.img.Update(c.src)
 		c.ver, c.ok = v, true
 	}
 	return c.img, c.err
 }
+
+// dirSource is a disk's durable view whose Version is the version of one
+// directory (sim.DurableSource.PrefixVersion): it moves when a file under
+// the directory or the durable namespace changes, not when another
+// directory's files are synced. A reader that lists, stats and reads only
+// names under the directory (a log's Scanner) sees every change it can
+// see through the whole disk's version: the versions are values of the
+// same counter, so a file's ChangedFrom after a directory version still
+// reports every change of that file since.
+type dirSource struct {
+	sim.DurableSource
+	prefix string
+}
+
+// Version is the directory's durable version.
+func (s *dirSource) Version() uint64 { return s.PrefixVersion(s.prefix) }
 
 // commitCursor replays committed entries along one durable log.
 type commitCursor struct {
@@ -136,7 +162,7 @@ func newOracle(h *harness) *oracle {
 		if err != nil {
 			panic(fmt.Sprintf("scenarios: oracle: %v", err))
 		}
-		nt := &nodeTruth{id: id, disk: d, src: d.DurableSource(), raft: &imageCache[*raftlog.Image]{img: ri},
+		nt := &nodeTruth{id: id, disk: d, src: d.DurableSource(), raft: newImageCache(ri, d, node.RaftLogDir(cfg)),
 			wals: map[statemach.Key]*imageCache[*wal.Image]{}}
 		for _, t := range cfg.Topics {
 			for p := int32(0); p < t.Partitions; p++ {
@@ -144,7 +170,7 @@ func newOracle(h *harness) *oracle {
 				if err != nil {
 					panic(fmt.Sprintf("scenarios: oracle: %v", err))
 				}
-				nt.wals[statemach.Key{Topic: t.Name, Partition: p}] = &imageCache[*wal.Image]{img: wi}
+				nt.wals[statemach.Key{Topic: t.Name, Partition: p}] = newImageCache(wi, d, node.WALDir(cfg, t.Name, p))
 			}
 		}
 		o.nodes = append(o.nodes, nt)
@@ -189,7 +215,7 @@ func (o *oracle) patchReport(rep *Report) {
 // synced data (the image then holds the valid prefix).
 func (o *oracle) raftImage(id uint64) (*raftlog.Image, error) {
 	nt := o.nodes[id-1]
-	return nt.raft.get(nt.disk, nt.src)
+	return nt.raft.get()
 }
 
 // walImage returns node id's durable WAL of partition k, decoded now.
@@ -199,7 +225,7 @@ func (o *oracle) walImage(id uint64, k statemach.Key) (*wal.Image, error) {
 	if c == nil {
 		return nil, fmt.Errorf("scenarios: oracle: no partition %s/%d", k.Topic, k.Partition)
 	}
-	return c.get(nt.disk, nt.src)
+	return c.get()
 }
 
 // onSend is the S9 monitor: sim calls it for every message a live node
@@ -522,7 +548,7 @@ func (o *oracle) observe(id uint64, parts []PartState) {
 func (o *oracle) committedEnds() (map[statemach.Key]int64, bool) {
 	vers := make([]uint64, len(o.nodes))
 	for i, nt := range o.nodes {
-		vers[i] = nt.disk.DurableVersion()
+		vers[i] = nt.raft.src.Version()
 	}
 	if o.commitEnds != nil && slices.Equal(vers, o.commitVers) {
 		return o.commitEnds, true

@@ -59,10 +59,13 @@ type firer interface{ fire() }
 // still pending.
 //
 // The queue entry stays behind, dead, and is dropped when it reaches the
-// head, or with all the others once they make up half their structure:
-// removing it now would mean keeping every item's heap index up to date on
-// every move, which costs a scattered memory write per level of every push
-// and pop.
+// head, or with all the others once they make up a quarter of the heap
+// (half of the lane): removing it now would mean keeping every item's heap
+// index up to date on every move, which costs a scattered memory write per
+// level of every push and pop. Dead entries deepen the heap that every
+// event walks down, and a run cancels timers a few hundred milliseconds
+// out all the time, so the heap is compacted early (a compaction costs
+// about four heap moves per dead entry).
 func (it *Item) Cancel(s *Scheduler) bool {
 	if it == nil || !it.queued {
 		return false
@@ -77,7 +80,7 @@ func (it *Item) Cancel(s *Scheduler) bool {
 		}
 	} else {
 		s.staleHeap++
-		if s.staleHeap > 256 && 2*s.staleHeap > len(s.q) {
+		if s.staleHeap > 16 && 4*s.staleHeap > len(s.q) {
 			s.q.compact()
 			s.staleHeap = 0
 		}
@@ -358,18 +361,35 @@ func (q eventQueue) up(i int, e qent) {
 }
 
 // down places e, which belongs at hole index i or below, moving children
-// up.
+// up. A node with all four children (every level but the last) compares
+// them pairwise, in a tournament the compiler keeps in registers.
 func (q eventQueue) down(i int, e qent) {
 	n := len(q)
 	for {
 		first := 4*i + 1
-		if first >= n {
-			break
-		}
-		c := first
-		for k := first + 1; k < min(first+4, n); k++ {
-			if before(&q[k], &q[c]) {
-				c = k
+		var c int
+		if first+3 < n {
+			kids := q[first : first+4 : first+4]
+			a, b := 0, 2
+			if before(&kids[1], &kids[0]) {
+				a = 1
+			}
+			if before(&kids[3], &kids[2]) {
+				b = 3
+			}
+			if before(&kids[b], &kids[a]) {
+				a = b
+			}
+			c = first + a
+		} else {
+			if first >= n {
+				break
+			}
+			c = first
+			for k := first + 1; k < n; k++ {
+				if before(&q[k], &q[c]) {
+					c = k
+				}
 			}
 		}
 		if !before(&q[c], &e) {

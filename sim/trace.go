@@ -185,20 +185,44 @@ func mix(h, w uint64) uint64 {
 // mixString folds a string's length and bytes into the hash.
 func mixString(h uint64, s string) uint64 {
 	h = mix(h, uint64(len(s)))
-	for len(s) >= 8 {
-		w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-		h = mix(h, w)
-		s = s[8:]
+	n := len(s)
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		h = mix(h, le64(s[i:]))
 	}
-	if len(s) > 0 {
-		var w uint64
-		for i := 0; i < len(s); i++ {
-			w |= uint64(s[i]) << (8 * i)
+	r := n - i
+	if r == 0 {
+		return h
+	}
+	// The last word holds the r trailing bytes, little-endian, zero above.
+	var w uint64
+	switch {
+	case n >= 8:
+		// The string's last 8 bytes, shifted down past the ones already
+		// mixed.
+		w = le64(s[n-8:]) >> (8 * (8 - r))
+	case r >= 4:
+		// Two 4-byte loads that overlap; the shared bytes are the same.
+		w = uint64(le32(s)) | uint64(le32(s[r-4:]))<<(8*(r-4))
+	default:
+		for k := 0; k < r; k++ {
+			w |= uint64(s[k]) << (8 * k)
 		}
-		h = mix(h, w)
 	}
-	return h
+	return mix(h, w)
+}
+
+// le64 and le32 read the first 8 and 4 bytes of s, little-endian (the
+// compiler turns each into one load).
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+func le32(s string) uint32 {
+	_ = s[3]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
 
 // Hash returns the running hash over every event added so far.

@@ -371,3 +371,29 @@ func BenchmarkBusyWorld(b *testing.B) {
 	}
 	b.ReportMetric(float64(events)/float64(b.N), "events/op")
 }
+
+// TestMixStringWords pins mixString to its definition, word by word: the
+// length, then each 8 bytes little-endian, the last word zero-padded. The
+// trace hash of every golden run depends on it, for every length.
+func TestMixStringWords(t *testing.T) {
+	ref := func(h uint64, s string) uint64 {
+		h = mix(h, uint64(len(s)))
+		for i := 0; i < len(s); i += 8 {
+			var w uint64
+			for k := 0; k < 8 && i+k < len(s); k++ {
+				w |= uint64(s[i+k]) << (8 * k)
+			}
+			h = mix(h, w)
+		}
+		return h
+	}
+	src := "raft.send.append.response/\x00\xff\x80wal.truncate:gate.open;node.recover.cut"
+	for n := 0; n <= len(src); n++ {
+		for off := 0; off+n <= len(src); off += 7 {
+			s := src[off : off+n]
+			if got, want := mixString(hashSeed, s), ref(hashSeed, s); got != want {
+				t.Fatalf("mixString(%q) = %#x, want %#x", s, got, want)
+			}
+		}
+	}
+}

@@ -44,6 +44,8 @@ func NewImage(dir string, opts reclog.Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Update reads every record a Scan adds, right after the Scan.
+	sc.KeepPayloads()
 	return &Image{sc: sc}, nil
 }
 

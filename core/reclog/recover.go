@@ -159,7 +159,7 @@ func (r *recovery) scan() (*badSpot, error) {
 // header, filling its index. It stops at the first invalid chunk.
 func (r *recovery) scanChunks(i int, s *segment, size int64) (*badSpot, error) {
 	bad, err := walkChunks(s.f, s.name, &r.buf, s.basePos, s.baseSeq, segHeaderSize, size, r.l.opts.MaxRecordBytes,
-		func(h chunkHeader, recStart, _ int64, _ int) {
+		func(h chunkHeader, _ []byte, recStart, _ int64, _ int) {
 			r.maxMark = max(r.maxMark, h.mark)
 			if h.typ == chunkFull || h.typ == chunkLast {
 				s.starts = append(s.starts, uint32(recStart))

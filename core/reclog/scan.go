@@ -62,6 +62,13 @@ type Scanner struct {
 	segs   []*scanSeg
 	res    ScanResult
 	buf    [blockSize]byte
+	// keep (KeepPayloads) makes a Scan copy the payload of every record it
+	// parses, for Read to hand out once without reading and checking the
+	// record's chunks a second time; scans counts the Scans that looked at
+	// src, so a copy from an earlier one is never handed out.
+	keep    bool
+	scans   uint64
+	partial []byte // keep: the payload of the record being parsed
 }
 
 // scanSeg is one segment file as the last Scan saw it.
@@ -77,6 +84,11 @@ type scanSeg struct {
 	// bad is the first invalid spot, nil when the segment is valid to its
 	// size.
 	bad *badSpot
+	// kept[i] (keep) is the payload of recs[keptFrom+i], parsed by Scan
+	// number keptScan; nil once Read handed it out.
+	kept     [][]byte
+	keptFrom int
+	keptScan uint64
 }
 
 // scanRec is one complete, valid record of a segment.
@@ -98,6 +110,13 @@ func NewScanner(dir string, opts Options) (*Scanner, error) {
 	return s, nil
 }
 
+// KeepPayloads makes every Scan keep a copy of the payload of each record
+// it parses, so that the first Read of such a record (before the next
+// Scan) returns that copy instead of reading and checking its chunks
+// again: for a caller that reads every new record after each Scan. The
+// results are the same either way.
+func (s *Scanner) KeepPayloads() { s.keep = true }
+
 // Scan brings the view up to date with src and returns it. It reads only
 // what changed since the previous Scan, and nothing when src.Version did
 // not change.
@@ -107,6 +126,7 @@ func (s *Scanner) Scan(src ImageSource) ScanResult {
 		s.res.Changed = s.res.Next
 		return s.res
 	}
+	s.scans++
 	prev, first := s.res, !s.done
 	changed := uint64(1<<64 - 1)
 	names := src.List(s.prefix)
@@ -287,12 +307,30 @@ func (s *Scanner) rescan(src ImageSource, g *scanSeg, size, lo int64, changed *u
 // same walkChunks).
 func (s *Scanner) scanFrom(src ImageSource, g *scanSeg, off int64) {
 	var sum uint32
+	if s.keep {
+		// Only the records parsed now are kept: recs before len(g.recs)
+		// were parsed by an earlier Scan.
+		clear(g.kept)
+		g.kept, g.keptFrom, g.keptScan = g.kept[:0], len(g.recs), s.scans
+		s.partial = s.partial[:0]
+	}
 	g.bad, _ = walkChunks(&imageFile{src: src, name: g.name, size: g.size}, g.name, &s.buf, g.hdr.basePos, g.hdr.baseSeq+uint64(len(g.recs)), off, g.size, s.opts.MaxRecordBytes,
-		func(h chunkHeader, recStart, end int64, recLen int) {
+		func(h chunkHeader, data []byte, recStart, end int64, recLen int) {
 			sum = bits.RotateLeft32(sum, 7) ^ h.dataCRC
+			if s.keep && h.typ != chunkFull {
+				s.partial = append(s.partial, data...)
+			}
 			if h.typ == chunkFull || h.typ == chunkLast {
 				g.recs = append(g.recs, scanRec{start: recStart, end: end, sum: sum, n: recLen})
 				sum = 0
+				if s.keep {
+					if h.typ == chunkFull {
+						g.kept = append(g.kept, append(make([]byte, 0, recLen), data...))
+					} else {
+						g.kept = append(g.kept, append(make([]byte, 0, recLen), s.partial...))
+						s.partial = s.partial[:0]
+					}
+				}
 			}
 		})
 }
@@ -312,7 +350,14 @@ func (s *Scanner) Read(src ImageSource, seq uint64) ([]byte, error) {
 		if seq < base || seq >= base+uint64(len(g.recs)) {
 			continue
 		}
-		r := g.recs[seq-base]
+		i := int(seq - base)
+		if k := i - g.keptFrom; g.keptScan == s.scans && k >= 0 && k < len(g.kept) && g.kept[k] != nil {
+			// Parsed (and checked) by the last Scan from the same bytes.
+			out := g.kept[k]
+			g.kept[k] = nil
+			return out, nil
+		}
+		r := g.recs[i]
 		out := make([]byte, 0, r.n)
 		for off := r.start; off < r.end; {
 			if rem := blockRemaining(off); rem < chunkHeaderSize {

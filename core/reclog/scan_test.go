@@ -3,6 +3,7 @@ package reclog
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"walraft/sim"
@@ -77,8 +78,26 @@ func corruptSome(h *harness) bool {
 // the incremental Scanner (updated through Changed) must hold exactly what
 // a fresh Scanner reads, and at every crash it must predict what Open then
 // recovers: the same records, and ErrCorrupt exactly when Open fails.
+// It runs with and without KeepPayloads (the fresh Scanner it compares with
+// keeps none), so the payloads a Scan keeps are the bytes Read would read.
 func TestScannerMatchesOpen(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) { testScannerMatchesOpen(t, keep) })
+	}
+}
+
+func testScannerMatchesOpen(t *testing.T, keep bool) {
 	opts := Options{SegmentBytes: 6 << 10}
+	newScanner := func() *Scanner {
+		sc, err := NewScanner("log", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keep {
+			sc.KeepPayloads()
+		}
+		return sc
+	}
 	var crashes, corrupt, torn, rescans, downCorrupt int
 	defer func() {
 		t.Logf("crashes %d, Open refused %d, torn tails %d, partial changes %d, damaged while down %d", crashes, corrupt, torn, rescans, downCorrupt)
@@ -91,11 +110,7 @@ func TestScannerMatchesOpen(t *testing.T) {
 		cfg.TornKeepProb = 0.5
 		h := newHarness(t, seed, cfg)
 		src := h.disk.DurableSource()
-		sc, err := NewScanner("log", opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := &scanView{sc: sc}
+		v := &scanView{sc: newScanner()}
 		l := h.open(opts)
 		seq := uint64(0)
 		corrupted := false
@@ -165,8 +180,7 @@ func TestScannerMatchesOpen(t *testing.T) {
 					// Start over on a clean disk.
 					h = newHarness(t, seed*1000+uint64(step), cfg)
 					src = h.disk.DurableSource()
-					sc, _ = NewScanner("log", opts)
-					v = &scanView{sc: sc}
+					v = &scanView{sc: newScanner()}
 					l, seq, corrupted = h.open(opts), 0, false
 					continue
 				}

@@ -17,16 +17,17 @@ import (
 // error is returned, wrapped with the name and offset), buf holds one
 // block, basePos is the log position of the file's byte 0 and maxRec is
 // Options.MaxRecordBytes. chunk is called for
-// every chunk that verifies, in order, with its header, the offset of its
-// record's first chunk, the offset after the chunk and the record's length
-// so far; the record is complete when h.typ is chunkFull or chunkLast.
+// every chunk that verifies, in order, with its header, its data (which
+// aliases buf: valid during the call only), the offset of its record's
+// first chunk, the offset after the chunk and the record's length so far;
+// the record is complete when h.typ is chunkFull or chunkLast.
 //
 // It returns the first invalid spot (its file index left 0 for the caller
 // to set), or nil when the segment is valid to its size. A record longer
 // than maxRec is a spot with tooLarge set: its chunks verify, so it is not
 // torn, and the caller reports ErrTooLarge.
 func walkChunks(f io.ReaderAt, name string, buf *[blockSize]byte, basePos, seq uint64, off, size int64, maxRec int,
-	chunk func(h chunkHeader, recStart, end int64, recLen int)) (*badSpot, error) {
+	chunk func(h chunkHeader, data []byte, recStart, end int64, recLen int)) (*badSpot, error) {
 	recStart := off // offset of the first chunk of the record being read
 	inRecord := false
 	recLen := 0
@@ -91,7 +92,7 @@ func walkChunks(f io.ReaderAt, name string, buf *[blockSize]byte, basePos, seq u
 			return b, nil
 		}
 		off += int64(n)
-		chunk(h, recStart, off, recLen)
+		chunk(h, data, recStart, off, recLen)
 		switch h.typ {
 		case chunkFull, chunkLast:
 			seq++
