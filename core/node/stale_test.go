@@ -7,6 +7,7 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"walraft/core/node"
 	"walraft/sim"
 )
 
@@ -19,9 +20,20 @@ import (
 // a deposed leader of T+1 could count it toward a commit): the node must
 // drop it, and still send the term-(T+2) acknowledgement. The zombie
 // scenario's seed 67 found it (a paused leader resumed into two newer
-// terms' appends).
+// terms' appends). It runs on the one-Ready loop (batch path) and on the
+// pipelined path's asynchronous storage writes, where the acknowledgement
+// waits for a sync as a MsgStorageAppend response and the node drops it
+// in deliver (async.go).
 func TestStaleAppendAckDropped(t *testing.T) {
-	c := newCluster(t, 3, 3, nil)
+	for _, path := range []node.Path{node.PathBatch, node.PathPipelined} {
+		t.Run(path.String(), func(t *testing.T) {
+			testStaleAppendAckDropped(t, path)
+		})
+	}
+}
+
+func testStaleAppendAckDropped(t *testing.T, path node.Path) {
+	c := newCluster(t, 3, 3, func(cfg *node.Config) { cfg.Path = path })
 	lead := c.leader()
 	r := c.produce(lead, 1, "a", "b")
 	if !c.wait(r, 2*time.Second) || r.resp.Err != nil {
