@@ -81,3 +81,61 @@ func TestNewLeaderSpeaksInDurableTermOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestOlderSyncDoesNotMakeNewTermDurable: a sync covers what was written
+// when it was issued. A follower whose Raft-log sync is in flight (its
+// commit index moved) becomes leader on its peers' votes; when that older
+// sync completes, its new term is still not durable, so its appends and
+// heartbeats must stay held until a later sync. Reading the durable term
+// when the sync completes instead of when it was issued lets them leave.
+func TestOlderSyncDoesNotMakeNewTermDurable(t *testing.T) {
+	gates := newGates(3, "raft")
+	c := newGatedCluster(t, 31, 3, node.PathPipelined, gates, node.Bugs{})
+	l := c.leader()
+	x := c.others(l)[0]
+	old := c.nodes[l].Status().Term
+	r := c.produce(l, node.AcksAll, "before")
+	if !c.wait(r, 2*time.Second) || r.resp.Err != nil {
+		t.Fatalf("acks=-1 on n%d: answered %v, err %v", l, r.done, r.resp.Err)
+	}
+	// The commit of that entry reaches x with the next heartbeat or
+	// append: the HardState it writes is synced by a sync held here.
+	gates[x].hold = true
+	c.w.Sched().RunWhile(func() bool { return len(gates[x].held) == 0 }, c.w.Now()+time.Second)
+	if len(gates[x].held) == 0 {
+		t.Fatalf("n%d issued no Raft-log sync after the commit index moved", x)
+	}
+	elected := false
+	var early int
+	c.w.Trace().SetListener(func(e sim.TraceEvent) {
+		if e.Node == x && e.Kind == "raft.role" && e.A == int64(node.RoleLeader) {
+			elected = true
+		}
+	})
+	c.w.Net().SetTap(func(e sim.MsgEvent) {
+		if e.Op != sim.MsgSend || e.From != x {
+			return
+		}
+		if m, err := node.PeekMessage(e.Msg); err == nil && m.Term > old && (m.Type == pb.MsgApp || m.Type == pb.MsgHeartbeat) {
+			early++
+		}
+	})
+	if !c.nodes[l].TransferLeadership(x) {
+		t.Fatalf("n%d declined to transfer leadership to n%d", l, x)
+	}
+	c.w.Sched().RunWhile(func() bool { return !elected }, c.w.Now()+time.Second)
+	if !elected {
+		t.Fatalf("n%d was not elected while its Raft-log sync was held", x)
+	}
+	gates[x].releaseFirst(c.w, x) // the sync issued before the term
+	c.run(100 * time.Millisecond)
+	if early > 0 {
+		t.Fatalf("n%d sent %d appends or heartbeats of term %d after a sync issued before that term completed",
+			x, early, c.nodes[x].Status().Term)
+	}
+	gates[x].release(c.w, x)
+	c.w.Sched().RunWhile(func() bool { return early == 0 }, c.w.Now()+time.Second)
+	if early == 0 {
+		t.Fatalf("n%d sent nothing of its term once its syncs were released", x)
+	}
+}

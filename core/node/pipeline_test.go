@@ -42,6 +42,19 @@ func (g *syncGate) release(w *sim.World, id uint64) {
 	}
 }
 
+// releaseFirst issues the oldest held sync (on the node's event loop) and
+// keeps holding the others and those to come.
+func (g *syncGate) releaseFirst(w *sim.World, id uint64) {
+	if len(g.held) == 0 {
+		return
+	}
+	f := g.held[0]
+	g.held = g.held[1:]
+	if err := w.Post(id, 0, f); err != nil {
+		panic(err)
+	}
+}
+
 type gateFS struct {
 	env.FS
 	g *syncGate
