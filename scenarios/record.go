@@ -18,6 +18,9 @@ import (
 type recorder struct {
 	h *harness
 	r *Recorder
+	// durable is observe's scratch: the WAL durable ends a node reports,
+	// parallel to the observation's parts (S10, oracle.observeDurable).
+	durable []int64
 
 	healedAt  time.Duration
 	calmFrom  time.Duration
@@ -128,13 +131,13 @@ func (rec *recorder) observe(id uint64, n *node.Node) {
 	// A recovering node withholds its HWMs from clients (node package
 	// doc): it is up, but there is nothing to observe until it caught up.
 	if o.Up && !st.Recovering {
-		var durable []int64
+		rec.durable = rec.durable[:0]
 		for _, p := range n.Partitions() {
 			o.Parts = append(o.Parts, PartState{Topic: p.Topic, Partition: p.Partition, HWM: p.HWM, LogEnd: p.LogEnd})
-			durable = append(durable, p.DurableEnd)
+			rec.durable = append(rec.durable, p.DurableEnd)
 		}
 		rec.h.oracle.observe(id, o.Parts)
-		rec.h.oracle.observeDurable(id, o.Parts, durable)
+		rec.h.oracle.observeDurable(id, o.Parts, rec.durable)
 	} else {
 		o.Role, o.Term, o.Leader = RoleNone, 0, 0
 	}

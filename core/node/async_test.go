@@ -34,48 +34,28 @@ func TestNewLeaderSpeaksInDurableTermOnly(t *testing.T) {
 			l := c.leader()
 			x := c.others(l)[0]
 			old := c.nodes[l].Status().Term
-			elected, released := false, false
-			var early, late int
-			c.w.Trace().SetListener(func(e sim.TraceEvent) {
-				if e.Node == x && e.Kind == "raft.role" && e.A == int64(node.RoleLeader) {
-					elected = true
-				}
-			})
-			c.w.Net().SetTap(func(e sim.MsgEvent) {
-				if e.Op != sim.MsgSend || e.From != x {
-					return
-				}
-				m, err := node.PeekMessage(e.Msg)
-				if err != nil || m.Term <= old || (m.Type != pb.MsgApp && m.Type != pb.MsgHeartbeat) {
-					return
-				}
-				if released {
-					late++
-				} else {
-					early++
-				}
-			})
+			lw := watchNewLeader(c, x, old)
 			gates[x].hold = true
 			if !c.nodes[l].TransferLeadership(x) {
 				t.Fatalf("n%d declined to transfer leadership to n%d", l, x)
 			}
-			c.w.Sched().RunWhile(func() bool { return !elected }, c.w.Now()+time.Second)
-			if !elected {
+			c.w.Sched().RunWhile(func() bool { return !lw.elected }, c.w.Now()+time.Second)
+			if !lw.elected {
 				t.Fatalf("n%d was not elected on its peers' votes while its Raft-log syncs were held", x)
 			}
 			c.run(100 * time.Millisecond)
+			early := lw.sent
 			if got := early > 0; got != tc.early {
 				t.Fatalf("n%d leads term %d with its term not durable: sent %d appends or heartbeats of the new term (want any: %v)",
 					x, c.nodes[x].Status().Term, early, tc.early)
 			}
-			released = true
 			gates[x].release(c.w, x)
 			c.w.Sched().RunWhile(func() bool { return !c.nodes[x].Status().Gate }, c.w.Now()+2*time.Second)
 			r := c.produce(x, node.AcksAll, "after")
 			if !c.wait(r, 2*time.Second) || r.resp.Err != nil {
 				t.Fatalf("acks=-1 on n%d once its term is durable: answered %v, err %v", x, r.done, r.resp.Err)
 			}
-			if late == 0 {
+			if lw.sent == early {
 				t.Fatalf("n%d sent no append of its term after the sync", x)
 			}
 		})
@@ -105,11 +85,40 @@ func TestOlderSyncDoesNotMakeNewTermDurable(t *testing.T) {
 	if len(gates[x].held) == 0 {
 		t.Fatalf("n%d issued no Raft-log sync after the commit index moved", x)
 	}
-	elected := false
-	var early int
+	lw := watchNewLeader(c, x, old)
+	if !c.nodes[l].TransferLeadership(x) {
+		t.Fatalf("n%d declined to transfer leadership to n%d", l, x)
+	}
+	c.w.Sched().RunWhile(func() bool { return !lw.elected }, c.w.Now()+time.Second)
+	if !lw.elected {
+		t.Fatalf("n%d was not elected while its Raft-log sync was held", x)
+	}
+	gates[x].releaseFirst(c.w, x) // the sync issued before the term
+	c.run(100 * time.Millisecond)
+	if lw.sent > 0 {
+		t.Fatalf("n%d sent %d appends or heartbeats of term %d after a sync issued before that term completed",
+			x, lw.sent, c.nodes[x].Status().Term)
+	}
+	gates[x].release(c.w, x)
+	c.w.Sched().RunWhile(func() bool { return lw.sent == 0 }, c.w.Now()+time.Second)
+	if lw.sent == 0 {
+		t.Fatalf("n%d sent nothing of its term once its syncs were released", x)
+	}
+}
+
+// leaderWatch follows node x as it takes over from a leader of term old:
+// whether it became leader, and how many appends and heartbeats of a
+// newer term it sent.
+type leaderWatch struct {
+	elected bool
+	sent    int
+}
+
+func watchNewLeader(c *tcluster, x, old uint64) *leaderWatch {
+	lw := &leaderWatch{}
 	c.w.Trace().SetListener(func(e sim.TraceEvent) {
 		if e.Node == x && e.Kind == "raft.role" && e.A == int64(node.RoleLeader) {
-			elected = true
+			lw.elected = true
 		}
 	})
 	c.w.Net().SetTap(func(e sim.MsgEvent) {
@@ -117,25 +126,8 @@ func TestOlderSyncDoesNotMakeNewTermDurable(t *testing.T) {
 			return
 		}
 		if m, err := node.PeekMessage(e.Msg); err == nil && m.Term > old && (m.Type == pb.MsgApp || m.Type == pb.MsgHeartbeat) {
-			early++
+			lw.sent++
 		}
 	})
-	if !c.nodes[l].TransferLeadership(x) {
-		t.Fatalf("n%d declined to transfer leadership to n%d", l, x)
-	}
-	c.w.Sched().RunWhile(func() bool { return !elected }, c.w.Now()+time.Second)
-	if !elected {
-		t.Fatalf("n%d was not elected while its Raft-log sync was held", x)
-	}
-	gates[x].releaseFirst(c.w, x) // the sync issued before the term
-	c.run(100 * time.Millisecond)
-	if early > 0 {
-		t.Fatalf("n%d sent %d appends or heartbeats of term %d after a sync issued before that term completed",
-			x, early, c.nodes[x].Status().Term)
-	}
-	gates[x].release(c.w, x)
-	c.w.Sched().RunWhile(func() bool { return early == 0 }, c.w.Now()+time.Second)
-	if early == 0 {
-		t.Fatalf("n%d sent nothing of its term once its syncs were released", x)
-	}
+	return lw
 }

@@ -169,9 +169,9 @@ func (n *Node) durableErrIndeterminate(u *unit, err error, trace bool) bool {
 	return n.standalone || u.proposed
 }
 
-// traceOwnApply traces the two states the pipelined path adds, when this
-// node is about to apply a batch it proposed itself (the harness counts
-// them as probes):
+// traceApply traces the states the pipelined path adds when this node is
+// about to apply a batch: the first two for a batch it proposed itself,
+// the third for another node's batch (the harness counts them as probes):
 //
 //	pipe.apply.early    A=partition B=base C=end D=WAL durable end
 //	    applied (and its acks=-1 answered) before its WAL fsync completed
@@ -182,7 +182,7 @@ func (n *Node) durableErrIndeterminate(u *unit, err error, trace bool) bool {
 //	    a restarted node, re-applying its durably committed entries,
 //	    rewrites another node's batch its WAL no longer holds (applied
 //	    records are written without an fsync of their own on this path)
-func (n *Node) traceOwnApply(e *statemach.Entry) {
+func (n *Node) traceApply(e *statemach.Entry) {
 	k := statemach.Key{Topic: e.Topic, Partition: e.Partition}
 	p, w := n.sm.Partition(k), n.wals[k]
 	if e.Tag != statemach.TagBatch || p == nil || e.Base != p.Committed() {

@@ -237,7 +237,7 @@ func (n *Node) applyEntry(e *pb.Entry) error {
 		n.bugNoteOwn(&ent)
 	}
 	if n.pipelined() {
-		n.traceOwnApply(&ent)
+		n.traceApply(&ent)
 	}
 	res, err := n.sm.Apply(&ent)
 	if err != nil {
