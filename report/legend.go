@@ -60,6 +60,7 @@ var legend = []LegendEntry{
 	{"wal.open", "A=partition B=log start C=log end, Text=topic: the WAL recovered"},
 	{"wal.batch", "A=partition B=base C=last offset D=records, Text=topic: a batch written, fsync issued"},
 	{"wal.sync.done", "A=partition B=base C=last offset D=batch seq, Text=topic: the batch is durable"},
+	{"wal.mixed", "A=partition B=base C=last offset D=deferred appends, Text=topic: a batch fsynced for produce appends also holds applied records written without an fsync; its fsync covers them"},
 	{"wal.deferred", "A=partition B=base C=last offset D=batch seq, Text=topic: a batch of applied records written and answered without an fsync (the Raft log holds them)"},
 	{"wal.bgsync", "A=partition B=durable end C=end to sync, Text=topic: a background fsync of applied records started"},
 	{"wal.bgsync.done", "A=partition B=durable end C=end synced, Text=topic: the background fsync completed"},

@@ -656,6 +656,8 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 		h.probe("pipelined-applied-before-wal-fsync")
 	case "pipe.apply.rebuild":
 		h.probe("pipelined-wal-suffix-rebuilt")
+	case "wal.mixed":
+		h.probe("pipelined-mixed-wal-batch")
 	case "pipe.reapply.rebuild":
 		h.probe("pipelined-applied-wal-rebuilt")
 	case "raft.hold":

@@ -83,6 +83,7 @@ var probeRegistry = []ProbeSpec{
 	// The pipelined path (core/node/pipeline.go).
 	{"pipelined-applied-before-wal-fsync", true, "pipelined path: an entry applied on the leader before its WAL fsync completed"},
 	{"pipelined-wal-suffix-rebuilt", true, "pipelined path: recovery rebuilt a WAL suffix from the Raft log"},
+	{"pipelined-mixed-wal-batch", false, "pipelined path: one WAL batch held produce appends and applied records written without an fsync (the produce fsync covers both)"},
 	{"pipelined-leader-held-for-term-sync", false, "pipelined path: a new leader held its messages until its term was durable (asynchronous storage writes let it win before its own sync)"},
 	{"pipelined-applied-wal-rebuilt", true, "pipelined path: a restarted node rewrote from its Raft log records of another node's batch that its WAL had lost (applied records are written without an fsync)"},
 	{"pipelined-fsync-error-after-proposal", true, "pipelined path: a WAL fsync failed after its batch was proposed (answers indeterminate)"},

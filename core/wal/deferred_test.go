@@ -35,13 +35,14 @@ func TestDeferredAppends(t *testing.T) {
 		wantDur   int64 // records in the durable image at the end
 		wantEnd   int64 // DurableEnd at the end
 		notices   int
+		wantMixed int // wal.mixed events: fsynced batches that also held deferred appends
 	}{
 		{name: "deferred only: answered unsynced", cfg: Config{DeferredSyncInterval: noInterval},
 			steps: []step{{deferred: 3}, {deferred: 2}}, wantSyncs: 0, wantDur: 0, wantEnd: 0, notices: 2},
 		{name: "the interval syncs an idle WAL",
 			steps: []step{{deferred: 3}, {deferred: 2}}, wantSyncs: 1, wantDur: 5, wantEnd: 5, notices: 2},
 		{name: "mixed batch waits for its fsync", cfg: Config{DeferredSyncInterval: noInterval},
-			steps: []step{{deferred: 2, ordinary: 1}}, wantSyncs: 1, wantDur: 3, wantEnd: 3, notices: 1},
+			steps: []step{{deferred: 2, ordinary: 1}}, wantSyncs: 1, wantDur: 3, wantEnd: 3, notices: 1, wantMixed: 1},
 		{name: "ordinary fsync covers earlier deferred records", cfg: Config{DeferredSyncInterval: noInterval},
 			steps: []step{{deferred: 4}, {ordinary: 1}}, wantSyncs: 1, wantDur: 5, wantEnd: 5, notices: 2},
 		{name: "threshold starts a background fsync",
@@ -98,11 +99,17 @@ func TestDeferredAppends(t *testing.T) {
 				h.run(func() bool { return pending == 0 })
 			}
 			h.sched.RunWhile(func() bool { return true }, h.sched.Now()+time.Second)
-			syncs := 0
+			syncs, mixed := 0, 0
 			for _, e := range h.events {
-				if e.Kind == "wal.sync.done" || e.Kind == "wal.bgsync" {
+				switch e.Kind {
+				case "wal.sync.done", "wal.bgsync":
 					syncs++
+				case "wal.mixed":
+					mixed++
 				}
+			}
+			if mixed != tt.wantMixed {
+				t.Errorf("%d mixed batches traced, want %d", mixed, tt.wantMixed)
 			}
 			if syncs != tt.wantSyncs {
 				t.Errorf("%d fsyncs issued, want %d", syncs, tt.wantSyncs)

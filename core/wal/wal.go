@@ -94,6 +94,7 @@
 //	wal.batch      B=base C=last D=records        a batch was cut and written
 //	wal.sync.done  B=base C=last D=batch seq      its fsync completed
 //	wal.deferred   B=base C=last D=batch seq      a batch of deferred appends was written: answered, no fsync
+//	wal.mixed      B=base C=last D=deferred appends  the batch being fsynced also holds deferred appends (its fsync covers them)
 //	wal.bgsync     B=durable end C=end to sync    a background fsync of deferred appends started
 //	wal.bgsync.done B=durable end C=end synced    it completed
 //	wal.fail       B=base C=last D=appends failed fail-stop (B=C=-1 if no batch)
@@ -655,6 +656,9 @@ func (w *WAL) cut() {
 		w.unsynced += int64(bytes)
 		w.env.Clock.AfterFunc(0, func() { w.deferredWritten(b) })
 	} else {
+		if d := countDeferred(units); d > 0 {
+			w.trace("wal.mixed", b.base, b.end-1, int64(d))
+		}
 		w.unsynced = 0 // this fsync covers every deferred record written
 		w.log.Sync(func(err error) { w.synced(b, err) })
 	}
@@ -689,6 +693,17 @@ func (w *WAL) synced(b *batch, err error) {
 	w.durableEnd = max(w.durableEnd, b.end)
 	w.trace("wal.sync.done", b.base, b.end-1, int64(b.seq))
 	w.complete(b)
+}
+
+// countDeferred counts the units appended with AppendDeferred.
+func countDeferred(units []*unit) int {
+	n := 0
+	for _, u := range units {
+		if u.deferred {
+			n++
+		}
+	}
+	return n
 }
 
 // deferredOnly says whether every unit was appended with AppendDeferred.
