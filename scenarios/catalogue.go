@@ -54,11 +54,11 @@ var catalogue = []Scenario{
 		o.Nodes = 3
 		swarmFaults(o, rng, []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultStall, FaultSyncEIO})
 	}},
-	{Name: "fsync", Summary: "3 nodes, frequent fsync errors and stalls, write errors and crashes", draw: func(o *Options, rng *sim.Rand) {
+	{Name: "fsync", Summary: "3 nodes, frequent fsync errors and stalls, write errors and crashes; a disk stall aimed at each election", draw: func(o *Options, rng *sim.Rand) {
 		o.Nodes = 3
 		o.FaultWeights = map[FaultKind]int{FaultSyncEIO: 4, FaultWriteEIO: 1, FaultStall: 2, FaultCrash: 1, FaultTornCrash: 1}
 		o.FaultEvery = rng.Duration(100*time.Millisecond, 500*time.Millisecond)
-	}},
+	}, plan: electionStallPlan},
 	{Name: "calm", Summary: "3 nodes, no faults: the baseline", draw: func(o *Options, rng *sim.Rand) {
 		o.Nodes = 3
 	}},

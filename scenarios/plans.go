@@ -209,6 +209,32 @@ func lastReplicaPlan(o Options, rng *sim.Rand) Schedule {
 	return s
 }
 
+// electionStallPlan aims a disk stall at the moment a node starts an
+// election: a follower is made to campaign (a leadership transfer to the
+// most caught-up one, which has just taken appends and so usually has a
+// Raft-log fsync in flight), and its disk stalls for a few milliseconds
+// as its term changes. Its votes then come back while the fsync it issued
+// before the new term is still running, so it leads before its term is
+// durable: the window in which a leader must hold its messages (async.go's
+// raft.hold; S9 judges what they promise) and the one Ready loop must not
+// treat the older fsync as covering the new term. Timed faults alone
+// almost never land there.
+func electionStallPlan(o Options, rng *sim.Rand) Schedule {
+	var s Schedule
+	if o.Nodes < 2 {
+		return s
+	}
+	t := rng.Duration(300*time.Millisecond, time.Second)
+	for t < o.SafetyDuration-500*time.Millisecond {
+		s = append(s, Fault{At: t, Kind: FaultStall, Target: TargetEventNode, Dur: rng.Duration(2*time.Millisecond, 30*time.Millisecond),
+			Trigger: &Trigger{On: OnTermChange}})
+		s = append(s, Fault{At: t + rng.Duration(0, 20*time.Millisecond), Kind: FaultTransferLeader, Target: TargetMostCaughtUp})
+		t += rng.Duration(time.Second, 3*time.Second)
+	}
+	s.Sort()
+	return s
+}
+
 // GenerateSchedule draws a fault schedule for the safety phase: the timed
 // faults of the options' fault rate and weights (from rng, the "faults"
 // stream), a share of them aimed and triggered, and the scenario's own
