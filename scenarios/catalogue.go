@@ -40,6 +40,10 @@ var catalogue = []Scenario{
 	{Name: "standalone", Summary: "1 node without Raft: crashes, torn crashes, fsync stalls and EIO", draw: func(o *Options, rng *sim.Rand) {
 		o.Nodes = 1
 		swarmFaults(o, rng, []FaultKind{FaultCrash, FaultTornCrash, FaultPause, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultSkew})
+		// Stalls up to 6 s, past the drawn acks timeouts (2-8 s): a lone
+		// node cannot step aside, so its requests wait on the stalled
+		// fsync and only its own timeout ends them (L2 judges it).
+		o.FaultStallMax = 6 * time.Second
 	}},
 	{Name: "five", Summary: "5 nodes, swarm of every in-budget fault", draw: func(o *Options, rng *sim.Rand) {
 		o.Nodes = 5

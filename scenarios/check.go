@@ -28,7 +28,7 @@ const (
 	// offsets or none is (batch path and standalone; see checkS12).
 	InvS12 = "S12"
 	InvL1  = "L1" // convergence after healing
-	InvL2  = "L2" // acks=-1 answered within the timeout
+	InvL2  = "L2" // acks=1 and acks=-1 answered within the timeout
 	// InvL3: no timeout or indeterminate answer in a fault-free stretch.
 	InvL3 = "L3"
 	// InvL4: fault-free latencies order acks=0 < 1 < -1 and stay bounded.

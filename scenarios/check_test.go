@@ -341,6 +341,18 @@ func TestCheckFires(t *testing.T) {
 		{name: "acks=-1 answered after the timeout", h: validCluster,
 			mutate: func(h *History) { h.Ops[5].Complete = 93 * sec },
 			want:   InvL2, detail: "answered \"indeterminate\" only at 1m33s"},
+		{name: "node answers acks=1 past its timeout after the client gave up", h: validCluster,
+			mutate: func(h *History) {
+				addOp(h, Op{Node: 1, Kind: KindProduce, Acks: 1, Payloads: []uint64{400}, Invoke: 10 * sec, Complete: 11 * sec,
+					Outcome: OutcomeIndeterminate, Err: "client: request timed out", Served: &Served{At: 5 * sec, Answered: 40 * sec}})
+			},
+			want: InvL2, detail: "acks=1 op 8: n1 answered it 35s after taking it, by its own clock"},
+		{name: "node still holds acks=-1 past its timeout when the run ends", h: validCluster,
+			mutate: func(h *History) {
+				addOp(h, Op{Node: 1, Kind: KindProduce, Acks: -1, Payloads: []uint64{400}, Invoke: 10 * sec, Complete: 11 * sec,
+					Outcome: OutcomeIndeterminate, Err: "client: request timed out", Served: &Served{At: 5 * sec, Until: 50 * sec}})
+			},
+			want: InvL2, detail: "n1 took it and still held it unanswered 45s later"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -529,5 +541,41 @@ func TestSortHWMPoints(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("iteration %d: %v\nsorted to %v\nwant      %v", iter, ps, got, want)
 		}
+	}
+}
+
+// TestL2NodeSideExcused: the node's side of L2 judges only what the node's
+// own timer could have ended: not a request it held while paused, crashed
+// or clock-stepped (Served.Interrupted), not one answered within the
+// timeout and its slack, and not acks=0.
+func TestL2NodeSideExcused(t *testing.T) {
+	const sec = time.Second
+	tests := []struct {
+		name string
+		op   Op
+	}{
+		{"interrupted", Op{Acks: 1, Served: &Served{At: 5 * sec, Answered: 60 * sec, Interrupted: true}}},
+		{"within the slack", Op{Acks: -1, Served: &Served{At: 5 * sec, Answered: 5*sec + 31*sec}}},
+		{"held at the end, not yet past", Op{Acks: 1, Served: &Served{At: 5 * sec, Until: 30 * sec}}},
+		{"acks=0", Op{Acks: 0, Served: &Served{At: 5 * sec, Answered: 60 * sec}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := validCluster()
+			op := tt.op
+			op.Node, op.Kind, op.Payloads, op.Invoke, op.Complete = 1, KindProduce, []uint64{400}, 10*sec, 11*sec
+			op.Outcome, op.Err = OutcomeIndeterminate, "client: request timed out"
+			if op.Acks == 0 {
+				op.Outcome, op.Err = OutcomeNone, ""
+			}
+			addOp(h, op)
+			rep := Check(h)
+			if rep.Err != nil {
+				t.Fatal(rep.Err)
+			}
+			if slices.Contains(violated(&rep), InvL2) {
+				t.Errorf("L2 violated:\n%s", rep.String())
+			}
+		})
 	}
 }

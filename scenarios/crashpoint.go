@@ -124,6 +124,7 @@ func (h *harness) crashAtDiskEvent(f Fault, k sim.DiskEvent) {
 	} else {
 		// Inside boot: the node object does not exist yet for the
 		// harness, so there is nothing of it to forget.
+		h.interrupt(id, true)
 		if err := h.w.Crash(id); err != nil {
 			panic(fmt.Sprintf("scenarios: %s: %v", f, err))
 		}

@@ -124,6 +124,7 @@ func (h *harness) applySimFault(f Fault) {
 		h.w.Disk(f.Node).HangSyncsUntil(h.s.Now() + f.Dur)
 		h.probe("fsync-hang")
 	case FaultClockStep:
+		h.interrupt(f.Node, false) // its timers now fire early or late by design
 		if err := h.w.StepClock(f.Node, f.Step); err != nil {
 			panic(fmt.Sprintf("scenarios: %s: %v", f, err))
 		}

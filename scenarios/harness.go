@@ -58,7 +58,11 @@ type harness struct {
 	extra     []Violation
 	restarts  map[uint64]bool // node restarts the harness has scheduled
 	pending   map[uint64]map[OpID]func(node.ProduceResponse, evidence)
-	finished  bool
+	// held is, per node, the node-side record (Op.Served) of every
+	// produce the node took and has not answered yet: a pause or crash of
+	// the node marks them interrupted.
+	held     map[uint64]map[OpID]*Served
+	finished bool
 
 	// Aimed and triggered faults (targets.go, triggers.go).
 	armed     []*armed       // triggers waiting for their event
@@ -95,6 +99,7 @@ func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, e
 		liveAt:   -1,
 		restarts: map[uint64]bool{},
 		pending:  map[uint64]map[OpID]func(node.ProduceResponse, evidence){},
+		held:     map[uint64]map[OpID]*Served{},
 		boots:    map[uint64]int{},
 	}
 	h.corrupted, h.dead = map[uint64]*corruptMark{}, map[uint64]bool{}
@@ -267,6 +272,7 @@ func (h *harness) crash(id uint64) {
 			}
 		}
 	}
+	h.interrupt(id, true)
 	if err := h.w.Crash(id); err != nil {
 		panic(fmt.Sprintf("scenarios: crash %d: %v", id, err))
 	}
@@ -321,6 +327,7 @@ func (h *harness) apply(f Fault) {
 		if h.w.Process(f.Node).State() != sim.StateUp {
 			return
 		}
+		h.interrupt(f.Node, false)
 		_ = h.w.Pause(f.Node)
 		h.probe("pause")
 		h.s.After(f.Dur, func() {
@@ -570,7 +577,9 @@ func (h *harness) post(id uint64, op *clientOp, done func(node.ProduceResponse))
 		// write accepted in term t may be lost once a later term begins,
 		// even if the node replies after it learned of that term.
 		acceptTerm := n.Status().Term
+		served := h.serve(id, op.id)
 		n.Produce(op.req, func(resp node.ProduceResponse) {
+			h.answered(id, op.id, served)
 			ev := h.evidence(id, n, op, resp)
 			ev.Term = acceptTerm
 			h.s.After(lat, func() { finish(resp, ev) })
@@ -585,6 +594,48 @@ func (h *harness) post(id uint64, op *clientOp, done func(node.ProduceResponse))
 		h.pending[id] = map[OpID]func(node.ProduceResponse, evidence){}
 	}
 	h.pending[id][op.id] = finish
+}
+
+// serve records that node id took op (Op.Served) and returns the record.
+func (h *harness) serve(id uint64, op OpID) *Served {
+	sv := &Served{At: h.nodeClock(id)}
+	h.rec.r.History().Ops[op-1].Served = sv
+	if h.held[id] == nil {
+		h.held[id] = map[OpID]*Served{}
+	}
+	h.held[id][op] = sv
+	return sv
+}
+
+// answered records that node id answered op.
+func (h *harness) answered(id uint64, op OpID, sv *Served) {
+	if sv.Answered == 0 {
+		sv.Answered = max(h.nodeClock(id), 1)
+	}
+	delete(h.held[id], op)
+}
+
+// interrupt marks every request node id holds unanswered as interrupted:
+// its process is being paused or crashed, or its clock stepped. A crash
+// also forgets them (their
+// waiters died with the process); a paused node keeps them and may answer
+// once resumed.
+func (h *harness) interrupt(id uint64, crashed bool) {
+	for _, sv := range h.held[id] { // order-free: sets a flag on each
+		sv.Interrupted = true
+	}
+	if crashed {
+		delete(h.held, id)
+	}
+}
+
+// nodeClock reads node id's own clock (0 if the node is down).
+func (h *harness) nodeClock(id uint64) time.Duration {
+	e, ok := h.w.Env(id)
+	if !ok {
+		return 0
+	}
+	return e.Clock.Now()
 }
 
 // resetConnections answers every request in flight to node id as a client

@@ -252,6 +252,31 @@ type Op struct {
 	Evidence *Evidence `json:"evidence,omitempty"`
 	// Fetch is a successful fetch's reply.
 	Fetch *FetchReply `json:"fetch,omitempty"`
+	// Served is the node's side of a produce that reached a node: when it
+	// took the request and when it answered, on the node's own clock,
+	// recorded even after the client gave up (L2 judges the node's
+	// timeout, which a client's shorter one would hide). Nil when the
+	// request never reached a node.
+	Served *Served `json:"served,omitempty"`
+}
+
+// Served is the node's side of one produce. Times are readings of the
+// node's own monotonic clock (env.Clock), the clock its timers run on, so
+// a clock-rate skew or a backward step (which holds the clock still) does
+// not count against it.
+type Served struct {
+	// At is the node's clock when Produce was called.
+	At time.Duration `json:"at_ns"`
+	// Answered is the node's clock when it answered (0: never).
+	Answered time.Duration `json:"answered_ns,omitempty"`
+	// Until is, for a request still unanswered when the run ended, the
+	// node's clock then.
+	Until time.Duration `json:"until_ns,omitempty"`
+	// Interrupted is set when the node's process was paused or crashed,
+	// or its clock stepped, while it held the request unanswered: a
+	// stopped process runs no timers, and a stepped clock fires them
+	// early or late by design, so L2 does not judge it.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // Key returns the op's partition.

@@ -227,6 +227,11 @@ func (rec *recorder) finish() {
 	}
 	rec.r.SetLiveness(lr)
 	rec.r.SetAvail(h.avail.finish())
+	for id, held := range h.held { // order-free: sets a field on each
+		for _, sv := range held {
+			sv.Until = h.nodeClock(id)
+		}
+	}
 	rec.r.End(now)
 }
 
