@@ -29,6 +29,13 @@ const (
 	InvS12 = "S12"
 	InvL1  = "L1" // convergence after healing
 	InvL2  = "L2" // acks=1 and acks=-1 answered within the timeout
+	// InvLivelock: the run's scheduler tripped its storm guard (more than
+	// StormWork events and KiB sent within StormWindow of virtual time:
+	// messages or timers that keep scheduling each other, or ever larger
+	// messages). The harness stops the run
+	// there, so a livelock ends as a replayable failure instead of a run
+	// that spins and grows without bound.
+	InvLivelock = "LIVELOCK"
 	// InvL3: no timeout or indeterminate answer in a fault-free stretch.
 	InvL3 = "L3"
 	// InvL4: fault-free latencies order acks=0 < 1 < -1 and stay bounded.

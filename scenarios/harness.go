@@ -120,8 +120,18 @@ func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, e
 	h.oracle = newOracle(h)
 	w.SetSendObserver(h.oracle.onSend)
 	h.avail = newAvailTracker(h)
+	h.s.SetStormGuard(StormWork, StormWindow)
 	return h, nil
 }
+
+// The storm guard (InvLivelock): StormWork units of work (an event is
+// one, a KiB sent over the network one) within less than StormWindow of
+// virtual time stop a run. The heaviest workloads do about 100,000 units
+// per simulated second, so the guard is 20 times that.
+const (
+	StormWork   = 2_000_000
+	StormWindow = time.Second
+)
 
 func (h *harness) close() { h.w.Close() }
 

@@ -122,6 +122,10 @@ func Run(o Options, rc RunConfig) (res *Result, err error) {
 		// than killing a campaign.
 		defer func() {
 			if r := recover(); r != nil {
+				if storm, ok := r.(*sim.EventStorm); ok {
+					h.harnessViolation(InvLivelock, storm.Error())
+					return
+				}
 				h.harnessViolation("PANIC", fmt.Sprintf("%v\n%s", r, stableStack()))
 			}
 		}()

@@ -384,6 +384,7 @@ func renderGroups(groups [][]env.NodeID) string {
 func (n *Net) send(sender *Process, epoch uint64, to env.NodeID, msg []byte) {
 	n.stats.Sent++
 	n.stats.BytesSent += int64(len(msg))
+	n.w.sched.Charge(uint64(len(msg)) >> 10) // the storm guard counts traffic too
 	from := sender.id
 	if !sender.live(epoch) {
 		n.tapped(MsgDrop, from, to, 0, DropStale, msg)

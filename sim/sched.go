@@ -19,7 +19,46 @@ type Scheduler struct {
 	staleHeap int    // cancelled entries still in q
 	staleLane int    // cancelled entries still in the lane
 	steps     uint64
+
+	// The storm guard (SetStormGuard): stormLimit units of work (events,
+	// plus what Charge adds) within less than stormWindow of virtual time
+	// stop the run.
+	stormLimit  uint64
+	stormWindow time.Duration
+	work        uint64        // events run plus units charged
+	winWork     uint64        // work at the window's start
+	winStart    time.Duration // virtual time at the window's start
 }
+
+// EventStorm is the panic value of a scheduler whose storm guard tripped:
+// Work units of work (events run, plus the KiB of messages sent: Charge)
+// between virtual times From and To, less than the guard's window apart.
+// A system in a livelock (messages or timers that keep scheduling each
+// other, or a leader re-sending an ever longer log) keeps the clock nearly
+// still while the work piles up, so without the guard a run would spin and
+// grow without bound instead of ending with a replayable failure.
+type EventStorm struct {
+	Work     uint64
+	From, To time.Duration
+}
+
+func (e *EventStorm) Error() string {
+	return fmt.Sprintf("sim: storm: %d units of work (events and KiB sent) between %v and %v of virtual time: a livelock",
+		e.Work, e.From, e.To)
+}
+
+// SetStormGuard makes the scheduler panic with an *EventStorm when limit
+// units of work (each event one, plus Charge) run within less than window
+// of virtual time (0 turns it off). It is checked when the work crosses
+// the limit, so it never changes which events run or when.
+func (s *Scheduler) SetStormGuard(limit uint64, window time.Duration) {
+	s.stormLimit, s.stormWindow = limit, window
+	s.winWork, s.winStart = s.work, s.now
+}
+
+// Charge adds units of work for the storm guard (the network charges one
+// per KiB sent).
+func (s *Scheduler) Charge(units uint64) { s.work += units }
 
 // laneMin is how far ahead an event must be to go to the scheduler's lane.
 //
@@ -234,6 +273,13 @@ func (s *Scheduler) runHead(inLane bool) {
 	it.fn, it.ev, it.queued = nil, nil, false
 	s.live--
 	s.steps++
+	s.work++
+	if s.stormLimit > 0 && s.work-s.winWork >= s.stormLimit {
+		if s.now-s.winStart < s.stormWindow {
+			panic(&EventStorm{Work: s.work - s.winWork, From: s.winStart, To: s.now})
+		}
+		s.winWork, s.winStart = s.work, s.now
+	}
 	if fn != nil {
 		fn()
 	} else {

@@ -234,3 +234,54 @@ func BenchmarkScheduler(b *testing.B) {
 		s.Step()
 	}
 }
+
+// TestStormGuard: work (events plus Charge) past the limit within less
+// than the window of virtual time panics with an *EventStorm; the same
+// work spread over more than the window does not.
+func TestStormGuard(t *testing.T) {
+	tests := []struct {
+		name      string
+		gap       time.Duration // virtual time between events
+		charge    uint64        // units charged per event
+		events    int
+		wantStorm bool
+	}{
+		{"zero-delay events storm", 0, 0, 5000, true},
+		{"events 2ms apart are not a storm", 2 * time.Millisecond, 0, 5000, false},
+		{"large messages storm", 100 * time.Microsecond, 99, 500, true},
+		{"the same traffic spread out is not", 200 * time.Millisecond, 99, 500, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewScheduler()
+			s.SetStormGuard(1000, time.Second)
+			left := tt.events
+			var tick func()
+			tick = func() {
+				s.Charge(tt.charge)
+				if left--; left > 0 {
+					s.After(tt.gap, tick)
+				}
+			}
+			s.After(0, tick)
+			var storm *EventStorm
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						var ok bool
+						if storm, ok = r.(*EventStorm); !ok {
+							panic(r)
+						}
+					}
+				}()
+				s.RunUntil(time.Hour)
+			}()
+			if (storm != nil) != tt.wantStorm {
+				t.Fatalf("storm %v, want %v (ran to %v, %d steps)", storm, tt.wantStorm, s.Now(), s.Steps())
+			}
+			if storm != nil && (storm.Work < 1000 || storm.To-storm.From >= time.Second) {
+				t.Errorf("storm %+v: want at least 1000 units within less than 1s", storm)
+			}
+		})
+	}
+}
