@@ -264,6 +264,7 @@ func cmdCampaign(args []string, st stdio) int {
 	forDur := fs.Duration("for", 0, "run seeds until this much `time` is up (VOPR style; -seeds then only caps the count), e.g. 10m")
 	detEvery := fs.Int("determinism", 10, "re-run every `N`th seed, and every failing seed, in another worker and compare trace hashes (0: never)")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object (progress goes to stderr)")
+	runTimeout := fs.Duration("run-timeout", defaultRunTimeout, "kill a worker whose one run takes longer than this wall-clock `time` and record the seed as failed (a run stuck inside one event, which the simulator's storm guard cannot see); 0: never")
 	if _, code := parseFlags(fs, args, 0, 0); code >= 0 {
 		return code
 	}
@@ -284,7 +285,10 @@ func cmdCampaign(args []string, st stdio) int {
 		return usageErr(st, "campaign", "-determinism %d: want >= 0", *detEvery)
 	case *forDur < 0:
 		return usageErr(st, "campaign", "-for %v: want a positive duration", *forDur)
+	case *runTimeout < 0:
+		return usageErr(st, "campaign", "-run-timeout %v: want a positive duration or 0", *runTimeout)
 	}
+	runWallLimit = *runTimeout
 	if *forDur > 0 && !flagSet(fs, "seeds") {
 		*seeds = maxCampaignSeeds
 		if *start > math.MaxUint64-*seeds {
@@ -694,6 +698,17 @@ func printCampaign(w io.Writer, s *campaignJSON) {
 	}
 }
 
+// defaultRunTimeout is -run-timeout's default: the slowest correct run of
+// the catalogue takes seconds, so ten minutes is a run that never ends.
+const defaultRunTimeout = 10 * time.Minute
+
+// runWallLimit is the wall-clock limit on one run in a worker (0: none).
+// A livelock that keeps the simulator busy is ended by its storm guard
+// (LIVELOCK, deterministic and replayable); this catches the rest, a run
+// stuck inside one event, whose worker is killed and the seed recorded as
+// a WORKER-CRASH naming the limit.
+var runWallLimit = defaultRunTimeout
+
 // workerProc is one worker process and the goroutine that talks to it.
 type workerProc struct {
 	id   int
@@ -739,8 +754,19 @@ func (w *workerProc) do(job workerJob) (workerReply, error) {
 	if _, err := w.stdin.Write(append(line, '\n')); err != nil {
 		return workerReply{}, w.died(err)
 	}
+	var overran atomic.Bool
+	if runWallLimit > 0 {
+		watchdog := time.AfterFunc(runWallLimit, func() {
+			overran.Store(true)
+			w.kill()
+		})
+		defer watchdog.Stop()
+	}
 	b, err := w.out.ReadBytes('\n')
 	if err != nil {
+		if overran.Load() {
+			err = fmt.Errorf("the run took longer than -run-timeout %v of wall-clock time and was killed", runWallLimit)
+		}
 		return workerReply{}, w.died(err)
 	}
 	var reply workerReply

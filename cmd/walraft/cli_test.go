@@ -542,6 +542,18 @@ func TestCampaignWorkerFailures(t *testing.T) {
 			}
 		})
 	}
+	// A run that never returns is killed at -run-timeout and fails its
+	// seed; the campaign goes on.
+	t.Run("hang", func(t *testing.T) {
+		useFake(t, "hang")
+		code, s, _ := campaign(t, "-seeds", "6", "-parallel", "2", "-run-timeout", "2s", "-out", t.TempDir())
+		if code != exitFail || s.Seeds != 6 || s.Failed != 1 || s.Failures[0].Seed != 5 {
+			t.Fatalf("exit %d, %d runs, failures %+v", code, s.Seeds, s.Failures)
+		}
+		if f := s.Failures[0]; !slices.Equal(f.Invariants, []string{invCrash}) || !strings.Contains(f.Detail, "-run-timeout 2s") {
+			t.Errorf("failure %+v, want %s naming the limit", f, invCrash)
+		}
+	})
 	useFake(t, "panic")
 	code, out, _ := runCLI(t, "run", "-seed", "4")
 	if code != exitFail || !strings.Contains(out, "panic") || !strings.Contains(out, "invariant broken") {

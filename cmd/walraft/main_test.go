@@ -72,7 +72,8 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 //
 // Modes: "basic"; "nondet" (seed 1's trace includes the process id, as a
 // real nondeterminism bug would); "panic" (seed 4 panics); "exit" (seed 8
-// kills its worker process); "seedy" (as basic, but only odd seeds violate:
+// kills its worker process); "hang" (seed 5 never returns, a run stuck
+// inside one event); "seedy" (as basic, but only odd seeds violate:
 // a fixed schedule then passes some seeds and fails others, as a real one
 // does).
 func fakeRun(mode string) func(scenarios.Options, scenarios.RunConfig) (*scenarios.Result, error) {
@@ -86,6 +87,8 @@ func fakeRun(mode string) func(scenarios.Options, scenarios.RunConfig) (*scenari
 		case mode == "exit" && o.Seed == 8:
 			fmt.Fprintln(os.Stderr, "fake: fatal error: out of memory (seed 8)")
 			os.Exit(3)
+		case mode == "hang" && o.Seed == 5:
+			select {}
 		}
 		s := rc.Schedule
 		if !rc.UseSchedule {
