@@ -54,10 +54,10 @@ var catalogue = []Scenario{
 		o.Path = node.PathLegacy
 		swarmFaults(o, rng, clusterFaults)
 	}},
-	{Name: "crashes", Summary: "3 nodes, whole-cluster and torn crashes with fsync faults", draw: func(o *Options, rng *sim.Rand) {
+	{Name: "crashes", Summary: "3 nodes, whole-cluster and torn crashes with fsync faults; torn crashes aimed at an fsync in flight", draw: func(o *Options, rng *sim.Rand) {
 		o.Nodes = 3
 		swarmFaults(o, rng, []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultStall, FaultSyncEIO})
-	}},
+	}, plan: syncTornPlan},
 	{Name: "fsync", Summary: "3 nodes, frequent fsync errors and stalls, write errors and crashes; a disk stall aimed at each election", draw: func(o *Options, rng *sim.Rand) {
 		o.Nodes = 3
 		o.FaultWeights = map[FaultKind]int{FaultSyncEIO: 4, FaultWriteEIO: 1, FaultStall: 2, FaultCrash: 1, FaultTornCrash: 1}

@@ -235,6 +235,30 @@ func electionStallPlan(o Options, rng *sim.Rand) Schedule {
 	return s
 }
 
+// syncTornPlan aims torn crashes at a node's fsync in flight: a node
+// (any, a follower or the leader) is crashed torn a moment after it issues
+// its Nth fsync from the arming, often before the fsync completes and
+// while later writes pile up behind it (on the pipelined path the WAL and
+// the Raft log are written while their fsyncs run). Recovery must then
+// tell the synced prefix from a torn unsynced tail, and a record log that
+// claims more than its fsync covered takes the tail for damaged synced
+// data. Timed torn crashes rarely land inside the few milliseconds of one
+// fsync.
+func syncTornPlan(o Options, rng *sim.Rand) Schedule {
+	var s Schedule
+	t := rng.Duration(300*time.Millisecond, time.Second)
+	for t < o.SafetyDuration-500*time.Millisecond {
+		tr := Trigger{On: OnFsync, Nth: 1 + rng.IntN(20), Delay: rng.Duration(0, 2*time.Millisecond)}
+		if o.Nodes > 1 && rng.Chance(0.5) {
+			tr.Role = TargetFollower
+		}
+		s = append(s, Fault{At: t, Kind: FaultTornCrash, Target: TargetEventNode, Dur: rng.Duration(50*time.Millisecond, time.Second), Trigger: &tr})
+		t += rng.Duration(time.Second, 3*time.Second)
+	}
+	s.Sort()
+	return s
+}
+
 // GenerateSchedule draws a fault schedule for the safety phase: the timed
 // faults of the options' fault rate and weights (from rng, the "faults"
 // stream), a share of them aimed and triggered, and the scenario's own
