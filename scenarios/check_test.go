@@ -44,10 +44,10 @@ func allVerdicts(na ...string) map[string]Verdict {
 			m[inv] = VerdictNA
 		}
 	}
-	// The oracle's invariants need the disks: Check alone never judges S9
-	// and S11, and S10 only with ground-truth reply evidence, which these
+	// The oracle's invariants need the disks: Check alone never judges S9,
+	// S11 and A2, and S10 only with ground-truth reply evidence, which these
 	// synthetic histories do not carry.
-	m[InvS9], m[InvS10], m[InvS11] = VerdictNA, VerdictNA, VerdictNA
+	m[InvS9], m[InvS10], m[InvS11], m[InvA2] = VerdictNA, VerdictNA, VerdictNA, VerdictNA
 	return m
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"walraft/core/env"
@@ -65,8 +66,11 @@ type harness struct {
 	finished bool
 
 	// Aimed and triggered faults (targets.go, triggers.go).
-	armed     []*armed       // triggers waiting for their event
-	lastVoter uint64         // the node that sent the latest vote grant
+	armed     []*armed // triggers waiting for their event
+	lastVoter uint64   // the node that sent the latest vote grant
+	// hungSince is, per node, when it reported its disk hung (trace
+	// disk.hung A=1) and has not reported it back since: A2.
+	hungSince map[uint64]time.Duration
 	boots     map[uint64]int // node.start events per node
 	trng      *sim.Rand      // the "targets" stream, drawn lazily
 	// diskEvents are the kinds of each node's disk events in the safety
@@ -93,14 +97,15 @@ func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, e
 	}
 	h := &harness{
 		o: o, rc: rc, variant: v, sched: sched, w: w, s: w.Sched(),
-		rng:      w.Streams().Stream("workload"),
-		nodes:    make([]*node.Node, o.Nodes),
-		probes:   map[string]int{},
-		liveAt:   -1,
-		restarts: map[uint64]bool{},
-		pending:  map[uint64]map[OpID]func(node.ProduceResponse, evidence){},
-		held:     map[uint64]map[OpID]*Served{},
-		boots:    map[uint64]int{},
+		rng:       w.Streams().Stream("workload"),
+		nodes:     make([]*node.Node, o.Nodes),
+		probes:    map[string]int{},
+		liveAt:    -1,
+		restarts:  map[uint64]bool{},
+		pending:   map[uint64]map[OpID]func(node.ProduceResponse, evidence){},
+		held:      map[uint64]map[OpID]*Served{},
+		hungSince: map[uint64]time.Duration{},
+		boots:     map[uint64]int{},
 	}
 	h.corrupted, h.dead = map[uint64]*corruptMark{}, map[uint64]bool{}
 	h.rec = newRecorder(h)
@@ -704,6 +709,18 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 		h.probe("legacy-entry-applied")
 	case "wal.truncate":
 		h.probe("uncommitted-suffix-truncated")
+	case "raft.info":
+		if strings.Contains(e.Text, "is starting a new election") {
+			h.oracle.onCampaign(uint64(e.Node))
+		}
+	case "disk.hung":
+		if e.A == 1 {
+			h.hungSince[uint64(e.Node)] = h.s.Now()
+		} else {
+			delete(h.hungSince, uint64(e.Node))
+		}
+	case "node.start":
+		delete(h.hungSince, uint64(e.Node)) // a new process has no hung mark
 	case "node.fail":
 		h.probe("node-fail")
 	case "gate.open":

@@ -190,7 +190,7 @@ func (o *oracle) violation(inv, format string, args ...any) {
 
 // finish adds the summary of violations not listed.
 func (o *oracle) finish() {
-	for _, inv := range []string{InvS3, InvS8, InvS9, InvS11} {
+	for _, inv := range []string{InvS3, InvS8, InvS9, InvS11, InvA2} {
 		if n := o.count[inv] - maxOracleViolations; n > 0 {
 			o.h.harnessViolation(inv, fmt.Sprintf("... and %d more %s violations found by the oracle not listed", n, inv))
 		}
@@ -209,6 +209,39 @@ func (o *oracle) patchReport(rep *Report) {
 		}
 	}
 }
+
+// onCampaign is the A2 monitor, fed when a node starts a campaign (etcd
+// raft's hup, which logs "is starting a new election" for an election
+// timeout and for a leadership transfer's MsgTimeoutNow alike): a node that
+// has reported its disk hung (trace disk.hung, core/node/health.go) must
+// not campaign until it reports it back, since it could win and then lead
+// on a disk that takes no writes while a healthy majority waits for it
+// (README, Availability). The node's own report says when it counts as
+// hung (its clock, its DiskStallTimeout, its tick), and the simulated disk
+// confirms it: a sync issued at least hungMin ago is still pending and not
+// due now, so a report made stale by a disk that just returned (the node
+// notices at its next tick) does not count. Whether a node reports a hung
+// disk at all is judged by what its leader then does (A1).
+func (o *oracle) onCampaign(id uint64) {
+	if o.h.o.Nodes == 1 {
+		return
+	}
+	o.judged[InvA2] = true
+	since, hung := o.h.hungSince[id]
+	if !hung {
+		return
+	}
+	now := o.h.s.Now()
+	issued, due, pending := o.h.w.Disk(id).OldestPendingSync()
+	if pending && now-issued >= hungMin && due > now {
+		o.violation(InvA2, "n%d started an election at %v while its disk is hung (it reported so at %v; a sync pending since %v): a node with a hung disk must not campaign",
+			id, now, since, issued)
+	}
+}
+
+// hungMin is how long a sync must have been pending for A2 to take a
+// node's hung report as current: half the harness's DiskStallTimeout.
+const hungMin = diskStallTimeout / 2
 
 // raftImage returns node id's durable Raft log, decoded now. err wraps
 // reclog.ErrCorrupt or raftlog.ErrCorrupt when the image holds damaged

@@ -179,3 +179,66 @@ func CoverageFailure(missing []string, runs int) string {
 	return fmt.Sprintf("coverage: required probe %s never reached in %d runs (every scenario >= %d runs): the check behind it is untested",
 		strings.Join(missing, ", "), runs, CoverageMinRuns)
 }
+
+// ExpectMinRuns is the number of runs of one scenario from which a campaign
+// judges the scenario's expected probes.
+const ExpectMinRuns = 20
+
+// ExpectedProbes returns the probes a correct system reaches in nearly every
+// run of the scenario: each reached by at least 90% of seeds 1-40 when the
+// list was made (scenarioExpect), so that missing it in all of
+// ExpectMinRuns runs has a chance below 1e-15 (1e-8 for a true rate of 60%).
+// A campaign with at least ExpectMinRuns runs of the scenario fails when one
+// is never reached: the path behind it stopped running. The global required
+// probes are judged only at CoverageMinRuns runs of every scenario; this
+// judges each scenario at a size campaigns actually run. A red-team bug that
+// dropped the commit index from the Raft log's HardState broke no invariant
+// (a restarted node then withholds its HWM instead of lowering it) and showed
+// only here: pipelined-applied-wal-rebuilt fell from 34 of 40
+// pipelined-crashes runs to none.
+func ExpectedProbes(scenario string) []string { return scenarioExpect[scenario] }
+
+// MissingExpected returns the expected probes of scenario that none of its
+// runs reached (probeRuns counts the runs that reached each probe), or nil
+// when runs < ExpectMinRuns.
+func MissingExpected(scenario string, runs int, probeRuns map[string]int) []string {
+	if runs < ExpectMinRuns {
+		return nil
+	}
+	var missing []string
+	for _, p := range scenarioExpect[scenario] {
+		if probeRuns[p] == 0 {
+			missing = append(missing, p)
+		}
+	}
+	return missing
+}
+
+// scenarioExpect lists each scenario's expected probes (ExpectedProbes):
+// those reached by at least 36 of seeds 1-40 of the correct system
+// (campaign -scenario S -seeds 40 -json, its "probes" counts). Regenerate
+// the same way when a scenario or probe changes on purpose.
+var scenarioExpect = map[string][]string{
+	"calm":                      {"leader-gate-open", "liveness-calm-load", "segment-rotated"},
+	"corrupt":                   {"leader-gate-open", "liveness-calm-load", "segment-rotated"},
+	"crashes":                   {"crash", "leader-gate-open", "liveness-calm-load", "restart-recovering", "segment-rotated", "target-event-node", "trigger-armed", "trigger-fired", "trigger-fsync"},
+	"default":                   {"leader-gate-open", "liveness-calm-load", "segment-rotated"},
+	"double-failover":           {"crash", "indeterminate-retry", "leader-crash-with-unreplicated-batch", "leader-gate-open", "liveness-calm-load", "restart-recovering", "segment-rotated", "target-event-node", "target-leader", "trigger-armed", "trigger-become-leader", "trigger-fired"},
+	"five":                      {"leader-gate-open", "liveness-calm-load", "segment-rotated"},
+	"fsync":                     {"crash", "fsync-eio", "fsync-failed-dropped", "fsync-stall", "indeterminate-retry", "leader-gate-open", "liveness-calm-load", "node-fail", "node-failstop", "restart-recovering", "segment-rotated", "target-event-node", "target-most-caught-up-follower", "trigger-armed", "trigger-fired", "trigger-term-change"},
+	"gray":                      {"leader-gate-open", "liveness-calm-load", "segment-rotated"},
+	"last-replica":              {"crash", "indeterminate-retry", "leader-gate-open", "liveness-calm-load", "restart-recovering", "segment-rotated", "target-least-caught-up-follower", "target-most-caught-up-follower"},
+	"legacy":                    {"leader-gate-open", "legacy-entry-applied", "liveness-calm-load", "segment-rotated"},
+	"pipelined-calm":            {"leader-gate-open", "liveness-calm-load", "segment-rotated"},
+	"pipelined-corrupt":         {"leader-gate-open", "liveness-calm-load", "segment-rotated"},
+	"pipelined-crashes":         {"crash", "leader-gate-open", "liveness-calm-load", "pipelined-applied-wal-rebuilt", "restart-recovering", "segment-rotated", "target-event-node", "trigger-armed", "trigger-fired", "trigger-fsync"},
+	"pipelined-double-failover": {"crash", "indeterminate-retry", "leader-crash-with-unreplicated-batch", "leader-gate-open", "liveness-calm-load", "restart-recovering", "segment-rotated", "target-event-node", "target-leader", "trigger-armed", "trigger-become-leader", "trigger-fired"},
+	"pipelined-five":            {"leader-gate-open", "liveness-calm-load", "segment-rotated"},
+	"pipelined-fsync":           {"crash", "fsync-eio", "fsync-failed-dropped", "fsync-stall", "indeterminate-retry", "leader-gate-open", "liveness-calm-load", "node-fail", "node-failstop", "restart-recovering", "segment-rotated", "target-event-node", "target-most-caught-up-follower", "trigger-armed", "trigger-fired", "trigger-term-change"},
+	"pipelined-gray":            {"leader-gate-open", "liveness-calm-load", "segment-rotated"},
+	"pipelined-last-replica":    {"crash", "indeterminate-retry", "leader-gate-open", "liveness-calm-load", "pipelined-applied-wal-rebuilt", "restart-recovering", "segment-rotated", "target-least-caught-up-follower", "target-most-caught-up-follower"},
+	"pipelined-zombie":          {"crash", "indeterminate-retry", "leader-gate-open", "link-quality", "liveness-calm-load", "partition", "restart-recovering", "segment-rotated", "target-event-node", "target-leader", "trigger-armed", "trigger-become-leader", "trigger-fired", "trigger-wal-write"},
+	"pipelined":                 {"leader-gate-open", "liveness-calm-load", "segment-rotated"},
+	"standalone":                {"liveness-calm-load"},
+	"zombie":                    {"crash", "indeterminate-retry", "leader-gate-open", "link-quality", "liveness-calm-load", "partition", "restart-recovering", "segment-rotated", "target-event-node", "target-leader", "trigger-armed", "trigger-become-leader", "trigger-fired", "trigger-wal-write"},
+}

@@ -87,7 +87,11 @@ var variantCatchers = map[string][]string{
 	"wal-ignore-fsync-error": {InvS5, InvS7, InvS10},
 	// A leader that sits on its hung disk: while the healthy majority
 	// waits for it, no acks=-1 write succeeds (A1).
-	"no-step-down": {InvA1},
+	"no-step-down": {InvA1, InvA2},
+	// A follower on a hung disk starts elections: A2 sees each start
+	// while the node has reported its disk hung and a sync is still
+	// pending on it.
+	"hung-follower-campaigns": {InvA2},
 	// A new leader that takes writes before it applied an entry of its
 	// own term hands out offsets an older entry in its log takes when it
 	// commits: the acks=1 records it acknowledged there are gone with no

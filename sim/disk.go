@@ -463,6 +463,18 @@ func (d *Disk) VolatileImage(name string) ([]byte, bool) {
 // not completed.
 func (d *Disk) PendingSyncs() int { return len(d.pending) }
 
+// OldestPendingSync returns when the oldest sync still pending was issued
+// and when it is due to complete (global time); ok is false when none is
+// pending.
+func (d *Disk) OldestPendingSync() (issued, due time.Duration, ok bool) {
+	for _, op := range d.pending {
+		if !ok || op.issued < issued {
+			issued, due, ok = op.issued, op.at, true
+		}
+	}
+	return issued, due, ok
+}
+
 // StallSyncsUntil makes every sync issued or pending complete no earlier
 // than global time t. A later call with an earlier t does not shorten an
 // earlier stall.

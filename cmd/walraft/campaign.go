@@ -113,13 +113,18 @@ type campaignJSON struct {
 	// registered probe's hit rate; CoverageMissing names the required
 	// probes never reached, judged (CoverageJudged) only for a
 	// correct-system campaign with at least 200 runs of every scenario.
-	ScenarioRuns          map[string]int            `json:"scenario_runs"`
-	Coverage              []scenarios.ProbeCoverage `json:"coverage"`
-	CoverageJudged        bool                      `json:"coverage_judged"`
-	CoverageMissing       []string                  `json:"coverage_missing"`
-	DeterminismChecked    int                       `json:"determinism_checked"`
-	DeterminismMismatches int                       `json:"determinism_mismatches"`
-	Mismatches            []mismatchJSON            `json:"mismatches"`
+	ScenarioRuns    map[string]int            `json:"scenario_runs"`
+	Coverage        []scenarios.ProbeCoverage `json:"coverage"`
+	CoverageJudged  bool                      `json:"coverage_judged"`
+	CoverageMissing []string                  `json:"coverage_missing"`
+	// ExpectMissing names, as "scenario: probe", each probe a scenario
+	// reaches in nearly every correct run (scenarios.ExpectedProbes) that
+	// none of its runs reached, judged for a correct-system campaign with
+	// at least scenarios.ExpectMinRuns runs of that scenario.
+	ExpectMissing         []string       `json:"expect_missing"`
+	DeterminismChecked    int            `json:"determinism_checked"`
+	DeterminismMismatches int            `json:"determinism_mismatches"`
+	Mismatches            []mismatchJSON `json:"mismatches"`
 
 	// For is -for: the campaign ran seeds until this much time was up
 	// ("" when it ran a fixed -seeds count); TimeUp says it stopped for it.
@@ -245,7 +250,16 @@ func (c *campaignJSON) derive() {
 	if c.CoverageMissing == nil {
 		c.CoverageMissing = []string{}
 	}
-	c.OK = c.Failed == 0 && c.DeterminismMismatches == 0 && !c.Interrupted && len(c.CoverageMissing) == 0
+	c.ExpectMissing = []string{}
+	if c.Variant == "" {
+		for _, name := range sortedKeys(c.ByScenario) {
+			sc := c.ByScenario[name]
+			for _, p := range scenarios.MissingExpected(name, sc.Seeds, sc.Probes) {
+				c.ExpectMissing = append(c.ExpectMissing, name+": "+p)
+			}
+		}
+	}
+	c.OK = c.Failed == 0 && c.DeterminismMismatches == 0 && !c.Interrupted && len(c.CoverageMissing) == 0 && len(c.ExpectMissing) == 0
 	for _, sc := range c.ByScenario {
 		sort.Slice(sc.FailingSeeds, func(i, j int) bool { return sc.FailingSeeds[i] < sc.FailingSeeds[j] })
 	}
@@ -930,12 +944,16 @@ func printCoverage(w io.Writer, s *campaignJSON) {
 		}
 		fmt.Fprintf(w, " %s%-40s %6d runs %6.1f%% %9d times\n", mark, p.Name, p.Runs, 100*p.Rate, s.ProbeHits[p.Name])
 	}
+	if len(s.ExpectMissing) > 0 {
+		fmt.Fprintf(w, "coverage: expected probe never reached (scenario: probe; each reached by nearly every correct run, judged at >= %d runs of the scenario): %s: the path behind it stopped running\n",
+			scenarios.ExpectMinRuns, strings.Join(s.ExpectMissing, ", "))
+	}
 	switch {
 	case len(s.CoverageMissing) > 0:
 		fmt.Fprintln(w, scenarios.CoverageFailure(s.CoverageMissing, s.Seeds))
 	case s.CoverageJudged:
 		fmt.Fprintf(w, "coverage: every required probe reached (every scenario >= %d runs)\n", scenarios.CoverageMinRuns)
 	default:
-		fmt.Fprintf(w, "coverage: not judged (a correct-system campaign of every scenario with >= %d runs each is)\n", scenarios.CoverageMinRuns)
+		fmt.Fprintf(w, "coverage of the required probes: not judged (a correct-system campaign of every scenario with >= %d runs each is)\n", scenarios.CoverageMinRuns)
 	}
 }

@@ -25,6 +25,9 @@ type scenarioJSON struct {
 	RunSeconds            float64        `json:"run_seconds"`
 	Lost1                 int            `json:"acks1_lost"`
 	LostAll               int            `json:"acksall_lost"`
+	// Probes counts the runs of the scenario that reached each probe: its
+	// expected probes (scenarios.ExpectedProbes) are judged from it.
+	Probes map[string]int `json:"probes,omitempty"`
 }
 
 // scenario returns (creating) the per-scenario entry of name.
@@ -47,6 +50,14 @@ func (s *scenarioJSON) add(r *runJSON) {
 	s.RunSeconds += r.WallSeconds
 	s.Lost1 += r.Acks["1"].Lost
 	s.LostAll += r.Acks["all"].Lost
+	for k, n := range r.Probes {
+		if n > 0 {
+			if s.Probes == nil {
+				s.Probes = map[string]int{}
+			}
+			s.Probes[k]++
+		}
+	}
 	if r.BeyondBudget != "" {
 		s.BeyondBudget++
 	}
@@ -68,6 +79,12 @@ func (s *scenarioJSON) merge(o *scenarioJSON) {
 		s.ViolationsByInvariant[k] += v
 	}
 	s.BeyondBudget += o.BeyondBudget
+	for k, v := range o.Probes {
+		if s.Probes == nil {
+			s.Probes = map[string]int{}
+		}
+		s.Probes[k] += v
+	}
 	s.SimSeconds += o.SimSeconds
 	s.RunSeconds += o.RunSeconds
 	s.Lost1 += o.Lost1

@@ -141,7 +141,7 @@ func TestRunExitCodesAndOutput(t *testing.T) {
 		t.Fatalf("passing seed: exit %d\n%s%s", code, out, errs)
 	}
 	for _, want := range []string{"producers", "fault-weights", "fault schedule (7 faults)", "S1   ok", "L2   ok",
-		"indeterminate", "probes: leader-crash=1 stale-batch=1", "trace hash", "commit ", "PASS"} {
+		"indeterminate", "probes: leader-crash=1 leader-gate-open=1 liveness-calm-load=1 segment-rotated=1 stale-batch=1", "trace hash", "commit ", "PASS"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -121,6 +121,10 @@ func fakeRun(mode string) func(scenarios.Options, scenarios.RunConfig) (*scenari
 				"0": {Sent: 10}, "1": {Sent: 20, OK: 19, Failed: 1}, "all": {Sent: 30, OK: 28, Indeterminate: 2}},
 			Probes: map[string]int{"leader-crash": len(s) % 3, "stale-batch": 1},
 		}
+		// A fake healthy system reaches its scenario's expected probes.
+		for _, p := range scenarios.ExpectedProbes(o.Scenario) {
+			res.Probes[p] = 1
+		}
 		if rc.Variant != "" && o.Producers >= 2 && (mode != "seedy" || o.Seed%2 == 1) {
 			for _, f := range s {
 				if f.Kind == scenarios.FaultCrash && f.Node == 1 && f.Dur >= 5*time.Millisecond {

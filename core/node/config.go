@@ -280,6 +280,10 @@ type Bugs struct {
 	// leading (and accepting writes it cannot make durable), a follower
 	// keeps campaigning (hashicorp/raft #503, etcd #13527).
 	NoStepDownOnHungDisk bool
+	// HungFollowerCampaigns: only a leader heeds its hung fsyncs (it steps
+	// aside); a follower or candidate whose disk hangs keeps ticking, so
+	// it campaigns and may win, then leads on a disk that takes no writes.
+	HungFollowerCampaigns bool
 	// HoldWaitersOnLeaderLoss: a deposed leader keeps the requests it holds
 	// until their fsync, their entry or the acks timeout answers them.
 	HoldWaitersOnLeaderLoss bool

@@ -124,7 +124,7 @@ func (n *Node) onTick() {
 		// disk.hung: A=1 hung, 0 recovered; B=the node's raft state.
 		n.trace("disk.hung", b2i(hung), int64(n.rn.BasicStatus().RaftState), 0, 0)
 	}
-	if !hung || n.bugs.NoStepDownOnHungDisk {
+	if !hung || n.bugs.NoStepDownOnHungDisk || (n.bugs.HungFollowerCampaigns && n.role != RoleLeader) {
 		n.rn.Tick()
 		return
 	}
