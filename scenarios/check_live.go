@@ -34,6 +34,9 @@ func checkL1(ix *index, c *collector) {
 	if !l.ProbeOK {
 		pr.add(deadline, "the probe acks=-1 write did not succeed")
 	}
+	if l.Rotation != "" {
+		pr.add(deadline, "%s", l.Rotation)
+	}
 	if l.ConvergedAt > deadline {
 		pr.add(deadline, "converged at %v, after the deadline", l.ConvergedAt)
 	}

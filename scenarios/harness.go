@@ -71,6 +71,7 @@ type harness struct {
 	// hungSince is, per node, when it reported its disk hung (trace
 	// disk.hung A=1) and has not reported it back since: A2.
 	hungSince map[uint64]time.Duration
+	rot       rotation       // the liveness phase's leadership rotation
 	boots     map[uint64]int // node.start events per node
 	trng      *sim.Rand      // the "targets" stream, drawn lazily
 	// diskEvents are the kinds of each node's disk events in the safety
@@ -454,13 +455,74 @@ func (h *harness) checkLive() {
 	if settled && h.calmReady() && !ls.probe && !h.probeBusy {
 		h.sendProbe(ls.leader)
 	}
-	if settled && h.calm == calmDone && ls.probe {
+	if settled && h.calm == calmDone && ls.probe && h.rotateLeaders(ls) {
 		h.liveAt = h.s.Now()
 		h.rec.live(h.s.Now(), ls.leader)
 		return
 	}
+	if h.rot.started && len(h.rot.left) > 0 {
+		h.rec.rotation = fmt.Sprintf("after healing, node %d never took over leadership and served an acks=-1 write (leadership handed to each node in turn)", h.rot.left[0])
+	}
 	h.s.After(livenessCheck, h.checkLive)
 }
+
+// rotation is the last step of the liveness phase: leadership handed to
+// every other live node in turn (LivenessReport.Rotation).
+type rotation struct {
+	started bool
+	left    []uint64      // nodes still to lead and serve, the next first
+	asked   time.Duration // when the current leader was last asked to hand over
+	served  uint64        // the node whose rotation write succeeded
+	busy    bool          // a rotation write is in flight
+}
+
+// rotateLeaders runs the rotation one step per liveness check, on a settled
+// cluster; it reports whether every node has led and served.
+func (h *harness) rotateLeaders(ls liveState) bool {
+	r := &h.rot
+	if !r.started {
+		r.started = true
+		for _, id := range h.liveIDs() {
+			if id != ls.leader {
+				r.left = append(r.left, id)
+			}
+		}
+		r.asked = -1
+	}
+	for len(r.left) > 0 && r.served == r.left[0] {
+		r.left, r.asked = r.left[1:], -1
+	}
+	if len(r.left) == 0 {
+		return true
+	}
+	target := r.left[0]
+	if ls.leader == target {
+		if !r.busy {
+			r.busy = true
+			t := h.o.Topics[0]
+			op := h.rec.invoke(0, target, t.Name, 0, node.AcksAll, h.payloads(1), false)
+			h.flight++
+			h.post(target, op, func(resp node.ProduceResponse) {
+				r.busy = false
+				if resp.Err == nil {
+					r.served = target
+				}
+			})
+		}
+		return false
+	}
+	// Ask again if a transfer got lost (etcd raft abandons one after an
+	// election timeout).
+	if r.asked < 0 || h.s.Now()-r.asked >= rotationRetry {
+		r.asked = h.s.Now()
+		h.node(ls.leader).TransferLeadership(target)
+	}
+	return false
+}
+
+// rotationRetry is how long the rotation waits for a transfer before asking
+// the leader again.
+const rotationRetry = 500 * time.Millisecond
 
 // evalLive evaluates the L1 conditions now.
 func (h *harness) evalLive() liveState {

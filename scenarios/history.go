@@ -453,6 +453,14 @@ type LivenessReport struct {
 	// committed (or not durable) when the liveness bound ran out, with no
 	// request left in flight: a system that moves only when poked (L1).
 	Stranded string `json:"stranded,omitempty"`
+	// Rotation, when set, names the node that could not take over: once
+	// converged, leadership is handed to every other live node in turn,
+	// and each must lead with its produce gate open and serve an acks=-1
+	// write (L1): a node left unable to lead or serve (a health mark never
+	// cleared, a gate that never opens) costs the cluster its fault
+	// tolerance though a single leader serves. "" when every node did, or
+	// when the rotation was not reached.
+	Rotation string `json:"rotation,omitempty"`
 	// Detail is the harness's free-text explanation of a failure.
 	Detail string `json:"detail,omitempty"`
 }

@@ -25,6 +25,7 @@ type recorder struct {
 	healedAt  time.Duration
 	calmFrom  time.Duration
 	probeOp   OpID
+	rotation  string // LivenessReport.Rotation, while the rotation is stuck
 	lastLive  liveState
 	converged time.Duration
 	leader    uint64
@@ -216,14 +217,14 @@ func (rec *recorder) finish() {
 	ls := rec.lastLive
 	lr := LivenessReport{HealedAt: rec.healedAt, Bound: h.o.LivenessDuration, ProbeOp: rec.probeOp,
 		OneLeader: ls.oneLeader, Leader: ls.leader, HWMsAtCommitEnd: ls.hwms, WaitersResolved: ls.waiters, ProbeOK: ls.probe,
-		Detail: ls.detail, CalmFrom: rec.calmFrom}
+		Detail: ls.detail, CalmFrom: rec.calmFrom, Rotation: rec.rotation}
 	if ls.allUp && ls.oneLeader && ls.hwms && ls.waiters && !ls.drained {
 		lr.Stranded = ls.stranded
 	}
 	if rec.converged > 0 || h.liveAt >= 0 {
 		lr.ConvergedAt = max(h.liveAt, 1)
 		lr.OneLeader, lr.Leader, lr.HWMsAtCommitEnd, lr.WaitersResolved, lr.ProbeOK = true, rec.leader, true, true, true
-		lr.Detail, lr.Stranded = "", ""
+		lr.Detail, lr.Stranded, lr.Rotation = "", "", ""
 	}
 	rec.r.SetLiveness(lr)
 	rec.r.SetAvail(h.avail.finish())
