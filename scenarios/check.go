@@ -44,6 +44,9 @@ const (
 	// InvA2: a node with a hung disk does not campaign (oracle.go's
 	// checkCampaign, judged by the harness while the run goes).
 	InvA2 = "A2"
+	// InvA3: a leader that loses leadership answers every request it holds
+	// at once (oracle.go's onLeaderLost, judged while the run goes).
+	InvA3 = "A3"
 )
 
 // CheckedInvariants lists the invariants Check judges, in report order.
@@ -51,7 +54,7 @@ const (
 // while the run goes, from the simulator's durable images, and reach the
 // report as harness violations; S10 is judged from the reply evidence.
 var CheckedInvariants = []string{InvS1, InvS2, InvS3, InvS4, InvS5, InvS6, InvS7, InvS8, InvS9, InvS10, InvS11, InvS12,
-	InvL1, InvL2, InvL3, InvL4, InvA1, InvA2}
+	InvL1, InvL2, InvL3, InvL4, InvA1, InvA2, InvA3}
 
 // Verdict is the judgement of one invariant.
 type Verdict string

@@ -45,9 +45,9 @@ func allVerdicts(na ...string) map[string]Verdict {
 		}
 	}
 	// The oracle's invariants need the disks: Check alone never judges S9,
-	// S11 and A2, and S10 only with ground-truth reply evidence, which these
+	// S11, A2 and A3, and S10 only with ground-truth reply evidence, which these
 	// synthetic histories do not carry.
-	m[InvS9], m[InvS10], m[InvS11], m[InvA2] = VerdictNA, VerdictNA, VerdictNA, VerdictNA
+	m[InvS9], m[InvS10], m[InvS11], m[InvA2], m[InvA3] = VerdictNA, VerdictNA, VerdictNA, VerdictNA, VerdictNA
 	return m
 }
 

@@ -760,6 +760,9 @@ func (h *harness) evidence(id uint64, n *node.Node, op *clientOp, resp node.Prod
 // onTrace counts probes from node trace events.
 func (h *harness) onTrace(e sim.TraceEvent) {
 	h.watch(e)
+	if len(h.oracle.deposed) > 0 {
+		h.oracle.checkDeposed()
+	}
 	switch e.Kind {
 	case "apply":
 		h.oracle.onApply(uint64(e.Node), uint64(e.A), uint64(e.B))
@@ -775,6 +778,7 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 		if strings.Contains(e.Text, "is starting a new election") {
 			h.oracle.onCampaign(uint64(e.Node))
 		}
+		h.oracle.onRaftRole(uint64(e.Node), e.Text)
 	case "disk.hung":
 		if e.A == 1 {
 			h.hungSince[uint64(e.Node)] = h.s.Now()
@@ -783,6 +787,7 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 		}
 	case "node.start":
 		delete(h.hungSince, uint64(e.Node)) // a new process has no hung mark
+		h.oracle.leading[uint64(e.Node)] = false
 	case "node.fail":
 		h.probe("node-fail")
 	case "gate.open":

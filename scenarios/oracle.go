@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -68,6 +69,10 @@ type oracle struct {
 	nodes  []*nodeTruth // by id-1
 	judged map[string]bool
 	count  map[string]int
+	// A3: which nodes lead (from etcd raft's log), and the step-downs
+	// whose held requests are still to be judged.
+	leading map[uint64]bool
+	deposed []deposal
 
 	// lastHWM is the highest HWM judged per node and partition.
 	lastHWM map[hwmKey]int64
@@ -154,7 +159,7 @@ type commitCursor struct {
 }
 
 func newOracle(h *harness) *oracle {
-	o := &oracle{h: h, judged: map[string]bool{}, count: map[string]int{}, lastHWM: map[hwmKey]int64{}, lastDurable: map[hwmKey]int64{}, durableAt: map[hwmKey]time.Duration{}}
+	o := &oracle{h: h, judged: map[string]bool{}, count: map[string]int{}, leading: map[uint64]bool{}, lastHWM: map[hwmKey]int64{}, lastDurable: map[hwmKey]int64{}, durableAt: map[hwmKey]time.Duration{}}
 	for _, id := range h.ids {
 		cfg := h.nodeConfig(id)
 		d := h.w.Disk(id)
@@ -190,7 +195,7 @@ func (o *oracle) violation(inv, format string, args ...any) {
 
 // finish adds the summary of violations not listed.
 func (o *oracle) finish() {
-	for _, inv := range []string{InvS3, InvS8, InvS9, InvS11, InvA2} {
+	for _, inv := range []string{InvS3, InvS8, InvS9, InvS11, InvA2, InvA3} {
 		if n := o.count[inv] - maxOracleViolations; n > 0 {
 			o.h.harnessViolation(inv, fmt.Sprintf("... and %d more %s violations found by the oracle not listed", n, inv))
 		}
@@ -237,6 +242,67 @@ func (o *oracle) onCampaign(id uint64) {
 		o.violation(InvA2, "n%d started an election at %v while its disk is hung (it reported so at %v; a sync pending since %v): a node with a hung disk must not campaign",
 			id, now, since, issued)
 	}
+}
+
+// A3: a leader that loses leadership answers every request it holds at
+// once, acks=1 ones waiting for their WAL fsync included, as indeterminate
+// naming the new leader (DESIGN.md 3.9 for acks=-1; README, Availability,
+// for every request), so that their clients go to the new leader instead
+// of waiting on a disk or a timer. The loss is read from etcd raft itself
+// ("became follower", logged as the leader steps down, which no node code
+// can skip) and the requests from the harness's own record of what the node
+// took and has not answered (harness.held, Op.Served): whatever it still
+// holds a3Grace later, and not across a pause, crash or clock step,
+// violates A3.
+
+// onRaftRole follows a node's raft role from etcd raft's log lines.
+func (o *oracle) onRaftRole(id uint64, text string) {
+	switch {
+	case strings.Contains(text, "became leader at term"):
+		o.leading[id] = true
+	case strings.Contains(text, "became follower at term") && o.leading[id]:
+		o.leading[id] = false
+		o.judged[InvA3] = true
+		var ops []OpID
+		for op := range o.h.held[id] {
+			ops = append(ops, op)
+		}
+		if len(ops) == 0 {
+			return
+		}
+		slices.Sort(ops)
+		o.deposed = append(o.deposed, deposal{node: id, at: o.h.s.Now(), ops: ops})
+	}
+}
+
+// deposal is a leader's step-down with the requests it held then.
+type deposal struct {
+	node uint64
+	at   time.Duration
+	ops  []OpID
+}
+
+// a3Grace is how long a deposed leader may take to answer what it held:
+// the step-down is noticed in the same event or the next (no disk wait).
+const a3Grace = 5 * time.Millisecond
+
+// checkDeposed judges the step-downs older than a3Grace (called on every
+// trace event while one is pending).
+func (o *oracle) checkDeposed() {
+	now := o.h.s.Now()
+	k := 0
+	for ; k < len(o.deposed) && now-o.deposed[k].at >= a3Grace; k++ {
+		d := o.deposed[k]
+		for _, op := range d.ops {
+			sv := o.h.held[d.node][op]
+			if sv == nil || sv.Interrupted {
+				continue // answered, or the process stopped meanwhile
+			}
+			o.violation(InvA3, "n%d lost leadership at %v and still held acks=%d op %d unanswered %v later: a deposed leader answers what it holds at once",
+				d.node, d.at, o.h.rec.r.History().Ops[op-1].Acks, op, now-d.at)
+		}
+	}
+	o.deposed = o.deposed[k:]
 }
 
 // hungMin is how long a sync must have been pending for A2 to take a

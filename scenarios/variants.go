@@ -62,6 +62,8 @@ var variants = []Variant{
 		Scenario: "fsync", bugs: node.Bugs{WALIgnoreSyncError: true}},
 	{Name: "no-step-down", Summary: "a leader whose fsyncs hang keeps leading and taking writes it cannot make durable (hashicorp/raft #503, etcd #13527)",
 		Scenario: "gray", bugs: node.Bugs{NoStepDownOnHungDisk: true}},
+	{Name: "deposed-leader-holds-requests", Summary: "a leader that loses leadership keeps the requests it holds until their fsync, entry or timeout answers them, instead of sending their clients to the new leader at once",
+		Scenario: "gray", bugs: node.Bugs{HoldWaitersOnLeaderLoss: true}},
 	{Name: "hung-follower-campaigns", Summary: "only a leader heeds its hung fsyncs: a follower whose disk hangs keeps ticking, campaigns and may win, then leads on a disk that takes no writes",
 		Scenario: "fsync", bugs: node.Bugs{HungFollowerCampaigns: true}},
 	{Name: "gate-before-apply", Summary: "a new leader takes writes before it applied an entry of its own term (the stale-batch rule is the last defence)",

@@ -92,6 +92,9 @@ var variantCatchers = map[string][]string{
 	// while the node has reported its disk hung and a sync is still
 	// pending on it.
 	"hung-follower-campaigns": {InvA2},
+	// A deposed leader that keeps what it holds: A3 finds the requests
+	// still held when it traces the loss.
+	"deposed-leader-holds-requests": {InvA3},
 	// A new leader that takes writes before it applied an entry of its
 	// own term hands out offsets an older entry in its log takes when it
 	// commits: the acks=1 records it acknowledged there are gone with no
