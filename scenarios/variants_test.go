@@ -44,8 +44,10 @@ var variantCatchers = map[string][]string{
 	// change (S4).
 	"no-truncate": {InvS2, InvS3, InvS4, InvS5, InvS6},
 	// A waiter succeeds for another leader's entry at its index (S8), so
-	// its data is not there (S1) or is somewhere else (S6).
-	"waiter-by-index": {InvS8, InvS1, InvS6},
+	// its data is not there (S1) or is somewhere else (S6). The variant
+	// also keeps a deposed leader's waiters (so that a later entry at
+	// their index can answer them): A3 sees them held past the step-down.
+	"waiter-by-index": {InvS8, InvS1, InvS6, InvA3},
 	// A restarted node forgets its votes and log: two leaders in a term
 	// (S8), committed entries lost (S1, S2, S3, S4).
 	// A retried fsync "succeeded" without the failed blocks (Linux): the
