@@ -499,12 +499,9 @@ func (h *harness) rotateLeaders(ls liveState) bool {
 	if ls.leader == target {
 		if !r.busy {
 			r.busy = true
-			t := h.o.Topics[0]
-			op := h.rec.invoke(0, target, t.Name, 0, node.AcksAll, h.payloads(1), false)
-			h.flight++
-			h.post(target, op, func(resp node.ProduceResponse) {
+			h.writeOne(target, false, func(ok bool) {
 				r.busy = false
-				if resp.Err == nil {
+				if ok {
 					r.served = target
 				}
 			})
@@ -593,15 +590,22 @@ func (h *harness) evalLive() liveState {
 // succeed once everything healed.
 func (h *harness) sendProbe(leader uint64) {
 	h.probeBusy = true
-	t := h.o.Topics[0]
-	op := h.rec.invoke(0, leader, t.Name, 0, node.AcksAll, h.payloads(1), true)
-	h.flight++
-	h.post(leader, op, func(resp node.ProduceResponse) {
+	h.writeOne(leader, true, func(ok bool) {
 		h.probeBusy = false
-		if resp.Err == nil {
+		if ok {
 			h.probeOK = true
 		}
 	})
+}
+
+// writeOne sends one acks=-1 record of the first topic's partition 0 to
+// node to, as the liveness phase's own client (probe: the L1 probe op),
+// and calls done with whether it succeeded.
+func (h *harness) writeOne(to uint64, probe bool, done func(ok bool)) {
+	t := h.o.Topics[0]
+	op := h.rec.invoke(0, to, t.Name, 0, node.AcksAll, h.payloads(1), probe)
+	h.flight++
+	h.post(to, op, func(resp node.ProduceResponse) { done(resp.Err == nil) })
 }
 
 // payloads makes n records, each starting with a fresh payload id and
