@@ -94,6 +94,9 @@ var variantCatchers = map[string][]string{
 	// while the node has reported its disk hung and a sync is still
 	// pending on it.
 	"hung-follower-campaigns": {InvA2},
+	// A node that keeps its hung mark can neither lead nor serve after
+	// healing: L1's leadership rotation finds it.
+	"hung-mark-sticky": {InvL1},
 	// A deposed leader that keeps what it holds: A3 finds the requests
 	// still held when it traces the loss.
 	"deposed-leader-holds-requests": {InvA3},

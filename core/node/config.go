@@ -284,6 +284,11 @@ type Bugs struct {
 	// aside); a follower or candidate whose disk hangs keeps ticking, so
 	// it campaigns and may win, then leads on a disk that takes no writes.
 	HungFollowerCampaigns bool
+	// HungMarkSticky: once a node finds its disk hung it never clears the
+	// mark when the disk returns: it stops ticking and taking writes for
+	// good (until restarted), so the cluster keeps one node fewer able to
+	// lead.
+	HungMarkSticky bool
 	// HoldWaitersOnLeaderLoss: a deposed leader keeps the requests it holds
 	// until their fsync, their entry or the acks timeout answers them.
 	HoldWaitersOnLeaderLoss bool

@@ -118,7 +118,7 @@ func (n *Node) diskHung() bool {
 // leads its term would be stranded, its acks=1 answered and nothing ever
 // committing it.
 func (n *Node) onTick() {
-	hung := n.diskHung()
+	hung := n.diskHung() || (n.bugs.HungMarkSticky && n.hung)
 	if hung != n.hung {
 		n.hung = hung
 		// disk.hung: A=1 hung, 0 recovered; B=the node's raft state.

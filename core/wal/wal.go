@@ -652,12 +652,13 @@ func (w *WAL) cut() {
 		w.inflight = prev
 		return
 	}
-	if deferredOnly(units) {
+	deferred := countDeferred(units)
+	if deferred == len(units) {
 		w.unsynced += int64(bytes)
 		w.env.Clock.AfterFunc(0, func() { w.deferredWritten(b) })
 	} else {
-		if d := countDeferred(units); d > 0 {
-			w.trace("wal.mixed", b.base, b.end-1, int64(d))
+		if deferred > 0 {
+			w.trace("wal.mixed", b.base, b.end-1, int64(deferred))
 		}
 		w.unsynced = 0 // this fsync covers every deferred record written
 		w.log.Sync(func(err error) { w.synced(b, err) })
@@ -695,7 +696,8 @@ func (w *WAL) synced(b *batch, err error) {
 	w.complete(b)
 }
 
-// countDeferred counts the units appended with AppendDeferred.
+// countDeferred counts the units appended with AppendDeferred (all of
+// them: a batch answered without an fsync).
 func countDeferred(units []*unit) int {
 	n := 0
 	for _, u := range units {
@@ -704,16 +706,6 @@ func countDeferred(units []*unit) int {
 		}
 	}
 	return n
-}
-
-// deferredOnly says whether every unit was appended with AppendDeferred.
-func deferredOnly(units []*unit) bool {
-	for _, u := range units {
-		if !u.deferred {
-			return false
-		}
-	}
-	return len(units) > 0
 }
 
 // deferredWritten completes a batch of deferred appends once written, with
