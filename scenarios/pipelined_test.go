@@ -6,20 +6,31 @@ import (
 	"walraft/core/node"
 )
 
-// TestPipelinedTwins: a twin draws its original's options for the same
-// seed and only switches the path, so that a difference between the two
-// runs of a seed is the path's doing.
-func TestPipelinedTwins(t *testing.T) {
+// TestPathTwins: a twin (pipelined or legacy) draws its original's
+// options for the same seed and only switches the path, so that a
+// difference between the two runs of a seed is the path's doing.
+func TestPathTwins(t *testing.T) {
+	type twin struct {
+		name, of string
+		path     node.Path
+	}
+	var twins []twin
 	for _, tw := range pipelinedTwins {
-		twin, err := Lookup(tw.name)
+		twins = append(twins, twin{tw.name, tw.of, node.PathPipelined})
+	}
+	for _, tw := range legacyTwins {
+		twins = append(twins, twin{tw.name, tw.of, node.PathLegacy})
+	}
+	for _, tw := range twins {
+		sc, err := Lookup(tw.name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		of, _ := Lookup(tw.of)
 		for _, seed := range []uint64{1, 7} {
-			a, b := twin.Draw(seed), of.Draw(seed)
-			if a.Path != node.PathPipelined || b.Path != node.PathBatch {
-				t.Fatalf("%s seed %d: paths %v and %v, want pipelined and batch", tw.name, seed, a.Path, b.Path)
+			a, b := sc.Draw(seed), of.Draw(seed)
+			if a.Path != tw.path || b.Path != node.PathBatch {
+				t.Fatalf("%s seed %d: paths %v and %v, want %v and batch", tw.name, seed, a.Path, b.Path, tw.path)
 			}
 			a.Scenario, a.Path = b.Scenario, b.Path
 			if a.Describe() != b.Describe() {
