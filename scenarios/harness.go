@@ -577,6 +577,9 @@ func (h *harness) evalLive() liveState {
 		ls.detail = fmt.Sprintf("%d client requests unanswered", h.flight)
 	}
 	ls.drained, ls.stranded = drained(ls.leader, ln)
+	if ls.waiters && ls.drained {
+		ls.drained, ls.stranded = idle(ids, h.node)
+	}
 	if ls.waiters && !ls.drained {
 		ls.detail = ls.stranded
 	}

@@ -98,6 +98,22 @@ func drained(leader uint64, n *node.Node) (bool, string) {
 	return true, ""
 }
 
+// idle reports whether every node of ids holds nothing in flight once
+// every client request was answered and the leader's log is committed:
+// no produce request left in a partition queue and no proposer batch
+// (node.Status Queued and Pending). A request answered but never removed
+// from the queue leaks capacity until the node refuses every write
+// (MaxQueuedUnits), and no client sees it before that.
+func idle(ids []uint64, node func(uint64) *node.Node) (bool, string) {
+	for _, id := range ids {
+		if st := node(id).Status(); st.Queued != 0 || st.Pending != 0 {
+			return false, fmt.Sprintf("n%d holds %d queued produce requests and %d proposer batches after every request was answered",
+				id, st.Queued, st.Pending)
+		}
+	}
+	return true, ""
+}
+
 // inFaultFree reports whether the run is in a fault-free stretch now: a
 // fault-free run, or the liveness phase's calm workload and its drain.
 func (h *harness) inFaultFree() bool {

@@ -66,6 +66,8 @@ var variants = []Variant{
 		Scenario: "gray", bugs: node.Bugs{HoldWaitersOnLeaderLoss: true}},
 	{Name: "hung-mark-sticky", Summary: "a node never clears its hung-disk mark once the disk returns: it never ticks, campaigns or takes writes again until restarted",
 		Scenario: "fsync", bugs: node.Bugs{HungMarkSticky: true}},
+	{Name: "standalone-queue-leak", Summary: "standalone: a batch's fsync notice answers its requests but never removes them from the produce queue, which grows until the node refuses every write",
+		Scenario: "standalone", bugs: node.Bugs{StandaloneNoticeKeepsQueue: true}},
 	{Name: "hung-follower-campaigns", Summary: "only a leader heeds its hung fsyncs: a follower whose disk hangs keeps ticking, campaigns and may win, then leads on a disk that takes no writes",
 		Scenario: "fsync", bugs: node.Bugs{HungFollowerCampaigns: true}},
 	{Name: "gate-before-apply", Summary: "a new leader takes writes before it applied an entry of its own term (the stale-batch rule is the last defence)",

@@ -97,6 +97,10 @@ var variantCatchers = map[string][]string{
 	// A node that keeps its hung mark can neither lead nor serve after
 	// healing: L1's leadership rotation finds it.
 	"hung-mark-sticky": {InvL1},
+	// A queue that only grows: the idle check once everything healed
+	// (L1: a request answered but still queued), or back-pressure that
+	// refuses the liveness probe.
+	"standalone-queue-leak": {InvL1},
 	// A deposed leader that keeps what it holds: A3 finds the requests
 	// still held when it traces the loss.
 	"deposed-leader-holds-requests": {InvA3},

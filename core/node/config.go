@@ -289,6 +289,11 @@ type Bugs struct {
 	// good (until restarted), so the cluster keeps one node fewer able to
 	// lead.
 	HungMarkSticky bool
+	// StandaloneNoticeKeepsQueue (standalone): a batch's fsync notice moves
+	// the HWM and answers its requests but never removes them from the
+	// produce queue, so the queue (and its MaxQueuedUnits count) only
+	// grows until the node refuses every write.
+	StandaloneNoticeKeepsQueue bool
 	// HoldWaitersOnLeaderLoss: a deposed leader keeps the requests it holds
 	// until their fsync, their entry or the acks timeout answers them.
 	HoldWaitersOnLeaderLoss bool

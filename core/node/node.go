@@ -195,6 +195,14 @@ type Status struct {
 	// exposed before the crash; HWMs are withheld from clients until then.
 	Recovering bool
 	Failed     error
+	// Queued: produce requests taken and still in a partition's queue
+	// (waiting for their WAL batch's fsync notice, or cut by a truncation
+	// and not yet removed). Pending: batches the proposer tracks for
+	// acks=-1 waiters. Both are 0 on a node that has nothing in flight:
+	// the harness's liveness check (L1) requires it once everything healed
+	// and every client was answered, so that a request the node answered
+	// but kept (a leak that ends in permanent back-pressure) shows.
+	Queued, Pending int
 }
 
 type unit struct {
@@ -371,7 +379,8 @@ func (n *Node) Healthy() error {
 // Status returns the node's observable state.
 func (n *Node) Status() Status {
 	return Status{ID: n.cfg.ID, Role: n.role, Term: n.term, Lead: n.lead, Gate: n.acceptsProduce(),
-		Applied: n.applied, Ready: true, Recovering: n.recoverTo > 0, Failed: n.failed}
+		Applied: n.applied, Ready: true, Recovering: n.recoverTo > 0, Failed: n.failed,
+		Queued: n.nqueued, Pending: n.prop.Len()}
 }
 
 // Partitions returns every partition's state, sorted by topic and partition.

@@ -191,6 +191,13 @@ func (n *Node) onNotice(k statemach.Key, nt wal.BatchNotice) {
 	// follower's apply writes, or committed entries still queued when the
 	// leader's first produce arrived): only the produce units in it are
 	// proposed, and they are a contiguous run at the batch's end.
+	if n.standalone && n.bugs.StandaloneNoticeKeepsQueue {
+		if p := n.sm.Partition(k); n.wals[k].DurableEnd() > p.HWM() {
+			p.SetDurable(n.wals[k].DurableEnd())
+		}
+		n.trace("hwm", int64(k.Partition), n.sm.Partition(k).HWM(), 0, 0)
+		return
+	}
 	q := n.queued[k]
 	i := 0
 	for i < len(q) && q[i].base <= nt.Last {
