@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 func init() {
 	commands = append(commands, command{
 		name:    "bench",
-		args:    "[-mode standalone|cluster] [-nodes 3] [-producers 64] [-duration 20s] [-warmup 2s] [-acks 0|1|all] [-size 256] [-path batch|legacy|pipelined] [-partitions 1] [-dir DIR] [-kill-leader-after D] [-stall-leader-disk-after D -stall-for S] [-ceiling] [-json]",
+		args:    "[-mode standalone|cluster] [-nodes 3] [-producers 64] [-duration 20s] [-warmup 2s] [-acks 0|1|all] [-size 256] [-path batch|legacy|pipelined] [-partitions 1] [-dir DIR] [-kill-leader-after D] [-stall-leader-disk-after D -stall-for S] [-ceiling] [-cpuprofile FILE] [-json]",
 		summary: "benchmark the real runtime with closed-loop producers, then verify every acknowledged message",
 		run:     cmdBench,
 	})
@@ -40,6 +41,7 @@ func cmdBench(args []string, st stdio) int {
 	stallFor := fs.Duration("stall-for", 0, "how long -stall-leader-disk-after holds the leader's fsyncs")
 	ceiling := fs.Bool("ceiling", false, "also measure the raw group-commit ceilings (one file; three files acked on two syncs; one file, then three acked on two)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (warm-up, window and verification; every node, producer and the ceilings share the process) to `FILE`, for go tool pprof")
 	if _, code := parseFlags(fs, args, 0, 0); code >= 0 {
 		return code
 	}
@@ -57,8 +59,19 @@ func cmdBench(args []string, st stdio) int {
 	if err := cfg.Validate(); err != nil {
 		return usageErr(st, "bench", "%s", benchMsg(err))
 	}
-	if code := checkOutPaths(st, "bench", []outFlag{{"-dir", cfg.Dir, true}}); code >= 0 {
+	if code := checkOutPaths(st, "bench", []outFlag{{"-dir", cfg.Dir, true}, {"-cpuprofile", *cpuProfile, false}}); code >= 0 {
 		return code
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return usageErr(st, "bench", "-cpuprofile: %v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return usageErr(st, "bench", "-cpuprofile: %v", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if !*asJSON {
 		live := isTerminal(st.err)
