@@ -63,7 +63,7 @@ func replayCaseFile(path string) (note string, problems []string, err error) {
 // metadata-only variant's seed 1, which loses acks=-1 writes) and passes
 // on the same options and schedule run by the correct system.
 func TestCaseEntryPoint(t *testing.T) {
-	sc, err := Lookup(DefaultScenario)
+	sc, err := Lookup("default")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 // its generated schedule.
 func testCase(t *testing.T) *Case {
 	t.Helper()
-	sc, err := Lookup(DefaultScenario)
+	sc, err := Lookup("default")
 	if err != nil {
 		t.Fatal(err)
 	}

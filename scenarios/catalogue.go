@@ -18,6 +18,8 @@ type Scenario struct {
 	// plan, if set, adds the scenario's own aimed and triggered faults to
 	// the generated schedule (plans.go).
 	plan func(o Options, rng *sim.Rand) Schedule
+	// swarm marks the scenario of scenarios (SwarmScenario).
+	swarm bool
 }
 
 // ClientTimeout is the harness clients' request timeout: an acks=-1 write
@@ -29,8 +31,38 @@ const ClientTimeout = time.Second
 // patient clients.
 const ClientTimeoutPatient = 6 * time.Second
 
-// DefaultScenario is what campaigns run when none is named.
-const DefaultScenario = "default"
+// SwarmScenario names the scenario of scenarios: seed N of it is seed N of
+// one scenario of the catalogue, drawn from the seed (Scenario.For). It is
+// swarm testing (Groce et al., "Swarm Testing", ISSTA 2012) one level up:
+// the path (batch, pipelined, legacy, standalone), the cluster size and the
+// aimed fault plan vary per seed as the fault mix already does within a
+// scenario, so that a campaign that names no scenario reaches every path
+// and plan instead of the batch path's swarm alone. A swarm seed replays
+// as the scenario it drew (`run -scenario zombie -seed N` is the same run),
+// and a campaign accounts it, its case file and its replay command under
+// that scenario's name. Adding a scenario to the catalogue changes which
+// scenario a swarm seed draws.
+const SwarmScenario = "swarm"
+
+// DefaultScenario is what campaigns and runs use when none is named.
+const DefaultScenario = SwarmScenario
+
+var swarmScenario = Scenario{Name: SwarmScenario, swarm: true,
+	Summary: "each seed runs one scenario of this list, drawn from the seed (every path, size and fault plan; the default)"}
+
+// For returns the scenario that seed runs: s itself, or for the swarm
+// scenario the one drawn from the seed's own "swarm" stream, uniformly
+// over Scenarios().
+func (s Scenario) For(seed uint64) Scenario {
+	if !s.swarm {
+		return s
+	}
+	all := Scenarios()
+	return all[sim.NewStreams(seed).Stream("swarm").IntN(len(all))]
+}
+
+// IsSwarm reports whether s is the scenario of scenarios (SwarmScenario).
+func (s Scenario) IsSwarm() bool { return s.swarm }
 
 var catalogue = []Scenario{
 	{Name: "default", Summary: "3 nodes, 2 partitions, swarm of every in-budget fault, batch path", draw: func(o *Options, rng *sim.Rand) {
@@ -131,7 +163,9 @@ func swarmFaults(o *Options, rng *sim.Rand, kinds []FaultKind) {
 	}
 }
 
-// Scenarios returns the catalogue sorted by name.
+// Scenarios returns the catalogue sorted by name: every concrete
+// scenario ("all" in a campaign), not the swarm scenario that draws among
+// them.
 func Scenarios() []Scenario {
 	out := append([]Scenario(nil), catalogue...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -140,6 +174,9 @@ func Scenarios() []Scenario {
 
 // Lookup finds a scenario by name.
 func Lookup(name string) (Scenario, error) {
+	if name == SwarmScenario {
+		return swarmScenario, nil
+	}
 	for _, s := range catalogue {
 		if s.Name == name {
 			return s, nil
@@ -149,12 +186,17 @@ func Lookup(name string) (Scenario, error) {
 	for _, s := range Scenarios() {
 		names = append(names, s.Name)
 	}
-	return Scenario{}, fmt.Errorf("unknown scenario %q (known: %s)", name, strings.Join(names, ", "))
+	return Scenario{}, fmt.Errorf("unknown scenario %q (known: %s, %s)", name, SwarmScenario, strings.Join(names, ", "))
 }
 
 // Draw derives the options of one run of the scenario from seed. The
-// workload mix is drawn per seed as well (swarm testing).
+// workload mix is drawn per seed as well (swarm testing). The swarm
+// scenario's options are those of the scenario it draws for the seed
+// (For), and their Scenario field names that one.
 func (s Scenario) Draw(seed uint64) Options {
+	if s.swarm {
+		return s.For(seed).Draw(seed)
+	}
 	rng := sim.NewStreams(seed).Stream("options")
 	o := Options{
 		Scenario:      s.Name,

@@ -15,7 +15,7 @@ import (
 // with two planted faults that the synthetic oracles below need.
 func bigCase(t *testing.T) (Options, Schedule) {
 	t.Helper()
-	sc, err := Lookup(DefaultScenario)
+	sc, err := Lookup("default")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ func TestCaseUnknownScenarioRefused(t *testing.T) {
 		name    string
 		wantErr bool
 	}{
-		{DefaultScenario, false},
+		{"default", false},
 		{RapidScenario, false},
 		{"defualt", true},
 	} {

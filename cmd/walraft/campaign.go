@@ -495,7 +495,9 @@ func (c *coordinator) run() *campaignJSON {
 				if w = idle(-1); w >= 0 {
 					sc := c.scs[next%uint64(len(c.scs))]
 					seed := c.seeds.seed(next / uint64(len(c.scs)))
-					j = &cjob{kind: jobMain, avoid: -1, job: workerJob{Scenario: sc.Name, Seed: seed, Variant: c.variant,
+					// A swarm seed runs, and is accounted, as the
+					// scenario it draws (scenarios.SwarmScenario).
+					j = &cjob{kind: jobMain, avoid: -1, job: workerJob{Scenario: sc.For(seed).Name, Seed: seed, Variant: c.variant,
 						Commit: c.commit, Out: c.out}}
 					j.sample = c.detEvery > 0 && next%uint64(c.detEvery) == 0
 					next++

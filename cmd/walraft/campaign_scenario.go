@@ -97,7 +97,11 @@ func printByScenario(w io.Writer, s *campaignJSON) {
 	if len(s.ByScenario) < 2 {
 		return
 	}
-	fmt.Fprintf(w, "by scenario:  %6s %7s %9s  %s\n", "runs", "failed", "sim s", "violations (runs)")
+	width := len("by scenario:") - 2
+	for name := range s.ByScenario {
+		width = max(width, len(name))
+	}
+	fmt.Fprintf(w, "%-*s  %6s %7s %9s  %s\n", width+2, "by scenario:", "runs", "failed", "sim s", "violations (runs)")
 	for _, name := range sortedKeys(s.ByScenario) {
 		sc := s.ByScenario[name]
 		invs := sortedKeys(sc.ViolationsByInvariant)
@@ -110,7 +114,7 @@ func printByScenario(w io.Writer, s *campaignJSON) {
 		if v == "" {
 			v = "none"
 		}
-		fmt.Fprintf(w, "  %-11s %6d %7d %9.0f  %s\n", name, sc.Seeds, sc.Failed, sc.SimSeconds, v)
+		fmt.Fprintf(w, "  %-*s %6d %7d %9.0f  %s\n", width, name, sc.Seeds, sc.Failed, sc.SimSeconds, v)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ func writeFailingCase(t *testing.T, seed uint64) string {
 	if code != exitFail {
 		t.Fatalf("run seed %d: exit %d, want 1\n%s%s", seed, code, out, errs)
 	}
-	c := scenarios.Case{Scenario: scenarios.DefaultScenario, Seed: seed, Variant: testVariant}
+	c := scenarios.Case{Scenario: "default", Seed: seed, Variant: testVariant}
 	path := filepath.Join(dir, c.FileName())
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("no case file: %v\n%s", err, out)
@@ -125,8 +126,9 @@ func TestHelp(t *testing.T) {
 
 func TestLists(t *testing.T) {
 	code, out, _ := runCLI(t, "scenarios")
-	if code != exitOK || len(strings.Split(strings.TrimSpace(out), "\n")) != len(scenarios.Scenarios()) {
-		t.Errorf("scenarios: exit %d, want one line per scenario:\n%s", code, out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != exitOK || len(lines) != 1+len(scenarios.Scenarios()) || !strings.HasPrefix(lines[0], scenarios.SwarmScenario+" ") {
+		t.Errorf("scenarios: exit %d, want the swarm scenario, then one line per scenario:\n%s", code, out)
 	}
 	code, out, _ = runCLI(t, "variants")
 	if code != exitOK || len(strings.Split(strings.TrimSpace(out), "\n")) != len(scenarios.Variants()) || !strings.Contains(out, testVariant) {
@@ -136,7 +138,7 @@ func TestLists(t *testing.T) {
 
 func TestRunExitCodesAndOutput(t *testing.T) {
 	useFake(t, "basic")
-	code, out, errs := runCLI(t, "run", "-seed", "2")
+	code, out, errs := runCLI(t, "run", "-scenario", "default", "-seed", "2")
 	if code != exitOK {
 		t.Fatalf("passing seed: exit %d\n%s%s", code, out, errs)
 	}
@@ -224,7 +226,7 @@ func TestRunTraceFile(t *testing.T) {
 // fakeTraceLen is the length of the fake's trace of a seed.
 func fakeTraceLen(t *testing.T, seed uint64) int {
 	t.Helper()
-	sc, _ := scenarios.Lookup(scenarios.DefaultScenario)
+	sc, _ := scenarios.Lookup("default")
 	res, err := fakeRun("basic")(sc.Draw(seed), scenarios.RunConfig{RecordTrace: true})
 	if err != nil {
 		t.Fatal(err)
@@ -395,6 +397,20 @@ func TestCampaign(t *testing.T) {
 	code, s, _ = campaign(t, "-seeds", "12", "-start", "5", "-parallel", "1", "-out", out)
 	if code != exitOK || !s.OK || s.Seeds != 12 || s.DeterminismChecked != 2 {
 		t.Errorf("correct system: exit %d ok %v seeds %d checked %d", code, s.OK, s.Seeds, s.DeterminismChecked)
+	}
+	// Naming no scenario runs the swarm: each seed as the scenario it
+	// draws, and accounted under that scenario's name.
+	sw, _ := scenarios.Lookup(scenarios.SwarmScenario)
+	wantRuns := map[string]int{}
+	for seed := uint64(5); seed < 17; seed++ {
+		wantRuns[sw.For(seed).Name]++
+	}
+	got := map[string]int{}
+	for name, sc := range s.ByScenario {
+		got[name] = sc.Seeds
+	}
+	if len(s.Scenarios) != 1 || s.Scenarios[0] != scenarios.SwarmScenario || !reflect.DeepEqual(got, wantRuns) {
+		t.Errorf("swarm campaign: scenarios %v, runs by scenario %v, want %v", s.Scenarios, got, wantRuns)
 	}
 	// -scenario all runs each seed in every scenario.
 	code, s, _ = campaign(t, "-seeds", "2", "-scenario", "all", "-out", out, "-determinism", "0")

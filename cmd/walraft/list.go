@@ -12,11 +12,13 @@ func cmdScenarios(args []string, st stdio) int {
 	if _, code := parseFlags(fs, args, 0, 0); code >= 0 {
 		return code
 	}
+	swarm, _ := scenarios.Lookup(scenarios.SwarmScenario)
+	list := append([]scenarios.Scenario{swarm}, scenarios.Scenarios()...)
 	width := 12
-	for _, s := range scenarios.Scenarios() {
+	for _, s := range list {
 		width = max(width, len(s.Name))
 	}
-	for _, s := range scenarios.Scenarios() {
+	for _, s := range list {
 		fmt.Fprintf(st.out, "%-*s %s\n", width, s.Name, s.Summary)
 	}
 	return exitOK

@@ -19,7 +19,7 @@ import (
 // bad input states only its one change.
 func scheduleFile(t *testing.T, dir, name string, edit func(m map[string]any)) string {
 	t.Helper()
-	sc, err := scenarios.Lookup(scenarios.DefaultScenario)
+	sc, err := scenarios.Lookup("default")
 	if err != nil {
 		t.Fatal(err)
 	}
