@@ -78,6 +78,11 @@ func checkL1(ix *index, c *collector) {
 	}
 }
 
+// earlyTimeoutSlack is how much sooner than AcksTimeout, on its own clock,
+// a node may answer with its timeout: its timer runs on that clock (an
+// uninterrupted one, or L2 does not judge), so only rounding is allowed.
+const earlyTimeoutSlack = time.Millisecond
+
 // checkL2: every acks=1 and acks=-1 produce is answered within AcksTimeout
 // plus the slack (RunInfo.TimeoutSlack, default DefaultTimeoutSlack),
 // unless the run ended before that much time had passed. DESIGN.md 3.3
@@ -92,7 +97,9 @@ func checkL1(ix *index, c *collector) {
 // own clock; a request the node held while paused or crashing is not
 // judged) are judged: clients give up after a second or six, before most
 // node timeouts, so without the node's side a waiter that never times out
-// would go unseen.
+// would go unseen. The node's side is also judged the other way: a node
+// that answers with its acks timeout (Served.TimedOut) before AcksTimeout
+// passed on its clock gave up early.
 func checkL2(ix *index, c *collector) {
 	run := &ix.h.Run
 	limit := run.AcksTimeout + run.slack()
@@ -126,6 +133,13 @@ func checkL2(ix *index, c *collector) {
 		case sv.Answered == 0 && sv.Until-sv.At > nodeLimit:
 			c.fail(o.Invoke+nodeLimit, []OpID{o.ID}, "acks=%d op %d: n%d took it and still held it unanswered %v later, when the run ended (timeout %v + slack %v)",
 				o.Acks, o.ID, o.Node, sv.Until-sv.At, run.AcksTimeout, nodeLimit-run.AcksTimeout)
+		case sv.TimedOut && sv.Answered-sv.At < run.AcksTimeout-earlyTimeoutSlack:
+			// Kafka's produce timeout is how long the broker waits for
+			// the acknowledgements it was asked for; a node that gives
+			// up sooner turns writes that would have succeeded into
+			// indeterminate ones (and their retries into duplicates).
+			c.fail(o.Invoke+(sv.Answered-sv.At), []OpID{o.ID}, "acks=%d op %d: n%d answered it with its acks timeout %v after taking it, by its own clock, before the timeout of %v",
+				o.Acks, o.ID, o.Node, sv.Answered-sv.At, run.AcksTimeout)
 		}
 	}
 }

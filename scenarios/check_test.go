@@ -353,6 +353,12 @@ func TestCheckFires(t *testing.T) {
 					Outcome: OutcomeIndeterminate, Err: "client: request timed out", Served: &Served{At: 5 * sec, Until: 50 * sec}})
 			},
 			want: InvL2, detail: "n1 took it and still held it unanswered 45s later"},
+		{name: "node answers with its timeout before the timeout", h: validCluster,
+			mutate: func(h *History) {
+				addOp(h, Op{Node: 1, Kind: KindProduce, Acks: -1, Payloads: []uint64{400}, Invoke: 10 * sec, Complete: 11 * sec,
+					Outcome: OutcomeIndeterminate, Err: "node: request timed out", Served: &Served{At: 10 * sec, Answered: 11 * sec, TimedOut: true}})
+			},
+			want: InvL2, detail: "n1 answered it with its acks timeout 1s after taking it, by its own clock, before the timeout of 30s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -547,7 +553,8 @@ func TestSortHWMPoints(t *testing.T) {
 // TestL2NodeSideExcused: the node's side of L2 judges only what the node's
 // own timer could have ended: not a request it held while paused, crashed
 // or clock-stepped (Served.Interrupted), not one answered within the
-// timeout and its slack, and not acks=0.
+// timeout and its slack, and not acks=0; nor a timeout answer given at the
+// timeout, or early across a clock step.
 func TestL2NodeSideExcused(t *testing.T) {
 	const sec = time.Second
 	tests := []struct {
@@ -558,6 +565,8 @@ func TestL2NodeSideExcused(t *testing.T) {
 		{"within the slack", Op{Acks: -1, Served: &Served{At: 5 * sec, Answered: 5*sec + 31*sec}}},
 		{"held at the end, not yet past", Op{Acks: 1, Served: &Served{At: 5 * sec, Until: 30 * sec}}},
 		{"acks=0", Op{Acks: 0, Served: &Served{At: 5 * sec, Answered: 60 * sec}}},
+		{"timed out at the timeout", Op{Acks: -1, Served: &Served{At: 5 * sec, Answered: 35 * sec, TimedOut: true}}},
+		{"early timeout across a clock step", Op{Acks: 1, Served: &Served{At: 5 * sec, Answered: 6 * sec, TimedOut: true, Interrupted: true}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

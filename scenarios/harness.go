@@ -664,6 +664,7 @@ func (h *harness) post(id uint64, op *clientOp, done func(node.ProduceResponse))
 		served := h.serve(id, op.id)
 		n.Produce(op.req, func(resp node.ProduceResponse) {
 			h.answered(id, op.id, served)
+			served.TimedOut = errors.Is(resp.Err, node.ErrTimeout)
 			ev := h.evidence(id, n, op, resp)
 			ev.Term = acceptTerm
 			h.s.After(lat, func() { finish(resp, ev) })

@@ -277,6 +277,10 @@ type Served struct {
 	// stopped process runs no timers, and a stepped clock fires them
 	// early or late by design, so L2 does not judge it.
 	Interrupted bool `json:"interrupted,omitempty"`
+	// TimedOut is set when the node's answer was its own acks timeout
+	// (node.ErrTimeout): L2 then also judges that it did not give up
+	// before AcksTimeout had passed on its clock.
+	TimedOut bool `json:"timed_out,omitempty"`
 }
 
 // Key returns the op's partition.

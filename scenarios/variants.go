@@ -66,6 +66,8 @@ var variants = []Variant{
 		Scenario: "gray", bugs: node.Bugs{HoldWaitersOnLeaderLoss: true}},
 	{Name: "hung-mark-sticky", Summary: "a node never clears its hung-disk mark once the disk returns: it never ticks, campaigns or takes writes again until restarted",
 		Scenario: "fsync", bugs: node.Bugs{HungMarkSticky: true}},
+	{Name: "early-acks-timeout", Summary: "a request's acks timer is armed with the disk-stall timeout instead of the acks timeout: held requests end as indeterminate timeouts seconds early",
+		Scenario: "gray", bugs: node.Bugs{AcksTimerUsesStallTimeout: true}},
 	{Name: "standalone-queue-leak", Summary: "standalone: a batch's fsync notice answers its requests but never removes them from the produce queue, which grows until the node refuses every write",
 		Scenario: "standalone", bugs: node.Bugs{StandaloneNoticeKeepsQueue: true}},
 	{Name: "hung-follower-campaigns", Summary: "only a leader heeds its hung fsyncs: a follower whose disk hangs keeps ticking, campaigns and may win, then leads on a disk that takes no writes",

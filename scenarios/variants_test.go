@@ -97,6 +97,8 @@ var variantCatchers = map[string][]string{
 	// A node that keeps its hung mark can neither lead nor serve after
 	// healing: L1's leadership rotation finds it.
 	"hung-mark-sticky": {InvL1},
+	// A node that gives up before its acks timeout: L2's node side.
+	"early-acks-timeout": {InvL2},
 	// A queue that only grows: the idle check once everything healed
 	// (L1: a request answered but still queued), or back-pressure that
 	// refuses the liveness probe.

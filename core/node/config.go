@@ -289,6 +289,10 @@ type Bugs struct {
 	// good (until restarted), so the cluster keeps one node fewer able to
 	// lead.
 	HungMarkSticky bool
+	// AcksTimerUsesStallTimeout: a request's acks timer is armed with
+	// DiskStallTimeout instead of AcksTimeout (the wrong field), so held
+	// requests end as timeouts well before the configured acks timeout.
+	AcksTimerUsesStallTimeout bool
 	// StandaloneNoticeKeepsQueue (standalone): a batch's fsync notice moves
 	// the HWM and answers its requests but never removes them from the
 	// produce queue, so the queue (and its MaxQueuedUnits count) only

@@ -85,7 +85,11 @@ func (n *Node) Produce(req ProduceRequest, reply func(ProduceResponse)) {
 	if req.Acks == AcksNone || (req.Acks == AcksLeader && n.bugs.AckBeforeFsync) {
 		n.answer(u, ProduceResponse{BaseOffset: base})
 	} else {
-		u.timer = n.env.Clock.AfterFunc(n.cfg.AcksTimeout, func() {
+		timeout := n.cfg.AcksTimeout
+		if n.bugs.AcksTimerUsesStallTimeout {
+			timeout = n.cfg.DiskStallTimeout
+		}
+		u.timer = n.env.Clock.AfterFunc(timeout, func() {
 			n.answer(u, ProduceResponse{Err: ErrTimeout, Indeterminate: true})
 		})
 	}
