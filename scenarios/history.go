@@ -192,7 +192,11 @@ type Rec struct {
 type FetchReply struct {
 	// Records are the returned records, offsets strictly ascending.
 	Records []Rec `json:"records,omitempty"`
-	// HWM and LogEnd are the values the node reported with the records.
+	// HWM and LogEnd are the values the node reported with the records,
+	// or with its error: a fetch refused as out of range reports them too
+	// (as Kafka's fetch response does), and that HWM is a report of the
+	// node's HWM like any other (S3), so the op then has OutcomeFail and a
+	// FetchReply without records.
 	HWM    int64 `json:"hwm"`
 	LogEnd int64 `json:"log_end"`
 	// At is the virtual time the node served the fetch (between the op's
@@ -635,7 +639,10 @@ func (h *History) validateOp(i int, nodes map[NodeID]bool, parts map[PartKey]boo
 		if o.From < 0 || o.From > maxOffset {
 			return malformed("op %d: fetch from %d", o.ID, o.From)
 		}
-		if (o.Fetch != nil) != (o.Outcome == OutcomeOK) {
+		// A failed fetch may carry the HWM and log end its error reported
+		// (an offset out of range), never records.
+		if (o.Fetch == nil && o.Outcome == OutcomeOK) ||
+			(o.Fetch != nil && o.Outcome != OutcomeOK && (o.Outcome != OutcomeFail || len(o.Fetch.Records) > 0)) {
 			return malformed("op %d: fetch outcome %q with reply %v", o.ID, o.Outcome, o.Fetch != nil)
 		}
 		if f := o.Fetch; f != nil {

@@ -109,7 +109,13 @@ func (rec *recorder) complete(op *clientOp, resp node.ProduceResponse, ev eviden
 func (rec *recorder) fetch(client int, to uint64, topic string, part int32, from int64, invoked, served time.Duration, resp node.FetchResponse) {
 	id := rec.r.Invoke(Op{Client: uint64(client), Node: to, Kind: KindFetch, Topic: topic, Partition: part, From: from, Invoke: invoked})
 	if resp.Err != nil {
-		rec.r.Complete(id, rec.h.s.Now(), Reply{Outcome: OutcomeFail, Err: resp.Err.Error()})
+		r := Reply{Outcome: OutcomeFail, Err: resp.Err.Error()}
+		if errors.Is(resp.Err, node.ErrOffsetOutOfRange) {
+			// The refusal reports the node's HWM and log end: judged
+			// like any other report of them (FetchReply).
+			r.Fetch = &FetchReply{HWM: resp.HWM, LogEnd: resp.LogEnd, At: served}
+		}
+		rec.r.Complete(id, rec.h.s.Now(), r)
 		return
 	}
 	fr := &FetchReply{HWM: resp.HWM, LogEnd: resp.LogEnd, At: served}
