@@ -474,6 +474,9 @@ type rotation struct {
 	asked   time.Duration // when the current leader was last asked to hand over
 	served  uint64        // the node whose rotation write succeeded
 	busy    bool          // a rotation write is in flight
+	// from is the term in which the leader accepted the transfer to the
+	// current target (0: not yet): the target must lead in the next term.
+	from uint64
 }
 
 // rotateLeaders runs the rotation one step per liveness check, on a settled
@@ -490,13 +493,24 @@ func (h *harness) rotateLeaders(ls liveState) bool {
 		r.asked = -1
 	}
 	for len(r.left) > 0 && r.served == r.left[0] {
-		r.left, r.asked = r.left[1:], -1
+		r.left, r.asked, r.from = r.left[1:], -1, 0
 	}
 	if len(r.left) == 0 {
 		return true
 	}
 	target := r.left[0]
 	if ls.leader == target {
+		// On a healed, converged cluster etcd raft's transfer hands over
+		// in one election: the leader waits for the target to catch up,
+		// then the target campaigns at once in the next term, and its
+		// vote request carries the transfer mark that lets voters still
+		// in the old leader's lease grant it. Any other term means an
+		// extra election got in the way (a lost mark, a disrupted vote).
+		if term := h.node(target).Status().Term; r.from > 0 && term != r.from+1 {
+			h.harnessViolation(InvL1, fmt.Sprintf("leadership transfer to n%d, accepted in term %d on a healed cluster, completed only in term %d (not in one election)",
+				target, r.from, term))
+		}
+		r.from = 0
 		if !r.busy {
 			r.busy = true
 			h.writeOne(target, false, func(ok bool) {
@@ -512,7 +526,9 @@ func (h *harness) rotateLeaders(ls liveState) bool {
 	// election timeout).
 	if r.asked < 0 || h.s.Now()-r.asked >= rotationRetry {
 		r.asked = h.s.Now()
-		h.node(ls.leader).TransferLeadership(target)
+		if ln := h.node(ls.leader); ln.TransferLeadership(target) && r.from == 0 {
+			r.from = ln.Status().Term
+		}
 	}
 	return false
 }

@@ -97,6 +97,9 @@ var variantCatchers = map[string][]string{
 	// A node that keeps its hung mark can neither lead nor serve after
 	// healing: L1's leadership rotation finds it.
 	"hung-mark-sticky": {InvL1},
+	// A transfer that needs a second election: L1's rotation judges
+	// each hand-over on the healed cluster.
+	"transfer-mark-dropped": {InvL1},
 	// A node that gives up before its acks timeout: L2's node side.
 	"early-acks-timeout": {InvL2},
 	// A queue that only grows: the idle check once everything healed

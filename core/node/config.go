@@ -289,6 +289,12 @@ type Bugs struct {
 	// good (until restarted), so the cluster keeps one node fewer able to
 	// lead.
 	HungMarkSticky bool
+	// DropMessageContext: a received Raft message loses its Context field
+	// in decoding, so a transferee's vote request loses etcd raft's
+	// campaign-transfer mark and voters still in the old leader's lease
+	// ignore it: a leadership transfer ends only through a later,
+	// disruptive election.
+	DropMessageContext bool
 	// AcksTimerUsesStallTimeout: a request's acks timer is armed with
 	// DiskStallTimeout instead of AcksTimeout (the wrong field), so held
 	// requests end as timeouts well before the configured acks timeout.

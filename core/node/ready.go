@@ -25,6 +25,9 @@ func (n *Node) Receive(from uint64, msg []byte) {
 		n.trace("msg.bad", int64(from), int64(len(msg)), 0, 0)
 		return
 	}
+	if n.bugs.DropMessageContext {
+		m.Context = nil
+	}
 	if m.GetFrom() != from || m.GetTo() != n.cfg.ID || raft.IsLocalMsg(m.GetType()) {
 		n.trace("msg.misaddressed", int64(from), int64(m.GetFrom()), int64(m.GetTo()), 0)
 		return
