@@ -17,8 +17,9 @@ import (
 // so adding them shifted no other draw. Every
 // scenario runs Linux's failed-fsync semantics (DESIGN.md section 5): half
 // the seeds drop the failed blocks back to the durable image, half mark
-// them clean. The kind model (FailedSyncKeep) is never drawn; tests select
-// it explicitly.
+// them clean, and half the seeds let some of a failed fsync's blocks reach
+// the disk all the same. The kind model (FailedSyncKeep) is never drawn;
+// tests select it explicitly.
 func drawSimFaultOptions(o *Options, seed uint64) {
 	rng := sim.NewStreams(seed).Stream("options/sim-faults")
 	if rng.Chance(0.5) {
@@ -27,6 +28,14 @@ func drawSimFaultOptions(o *Options, seed uint64) {
 		o.Disk.FailedSync = sim.FailedSyncClean
 	}
 	drawSimFaultWeights(o, rng)
+	// Half the seeds let a failed fsync have written some of its blocks
+	// back before it failed (sim.DiskConfig.FailedSyncKeepProb): a record
+	// whose fsync failed may then be found on disk after a restart, so a
+	// definite failure answered for it is a lie the checkers can see
+	// (S6). Its own stream, so no other draw moves.
+	if wb := sim.NewStreams(seed).Stream("options/sim-faults/writeback"); wb.Chance(0.5) {
+		o.Disk.FailedSyncKeepProb = wb.Float64()
+	}
 }
 
 // simKindsByScenario lists the fault kinds of this file each scenario
@@ -177,6 +186,9 @@ func (h *harness) onSimTrace(e sim.TraceEvent) {
 	case "disk.sync_dropped":
 		if e.B > 0 {
 			h.probe("fsync-failed-dropped")
+		}
+		if e.D > 0 {
+			h.probe("fsync-failed-written-back")
 		}
 	case "disk.enospc":
 		h.probe("enospc")

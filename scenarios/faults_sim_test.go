@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -77,9 +78,19 @@ func TestScenariosDrawLinuxFsync(t *testing.T) {
 // A hand-written schedule with every new fault kind: each reaches its
 // state (probe) and the correct system holds every invariant.
 func TestSimFaultsReachTheirStates(t *testing.T) {
+	// A failed fsync writes none of its blocks back, or all of them.
+	for _, keep := range []float64{0, 1} {
+		t.Run(fmt.Sprintf("writeback=%v", keep), func(t *testing.T) {
+			simFaultsReachTheirStates(t, keep)
+		})
+	}
+}
+
+func simFaultsReachTheirStates(t *testing.T, keep float64) {
 	sc, _ := Lookup("default")
 	o := sc.Draw(3)
 	o.SafetyDuration = 6 * time.Second
+	o.Disk.FailedSyncKeepProb = keep
 	sched := Schedule{
 		{At: 500 * time.Millisecond, Kind: FaultLink, Node: 1, Peer: 2, Latency: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Prob: 0.3, Dup: 0.2, Dur: 2 * time.Second},
 		{At: time.Second, Kind: FaultHang, Node: 1, Dur: 400 * time.Millisecond},
@@ -101,8 +112,12 @@ func TestSimFaultsReachTheirStates(t *testing.T) {
 	if !res.OK() {
 		t.Fatalf("correct system failed: %v\n%s", res.Invariants(), res.Report.String())
 	}
+	failed := "fsync-failed-dropped"
+	if keep > 0 {
+		failed = "fsync-failed-written-back"
+	}
 	for _, p := range []string{"link-quality", "loop-blocked-by-fsync", "fsync-hang", "clock-step-back", "clock-step-forward",
-		"enospc", "read-eio-on-recovery", "boot-io-error", "fsync-failed-dropped"} {
+		"enospc", "read-eio-on-recovery", "boot-io-error", failed} {
 		if res.Probes[p] == 0 {
 			t.Errorf("probe %s not reached (probes %v)", p, res.Probes)
 		}

@@ -56,6 +56,7 @@ var probeRegistry = []ProbeSpec{
 	// Linux disk semantics, clock steps and link quality (faults_sim.go).
 	{"enospc", true, "a write failed with ENOSPC"},
 	{"fsync-failed-dropped", true, "a failed fsync dropped or cleaned its dirty blocks (Linux semantics)"},
+	{"fsync-failed-written-back", true, "a failed fsync had written some of its blocks back before it failed: they are durable all the same"},
 	{"fsync-hang", true, "a node's disk hung (syncs complete only at the end of the hang)"},
 	{"loop-blocked-by-fsync", true, "a sync issued during a hang blocked the node's event loop"},
 	{"read-eio-on-recovery", true, "a read failed with EIO while a node recovered"},
@@ -238,7 +239,7 @@ var scenarioExpect = map[string][]string{
 	"pipelined-crashes":         {"crash", "leader-gate-open", "liveness-calm-load", "pipelined-applied-wal-rebuilt", "restart-recovering", "segment-rotated", "target-event-node", "trigger-armed", "trigger-fired", "trigger-fsync"},
 	"pipelined-double-failover": {"crash", "indeterminate-retry", "leader-crash-with-unreplicated-batch", "leader-gate-open", "liveness-calm-load", "restart-recovering", "segment-rotated", "target-event-node", "target-leader", "trigger-armed", "trigger-become-leader", "trigger-fired"},
 	"pipelined-five":            {"leader-gate-open", "liveness-calm-load", "segment-rotated"},
-	"pipelined-fsync":           {"crash", "fsync-eio", "fsync-failed-dropped", "fsync-stall", "indeterminate-retry", "leader-gate-open", "liveness-calm-load", "node-fail", "node-failstop", "restart-recovering", "segment-rotated", "target-event-node", "target-most-caught-up-follower", "trigger-armed", "trigger-fired", "trigger-term-change"},
+	"pipelined-fsync":           {"crash", "fsync-eio", "fsync-stall", "indeterminate-retry", "leader-gate-open", "liveness-calm-load", "node-fail", "node-failstop", "restart-recovering", "segment-rotated", "target-event-node", "target-most-caught-up-follower", "trigger-armed", "trigger-fired", "trigger-term-change"},
 	"pipelined-gray":            {"leader-gate-open", "liveness-calm-load", "segment-rotated"},
 	"pipelined-last-replica":    {"crash", "indeterminate-retry", "leader-gate-open", "liveness-calm-load", "pipelined-applied-wal-rebuilt", "restart-recovering", "segment-rotated", "target-least-caught-up-follower", "target-most-caught-up-follower"},
 	"pipelined-zombie":          {"crash", "indeterminate-retry", "leader-gate-open", "link-quality", "liveness-calm-load", "partition", "restart-recovering", "segment-rotated", "target-event-node", "target-leader", "trigger-armed", "trigger-become-leader", "trigger-fired", "trigger-wal-write"},

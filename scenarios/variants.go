@@ -66,6 +66,8 @@ var variants = []Variant{
 		Scenario: "gray", bugs: node.Bugs{HoldWaitersOnLeaderLoss: true}},
 	{Name: "hung-mark-sticky", Summary: "a node never clears its hung-disk mark once the disk returns: it never ticks, campaigns or takes writes again until restarted",
 		Scenario: "fsync", bugs: node.Bugs{HungMarkSticky: true}},
+	{Name: "standalone-definite-eio", Summary: "standalone: a batch whose WAL fsync failed is answered as a definite failure, though the failed fsync may have written it back and the restarted node serves it",
+		Scenario: "standalone", bugs: node.Bugs{StandaloneDefiniteFsyncError: true}},
 	{Name: "transfer-mark-dropped", Summary: "the message decoder drops a message's context, so a transferee's vote request loses raft's campaign-transfer mark: voters in the old leader's lease ignore it and a leadership transfer ends only through a later election",
 		Scenario: "calm", bugs: node.Bugs{DropMessageContext: true}},
 	{Name: "early-acks-timeout", Summary: "a request's acks timer is armed with the disk-stall timeout instead of the acks timeout: held requests end as indeterminate timeouts seconds early",

@@ -97,6 +97,9 @@ var variantCatchers = map[string][]string{
 	// A node that keeps its hung mark can neither lead nor serve after
 	// healing: L1's leadership rotation finds it.
 	"hung-mark-sticky": {InvL1},
+	// A definite failure for records a failed fsync wrote back all the
+	// same: the restarted node serves them (S6).
+	"standalone-definite-eio": {InvS6},
 	// A transfer that needs a second election: L1's rotation judges
 	// each hand-over on the healed cluster.
 	"transfer-mark-dropped": {InvL1},
@@ -166,6 +169,9 @@ var variantKnownSeeds = map[string]uint64{
 	"torn-request-kept": 24,
 	// Seeds 1..7 of pipelined-crashes pass.
 	"pipelined-no-rebuild": 8,
+	// Seeds 1..40 of standalone pass: a failed fsync must write back part
+	// of a batch that a fetch then reads after the restart.
+	"standalone-definite-eio": 41,
 	// Seed 1 catches it, but in about a minute: the broken state machine
 	// panics on apply and one node restarts some 1,500 times in the
 	// liveness phase. Seed 11 reaches the stale-batch rule too (see

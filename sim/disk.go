@@ -97,6 +97,14 @@ type DiskConfig struct {
 	// FailedSyncClean. Omitted from JSON when zero, so that case files
 	// written before it existed still decode (to the kind model).
 	FailedSync FailedSyncMode `json:",omitempty"`
+	// FailedSyncKeepProb (Linux modes only): each block of a failed sync
+	// was written back before the device failed, and is durable, with this
+	// probability; the rest drop or are marked clean as FailedSync says.
+	// A failed fsync says only that some writeback failed, not that none
+	// happened, so a record whose fsync failed may still be found on disk
+	// after a restart. Zero (the default, omitted from JSON) persists
+	// nothing, as the simulator did before.
+	FailedSyncKeepProb float64 `json:",omitempty"`
 }
 
 // FailedSyncMode says what happens to the dirty blocks of a File.Sync that
@@ -168,6 +176,7 @@ func (c DiskConfig) Validate() error {
 		{"WriteEIOProb", c.WriteEIOProb},
 		{"SyncEIOProb", c.SyncEIOProb},
 		{"TornKeepProb", c.TornKeepProb},
+		{"FailedSyncKeepProb", c.FailedSyncKeepProb},
 	}
 	for _, p := range probs {
 		if math.IsNaN(p.p) || p.p < 0 || p.p > 1 {
@@ -211,9 +220,12 @@ type DiskStats struct {
 	// blocks a failed sync dropped (reverted) or marked clean, never to be
 	// written unless written again.
 	SyncBlocksDropped int64
-	NoSpaceErrors     int64 // writes that returned env.ErrNoSpace
-	ReadErrors        int64 // reads that returned env.ErrIO
-	Hangs             int64 // syncs issued in a hang window (their issuer blocked)
+	// SyncBlocksKept: blocks of failed syncs written back before the
+	// failure (DiskConfig.FailedSyncKeepProb), durable all the same.
+	SyncBlocksKept int64
+	NoSpaceErrors  int64 // writes that returned env.ErrNoSpace
+	ReadErrors     int64 // reads that returned env.ErrIO
+	Hangs          int64 // syncs issued in a hang window (their issuer blocked)
 }
 
 // Disk is one node's simulated disk. It survives process crashes; each
@@ -861,7 +873,7 @@ func (d *Disk) complete(op *diskOp) {
 			d.stats.SyncErrors++
 			switch op.mode {
 			case FailedSyncDrop, FailedSyncClean:
-				d.dropFailed(ino, &op.delta, op.mode)
+				d.dropFailed(ino, &op.delta, op.mode, d.writeBackSome(ino, &op.delta))
 			default:
 				d.carryFailed(ino, &op.delta)
 			}
@@ -1016,10 +1028,13 @@ func (d *Disk) carryFailed(ino *diskInode, failed *diskDelta) {
 // volatile content to the durable image (zero bytes past its end) and
 // FailedSyncClean keeps the volatile content and records the block as lost
 // (volatile and durable differ there, with no sync to come).
-func (d *Disk) dropFailed(ino *diskInode, failed *diskDelta, mode FailedSyncMode) {
+func (d *Disk) dropFailed(ino *diskInode, failed *diskDelta, mode FailedSyncMode, kept int64) {
 	bs := int64(d.cfg.BlockSize)
 	var n int64
 	for _, blk := range failed.blocks {
+		if blk.data == nil {
+			continue // written back before the failure (writeBackSome)
+		}
 		if d.rewritten(ino, blk.b) {
 			continue
 		}
@@ -1040,8 +1055,38 @@ func (d *Disk) dropFailed(ino *diskInode, failed *diskDelta, mode FailedSyncMode
 		ino.data.WriteAt(buf, start)
 	}
 	d.stats.SyncBlocksDropped += n
-	d.traceEvent("disk.sync_dropped", int64(mode), n, int64(len(failed.blocks)), 0)
+	d.traceEvent("disk.sync_dropped", int64(mode), n, int64(len(failed.blocks)), kept)
 	d.pool.release(failed)
+}
+
+// writeBackSome makes a seeded subset of a failed sync's blocks durable
+// (DiskConfig.FailedSyncKeepProb): the writeback that reached the device
+// before it failed. A kept block's data is written into the durable image
+// (extending it, gaps zero, as a torn crash does) and set to nil in the
+// delta, so dropFailed leaves it alone. It returns how many blocks it
+// kept. With a zero probability it draws nothing.
+func (d *Disk) writeBackSome(ino *diskInode, failed *diskDelta) int64 {
+	p := d.cfg.FailedSyncKeepProb
+	if p <= 0 {
+		return 0
+	}
+	bs := int64(d.cfg.BlockSize)
+	var kept int64
+	for i, blk := range failed.blocks {
+		if !d.rng.Chance(p) {
+			continue
+		}
+		start := int64(blk.b) * bs
+		d.durableChanged(ino, min(start, ino.durable.Len()))
+		ino.durable.WriteAt(blk.data, start)
+		failed.blocks[i].data = nil
+		if j, ok := slices.BinarySearch(ino.lost, blk.b); ok {
+			ino.lost = slices.Delete(ino.lost, j, j+1) // durable after all
+		}
+		kept++
+	}
+	d.stats.SyncBlocksKept += kept
+	return kept
 }
 
 // rewritten reports whether block b of ino was written since the last

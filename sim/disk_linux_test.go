@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -360,5 +361,55 @@ func TestDiskLinuxModesKeepTheDifferenceKnown(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestDiskFailedSyncPartialWriteback: with FailedSyncKeepProb, a failed
+// sync's blocks may have reached the device before it failed: kept blocks
+// are durable (a crash keeps them, and a block marked lost is not), the
+// rest drop or are lost as the mode says. Probability 1 keeps every block,
+// 0 none, and a kept block past the durable end extends the file.
+func TestDiskFailedSyncPartialWriteback(t *testing.T) {
+	const bs = 4
+	a := []byte("AAAAAAAA") // blocks 0, 1: synced
+	b := []byte("BBBBBBBB") // blocks 2, 3: the failed sync's
+	for _, tt := range []struct {
+		mode     FailedSyncMode
+		keep     float64
+		wantDur  []byte
+		wantKept int64
+	}{
+		{FailedSyncDrop, 1, []byte("AAAAAAAABBBBBBBB"), 2},
+		{FailedSyncClean, 1, []byte("AAAAAAAABBBBBBBB"), 2},
+		{FailedSyncDrop, 0, a, 0},
+		{FailedSyncClean, 0, a, 0},
+	} {
+		t.Run(fmt.Sprintf("%v/%v", tt.mode, tt.keep), func(t *testing.T) {
+			s, d := newTestDisk(1, DiskConfig{BlockSize: bs, FailedSync: tt.mode, FailedSyncKeepProb: tt.keep})
+			fs := d.FS(nil)
+			f := mustCreate(t, fs, "f")
+			if err := dirSyncWait(t, s, fs); err != nil {
+				t.Fatal(err)
+			}
+			mustWrite(t, f, a)
+			if err := syncWait(t, s, f); err != nil {
+				t.Fatal(err)
+			}
+			mustWrite(t, f, b)
+			d.FailNextSyncs(1)
+			if err := syncWait(t, s, f); !errors.Is(err, env.ErrIO) {
+				t.Fatalf("injected sync error = %v, want ErrIO", err)
+			}
+			if dur, _ := d.DurableImage("f"); !bytes.Equal(dur, tt.wantDur) {
+				t.Fatalf("durable after the failed sync = %q, want %q", dur, tt.wantDur)
+			}
+			if got := d.Stats().SyncBlocksKept; got != tt.wantKept {
+				t.Errorf("SyncBlocksKept = %d, want %d", got, tt.wantKept)
+			}
+			d.Crash()
+			if got, _ := readAll(t, d.FS(nil), "f"); !bytes.Equal(got, tt.wantDur) {
+				t.Fatalf("after a crash the file reads %q, want %q", got, tt.wantDur)
+			}
+		})
 	}
 }

@@ -289,6 +289,11 @@ type Bugs struct {
 	// good (until restarted), so the cluster keeps one node fewer able to
 	// lead.
 	HungMarkSticky bool
+	// StandaloneDefiniteFsyncError (standalone): a batch whose WAL write
+	// or fsync failed is answered as a definite failure, though a failed
+	// fsync may have written the records back all the same and the
+	// restarted node then serves them.
+	StandaloneDefiniteFsyncError bool
 	// DropMessageContext: a received Raft message loses its Context field
 	// in decoding, so a transferee's vote request loses etcd raft's
 	// campaign-transfer mark and voters still in the old leader's lease

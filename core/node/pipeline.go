@@ -166,7 +166,7 @@ func (n *Node) durableErrIndeterminate(u *unit, err error, trace bool) bool {
 	if u.proposed && n.bugs.PipelinedDefiniteFsyncError {
 		return false
 	}
-	return n.standalone || u.proposed
+	return (n.standalone && !n.bugs.StandaloneDefiniteFsyncError) || u.proposed
 }
 
 // traceApply traces the states the pipelined path adds when this node is
