@@ -501,6 +501,27 @@ func (o *oracle) onGateOpen(id, term, applied uint64) {
 	}
 }
 
+// onProduce is S8's gate again, judged whenever a client's produce reaches
+// node id: a node whose status says it takes writes must lead, and its
+// applied index must hold an entry of its current term. onGateOpen sees a
+// gate opened too early; this sees one that was never closed (a former
+// leader elected again takes writes at once, before its own-term entry
+// applied), which leaves no gate.open event to judge.
+func (o *oracle) onProduce(id uint64, n *node.Node) {
+	if o.h.o.Nodes == 1 {
+		return
+	}
+	st := n.Status()
+	if !st.Gate {
+		return
+	}
+	o.judged[InvS8] = true
+	if t, ok := n.RaftLogTerm(st.Applied); st.Role != node.RoleLeader || !ok || t != st.Term {
+		o.violation(InvS8, "n%d took a produce at %v with its gate open as %v of term %d with applied index %d of term %d: only a leader that applied an entry of its own term takes writes",
+			id, o.h.s.Now(), st.Role, st.Term, st.Applied, t)
+	}
+}
+
 // promised records the durable term and vote behind a vote grant or an
 // append acknowledgement that left: a recovery must not come back behind
 // them (S11).

@@ -66,6 +66,8 @@ var variants = []Variant{
 		Scenario: "gray", bugs: node.Bugs{HoldWaitersOnLeaderLoss: true}},
 	{Name: "hung-mark-sticky", Summary: "a node never clears its hung-disk mark once the disk returns: it never ticks, campaigns or takes writes again until restarted",
 		Scenario: "fsync", bugs: node.Bugs{HungMarkSticky: true}},
+	{Name: "gate-kept-on-leader-loss", Summary: "a deposed leader never closes its produce gate: elected again it takes writes before it applied an entry of its new term",
+		Scenario: "zombie", bugs: node.Bugs{GateKeptOnLeaderLoss: true}},
 	{Name: "standalone-definite-eio", Summary: "standalone: a batch whose WAL fsync failed is answered as a definite failure, though the failed fsync may have written it back and the restarted node serves it",
 		Scenario: "standalone", bugs: node.Bugs{StandaloneDefiniteFsyncError: true}},
 	{Name: "transfer-mark-dropped", Summary: "the message decoder drops a message's context, so a transferee's vote request loses raft's campaign-transfer mark: voters in the old leader's lease ignore it and a leadership transfer ends only through a later election",

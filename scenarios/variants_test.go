@@ -97,6 +97,10 @@ var variantCatchers = map[string][]string{
 	// A node that keeps its hung mark can neither lead nor serve after
 	// healing: L1's leadership rotation finds it.
 	"hung-mark-sticky": {InvL1},
+	// A gate never closed: S8 judges the gate at every produce a node
+	// takes; a write in the gap loses acks=1 records (S5) or strands the
+	// leader (L1).
+	"gate-kept-on-leader-loss": {InvS8, InvS5, InvL1},
 	// A definite failure for records a failed fsync wrote back all the
 	// same: the restarted node serves them (S6).
 	"standalone-definite-eio": {InvS6},

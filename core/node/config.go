@@ -289,6 +289,10 @@ type Bugs struct {
 	// good (until restarted), so the cluster keeps one node fewer able to
 	// lead.
 	HungMarkSticky bool
+	// GateKeptOnLeaderLoss: a leader that loses leadership does not close
+	// its produce gate, so elected again in a later term it takes writes
+	// at once, before it applied an entry of its new term (DESIGN.md 3.2).
+	GateKeptOnLeaderLoss bool
 	// StandaloneDefiniteFsyncError (standalone): a batch whose WAL write
 	// or fsync failed is answered as a definite failure, though a failed
 	// fsync may have written the records back all the same and the

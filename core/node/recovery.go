@@ -92,7 +92,7 @@ func (n *Node) onSoftState(ss raft.SoftState) {
 		role = RoleCandidate
 	}
 	if role != n.role || ss.Lead != n.lead {
-		if role != RoleLeader {
+		if role != RoleLeader && !n.bugs.GateKeptOnLeaderLoss {
 			n.gate = false
 		}
 		was := n.role
