@@ -43,20 +43,7 @@ func TestDiskFailedSyncModes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.mode.String(), func(t *testing.T) {
 			s, d := newTestDisk(1, DiskConfig{BlockSize: bs, FailedSync: tt.mode})
-			fs := d.FS(nil)
-			f := mustCreate(t, fs, "f")
-			if err := dirSyncWait(t, s, fs); err != nil {
-				t.Fatal(err)
-			}
-			mustWrite(t, f, a)
-			if err := syncWait(t, s, f); err != nil {
-				t.Fatal(err)
-			}
-			mustWrite(t, f, b)
-			d.FailNextSyncs(1)
-			if err := syncWait(t, s, f); !errors.Is(err, env.ErrIO) {
-				t.Fatalf("injected sync error = %v, want ErrIO", err)
-			}
+			f := failedSyncAfter(t, s, d, a, b)
 			mustWrite(t, f, c)
 			vol, _ := d.VolatileImage("f")
 			if want := tt.wantVolAfterFail; !bytes.Equal(vol, want) {
@@ -386,20 +373,7 @@ func TestDiskFailedSyncPartialWriteback(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%v/%v", tt.mode, tt.keep), func(t *testing.T) {
 			s, d := newTestDisk(1, DiskConfig{BlockSize: bs, FailedSync: tt.mode, FailedSyncKeepProb: tt.keep})
-			fs := d.FS(nil)
-			f := mustCreate(t, fs, "f")
-			if err := dirSyncWait(t, s, fs); err != nil {
-				t.Fatal(err)
-			}
-			mustWrite(t, f, a)
-			if err := syncWait(t, s, f); err != nil {
-				t.Fatal(err)
-			}
-			mustWrite(t, f, b)
-			d.FailNextSyncs(1)
-			if err := syncWait(t, s, f); !errors.Is(err, env.ErrIO) {
-				t.Fatalf("injected sync error = %v, want ErrIO", err)
-			}
+			failedSyncAfter(t, s, d, a, b)
 			if dur, _ := d.DurableImage("f"); !bytes.Equal(dur, tt.wantDur) {
 				t.Fatalf("durable after the failed sync = %q, want %q", dur, tt.wantDur)
 			}
@@ -412,4 +386,25 @@ func TestDiskFailedSyncPartialWriteback(t *testing.T) {
 			}
 		})
 	}
+}
+
+// failedSyncAfter creates file "f" on d, writes and syncs synced, then
+// writes failed and makes its sync fail (ErrIO); it returns the file.
+func failedSyncAfter(t *testing.T, s *Scheduler, d *Disk, synced, failed []byte) env.File {
+	t.Helper()
+	fs := d.FS(nil)
+	f := mustCreate(t, fs, "f")
+	if err := dirSyncWait(t, s, fs); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, f, synced)
+	if err := syncWait(t, s, f); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, f, failed)
+	d.FailNextSyncs(1)
+	if err := syncWait(t, s, f); !errors.Is(err, env.ErrIO) {
+		t.Fatalf("injected sync error = %v, want ErrIO", err)
+	}
+	return f
 }
