@@ -113,6 +113,11 @@ var catalogue = []Scenario{
 			o.Nodes = 3 + 2*rng.IntN(2)
 			o.AcksWeights[1]++
 		}, plan: lastReplicaPlan},
+	{Name: "stepdown", Summary: "3 or 5 nodes: a leader's disk stalls past the stall timeout while a follower is down, or the follower it hands leadership to is cut off mid-transfer",
+		draw: func(o *Options, rng *sim.Rand) {
+			o.Nodes = 3 + 2*rng.IntN(2)
+			o.AcksWeights[1]++ // acks=1 writes are what a dropped proposal would lose
+		}, plan: stepDownPlan},
 	{Name: "corrupt", Summary: "3 nodes, one replica's synced Raft log or WAL corrupted (in budget: a minority), swarm of every other fault",
 		draw: func(o *Options, rng *sim.Rand) {
 			o.Nodes = 3

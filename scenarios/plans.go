@@ -272,3 +272,52 @@ func GenerateSchedule(o Options, rng *sim.Rand) Schedule {
 	}
 	return s
 }
+
+// stepDownPlan aims at a sick leader's step-down (health.go): its disk
+// stalls past the nodes' DiskStallTimeout, so it marks the disk hung and
+// hands leadership to its most caught-up follower that is still active.
+// Two shapes alternate, seeded:
+//
+//   - a follower is down first (crashed, or cut off) for seconds, long
+//     enough that the leader no longer counts it active; then the
+//     leader's disk stalls for seconds, and it must step aside to a live
+//     follower while one is missing (with five nodes the healthy
+//     majority must be served again, A1). The down follower has fallen
+//     behind by then, so this does not show a step-down that ignores
+//     activity (the round-6 red-team bug that did survived it);
+//   - the leader's disk stalls for a little more than DiskStallTimeout and
+//     the most caught-up follower is cut off just before the leader picks
+//     it: the transfer cannot finish, the disk returns mid-transfer, and
+//     the batches written meanwhile reach their proposal during the
+//     transfer, which must be aborted rather than let raft drop them
+//     (produce.go's proposable; the probe transfer-aborted-for-batch). The
+//     acks=1 writes answered before a dropped proposal would be lost (S5).
+//
+// Timed stalls and cuts rarely line up this way.
+func stepDownPlan(o Options, rng *sim.Rand) Schedule {
+	var s Schedule
+	if o.Nodes < 3 {
+		return s
+	}
+	t := rng.Duration(300*time.Millisecond, time.Second)
+	for t < o.SafetyDuration-time.Second {
+		switch rng.IntN(2) {
+		case 0:
+			down := Fault{At: t, Kind: FaultCrash, Target: TargetMostCaughtUp, Dur: rng.Duration(2*time.Second, 4*time.Second)}
+			if rng.Chance(0.5) {
+				down = Fault{At: t, Kind: FaultIsolate, Target: TargetMostCaughtUp}
+			}
+			stall := t + rng.Duration(1500*time.Millisecond, 2500*time.Millisecond)
+			s = append(s, down, Fault{At: stall, Kind: FaultStall, Target: TargetLeader, Dur: rng.Duration(time.Second, 3*time.Second)})
+			t = stall + rng.Duration(3*time.Second, 4*time.Second)
+		default:
+			stallFor := diskStallTimeout + rng.Duration(100*time.Millisecond, 600*time.Millisecond)
+			s = append(s, Fault{At: t, Kind: FaultStall, Target: TargetLeader, Dur: stallFor},
+				Fault{At: t + diskStallTimeout - rng.Duration(0, 100*time.Millisecond), Kind: FaultIsolate, Target: TargetMostCaughtUp})
+			t += stallFor + rng.Duration(time.Second, 2*time.Second)
+		}
+		s = append(s, Fault{At: t - rng.Duration(200*time.Millisecond, 500*time.Millisecond), Kind: FaultHeal})
+	}
+	s.Sort()
+	return s
+}

@@ -97,6 +97,9 @@ var variantCatchers = map[string][]string{
 	// A node that keeps its hung mark can neither lead nor serve after
 	// healing: L1's leadership rotation finds it.
 	"hung-mark-sticky": {InvL1},
+	// A dropped proposal of a batch whose acks=1 was answered: lost
+	// with no leader change (S5).
+	"transfer-not-aborted": {InvS5},
 	// A gate never closed: S8 judges the gate at every produce a node
 	// takes; a write in the gap loses acks=1 records (S5) or strands the
 	// leader (L1).
@@ -173,6 +176,10 @@ var variantKnownSeeds = map[string]uint64{
 	"torn-request-kept": 24,
 	// Seeds 1..7 of pipelined-crashes pass.
 	"pipelined-no-rebuild": 8,
+	// Seeds 1..25 of stepdown pass: the leader's disk must return while
+	// its transfer to a cut-off follower is still in progress, with a
+	// batch written meanwhile.
+	"transfer-not-aborted": 26,
 	// Seeds 1..40 of standalone pass: a failed fsync must write back part
 	// of a batch that a fetch then reads after the restart.
 	"standalone-definite-eio": 41,

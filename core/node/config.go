@@ -289,6 +289,11 @@ type Bugs struct {
 	// good (until restarted), so the cluster keeps one node fewer able to
 	// lead.
 	HungMarkSticky bool
+	// TransferNotAborted: a batch that reaches its proposal during a
+	// leadership transfer does not abort the transfer, so raft drops the
+	// proposal and the node truncates the batch from its WAL, though its
+	// acks=1 requests may have been answered.
+	TransferNotAborted bool
 	// GateKeptOnLeaderLoss: a leader that loses leadership does not close
 	// its produce gate, so elected again in a later term it takes writes
 	// at once, before it applied an entry of its new term (DESIGN.md 3.2).

@@ -459,7 +459,9 @@ func (n *Node) proposable(units []*unit, base, last int64) bool {
 	}
 	if st.LeadTransferee != raft.None {
 		n.trace("raft.transfer.abort", int64(st.LeadTransferee), int64(term), int64(units[0].key.Partition), base)
-		n.rn.TransferLeader(n.cfg.ID)
+		if !n.bugs.TransferNotAborted {
+			n.rn.TransferLeader(n.cfg.ID)
+		}
 	}
 	return true
 }
