@@ -22,6 +22,7 @@ var pipelinedTwins = []struct{ name, of string }{
 	{"pipelined-zombie", "zombie"},
 	{"pipelined-double-failover", "double-failover"},
 	{"pipelined-last-replica", "last-replica"},
+	{"pipelined-stepdown", "stepdown"},
 }
 
 // legacyTwins are the targeted scenarios rerun on the legacy per-record

@@ -242,6 +242,7 @@ var scenarioExpect = map[string][]string{
 	"pipelined-fsync":           {"crash", "fsync-eio", "fsync-stall", "indeterminate-retry", "leader-gate-open", "liveness-calm-load", "node-fail", "node-failstop", "restart-recovering", "segment-rotated", "target-event-node", "target-most-caught-up-follower", "trigger-armed", "trigger-fired", "trigger-term-change"},
 	"pipelined-gray":            {"leader-gate-open", "liveness-calm-load", "segment-rotated"},
 	"pipelined-last-replica":    {"crash", "indeterminate-retry", "leader-gate-open", "liveness-calm-load", "pipelined-applied-wal-rebuilt", "restart-recovering", "segment-rotated", "target-least-caught-up-follower", "target-most-caught-up-follower"},
+	"pipelined-stepdown":        {"fsync-stall", "leader-gate-open", "liveness-calm-load", "segment-rotated", "target-leader", "target-most-caught-up-follower"},
 	"pipelined-zombie":          {"crash", "indeterminate-retry", "leader-gate-open", "link-quality", "liveness-calm-load", "partition", "restart-recovering", "segment-rotated", "target-event-node", "target-leader", "trigger-armed", "trigger-become-leader", "trigger-fired", "trigger-wal-write"},
 	"pipelined":                 {"leader-gate-open", "liveness-calm-load", "segment-rotated"},
 	"stepdown":                  {"fsync-stall", "indeterminate-retry", "leader-gate-open", "liveness-calm-load", "segment-rotated", "target-leader", "target-most-caught-up-follower"},
