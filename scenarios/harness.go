@@ -816,6 +816,7 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 		}
 	case "node.start":
 		delete(h.hungSince, uint64(e.Node)) // a new process has no hung mark
+		h.oracle.onBoot(uint64(e.Node))
 		h.oracle.leading[uint64(e.Node)] = false
 	case "node.fail":
 		h.probe("node-fail")

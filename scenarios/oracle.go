@@ -103,6 +103,11 @@ type nodeTruth struct {
 	// promise is the latest append response and vote the node sent that
 	// the monitor accepted: a recovery must not come back behind them.
 	promise promise
+	// bootLast is the last index of the durable Raft log when the node
+	// last started (onBoot); toldRecovering: checkRecovering reported
+	// this incarnation already.
+	bootLast       uint64
+	toldRecovering bool
 }
 
 type promise struct {
@@ -520,6 +525,37 @@ func (o *oracle) onProduce(id uint64, n *node.Node) {
 		o.violation(InvS8, "n%d took a produce at %v with its gate open as %v of term %d with applied index %d of term %d: only a leader that applied an entry of its own term takes writes",
 			id, o.h.s.Now(), st.Role, st.Term, st.Applied, t)
 	}
+}
+
+// onBoot notes the last index of node id's durable Raft log as it
+// (re)starts: what its recovery reads, so the furthest it may have to
+// re-apply before it ends recovering (node.Status Recovering).
+func (o *oracle) onBoot(id uint64) {
+	if o.h.o.Nodes == 1 || id == 0 || int(id) > len(o.nodes) {
+		return
+	}
+	o.nodes[id-1].bootLast, o.nodes[id-1].toldRecovering = 0, false
+	if img, err := o.raftImage(id); err == nil {
+		o.nodes[id-1].bootLast = img.LastIndex()
+	}
+}
+
+// checkRecovering is L1's clause on recovery, judged at observations: a
+// restarted node withholds its HWMs (and refuses fetches) only until it
+// has applied the log it recovered; one that has applied past its durable
+// last index at boot and still says it is recovering keeps its partitions
+// unreadable for no reason, until some later write happens to end it.
+func (o *oracle) checkRecovering(id uint64, st node.Status) {
+	if o.h.o.Nodes == 1 || id == 0 || int(id) > len(o.nodes) || !st.Recovering {
+		return
+	}
+	nt := o.nodes[id-1]
+	if nt.bootLast == 0 || st.Applied < nt.bootLast || nt.toldRecovering {
+		return
+	}
+	nt.toldRecovering = true
+	o.violation(InvL1, "n%d still recovering at %v with applied index %d, though the Raft log it recovered ended at %d: its HWMs stay withheld for nothing",
+		id, o.h.s.Now(), st.Applied, nt.bootLast)
 }
 
 // promised records the durable term and vote behind a vote grant or an

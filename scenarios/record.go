@@ -130,6 +130,7 @@ var roleNames = map[node.Role]Role{node.RoleLeader: RoleLeader, node.RoleFollowe
 
 func (rec *recorder) observe(id uint64, n *node.Node) {
 	st := n.Status()
+	rec.h.oracle.checkRecovering(id, st)
 	o := Observation{Time: rec.h.s.Now(), Node: id, Incarnation: rec.h.w.Process(id).Incarnation(), Up: st.Failed == nil,
 		Role: roleNames[st.Role], Term: st.Term, Leader: st.Lead}
 	if st.Role == node.RoleStandalone {

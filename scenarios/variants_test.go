@@ -97,6 +97,9 @@ var variantCatchers = map[string][]string{
 	// A node that keeps its hung mark can neither lead nor serve after
 	// healing: L1's leadership rotation finds it.
 	"hung-mark-sticky": {InvL1},
+	// A node still recovering after it applied its recovered log: L1's
+	// recovery clause at observations.
+	"recovery-ends-late": {InvL1},
 	// A dropped proposal of a batch whose acks=1 was answered: lost
 	// with no leader change (S5).
 	"transfer-not-aborted": {InvS5},

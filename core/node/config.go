@@ -289,6 +289,10 @@ type Bugs struct {
 	// good (until restarted), so the cluster keeps one node fewer able to
 	// lead.
 	HungMarkSticky bool
+	// RecoveryEndsLate: a restarted node ends its recovery only once it
+	// applied past the Raft log it recovered (> for >=), so it withholds
+	// its HWMs and refuses fetches until some later entry applies.
+	RecoveryEndsLate bool
 	// TransferNotAborted: a batch that reaches its proposal during a
 	// leadership transfer does not abort the transfer, so raft drops the
 	// proposal and the node truncates the batch from its WAL, though its

@@ -76,7 +76,7 @@ func (n *Node) openRaft() error {
 
 // checkRecovered ends recovery once the node applied up to recoverTo.
 func (n *Node) checkRecovered() {
-	if n.recoverTo > 0 && n.applied >= n.recoverTo {
+	if n.recoverTo > 0 && (n.applied > n.recoverTo || (n.applied == n.recoverTo && !n.bugs.RecoveryEndsLate)) {
 		n.recoverTo = 0
 		n.trace("node.recovered", int64(n.applied), 0, 0, 0)
 	}
