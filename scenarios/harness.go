@@ -841,6 +841,8 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 		h.probe("pipelined-fsync-error-after-proposal")
 	case "raft.transfer.abort":
 		h.probe("transfer-aborted-for-batch")
+	case "raft.stale.resp":
+		h.probe("stale-append-ack-dropped")
 	default:
 		h.onSimTrace(e)
 	}

@@ -96,6 +96,8 @@ var probeRegistry = []ProbeSpec{
 	{"transfer-leader-noop", false, "a transfer-leader fault found no leader or aimed at the leader itself"},
 	{"transfer-aborted-for-batch", false, "a leader aborted its leadership transfer to propose a batch it had written in its term " +
 		"(optional: only the hung-disk step-down transfers while writes wait, and they reach the proposal only if the disk returns first)"},
+	{"stale-append-ack-dropped", false, "a node dropped an append acknowledgement of an older term, after its sync, because a newer leader's entries replaced " +
+		"or cut what it acknowledged (optional: two leaders' appends must reach one follower within one of its Raft-log fsyncs)"},
 }
 
 func init() {
