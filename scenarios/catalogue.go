@@ -118,6 +118,11 @@ var catalogue = []Scenario{
 			o.Nodes = 3 + 2*rng.IntN(2)
 			o.AcksWeights[1]++ // acks=1 writes are what a dropped proposal would lose
 		}, plan: stepDownPlan},
+	{Name: "overwrite", Summary: "3 nodes: a leader's batch reaches one follower whose disk stalls, the leader crashes before its own sync, and a leader elected without the batch overwrites it",
+		draw: func(o *Options, rng *sim.Rand) {
+			o.Nodes = 3
+			o.Disk.TornKeepProb = 0.2 * rng.Float64() // the crashed leader should usually lose its unsynced batch
+		}, plan: overwritePlan},
 	{Name: "corrupt", Summary: "3 nodes, one replica's synced Raft log or WAL corrupted (in budget: a minority), swarm of every other fault",
 		draw: func(o *Options, rng *sim.Rand) {
 			o.Nodes = 3

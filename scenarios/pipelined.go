@@ -23,6 +23,7 @@ var pipelinedTwins = []struct{ name, of string }{
 	{"pipelined-double-failover", "double-failover"},
 	{"pipelined-last-replica", "last-replica"},
 	{"pipelined-stepdown", "stepdown"},
+	{"pipelined-overwrite", "overwrite"},
 }
 
 // legacyTwins are the targeted scenarios rerun on the legacy per-record

@@ -321,3 +321,33 @@ func stepDownPlan(o Options, rng *sim.Rand) Schedule {
 	s.Sort()
 	return s
 }
+
+// overwritePlan aims at the drop of a stale append acknowledgement
+// (ready.go's staleAppResp): a follower must hold a deposed leader's
+// entries, written but not yet synced, when a leader elected without it
+// overwrites them, so that the acknowledgement its sync then releases
+// promises entries its log no longer holds (S9 judges it if it leaves).
+// On the leader's WAL write its messages to one follower are dropped for
+// a few milliseconds, so its batch's append reaches the other one; a
+// follower's disk stalls for most of a second (the one holding the batch
+// in about half the rounds); the leader crashes torn a moment later,
+// usually before its own Raft-log sync, and comes back without the batch
+// to vote for the follower that never had it.
+func overwritePlan(o Options, rng *sim.Rand) Schedule {
+	var s Schedule
+	t := rng.Duration(300*time.Millisecond, time.Second)
+	for t < o.SafetyDuration-time.Second {
+		write := Trigger{On: OnWALWrite, Role: TargetLeader, Nth: 1 + rng.IntN(3)}
+		s = append(s, Fault{At: t, Kind: FaultLink, Target: TargetLeader, Prob: 1,
+			Dur: rng.Duration(5*time.Millisecond, 20*time.Millisecond), Trigger: &write})
+		s = append(s, Fault{At: t, Kind: FaultStall, Target: TargetFollower, Dur: rng.Duration(400*time.Millisecond, 1200*time.Millisecond),
+			Trigger: &write})
+		crash := write
+		crash.Delay = rng.Duration(500*time.Microsecond, 3*time.Millisecond)
+		s = append(s, Fault{At: t, Kind: FaultTornCrash, Target: TargetLeader, Dur: rng.Duration(50*time.Millisecond, 300*time.Millisecond),
+			Trigger: &crash})
+		t += rng.Duration(1500*time.Millisecond, 3*time.Second)
+	}
+	s.Sort()
+	return s
+}

@@ -66,6 +66,8 @@ var variants = []Variant{
 		Scenario: "gray", bugs: node.Bugs{HoldWaitersOnLeaderLoss: true}},
 	{Name: "hung-mark-sticky", Summary: "a node never clears its hung-disk mark once the disk returns: it never ticks, campaigns or takes writes again until restarted",
 		Scenario: "fsync", bugs: node.Bugs{HungMarkSticky: true}},
+	{Name: "stale-ack-sent", Summary: "a follower sends an older term's append acknowledgement after its sync although a newer leader replaced the entries it acknowledges",
+		Scenario: "overwrite", bugs: node.Bugs{SendStaleAppResp: true}},
 	{Name: "recovery-ends-late", Summary: "a restarted node ends its recovery one entry late: it withholds its HWMs and refuses fetches until an entry past its recovered log applies",
 		Scenario: "crashes", bugs: node.Bugs{RecoveryEndsLate: true}},
 	{Name: "transfer-not-aborted", Summary: "a batch that reaches its proposal during a leadership transfer does not abort it: raft drops the proposal and the batch, acks=1 answered, is truncated",

@@ -97,6 +97,9 @@ var variantCatchers = map[string][]string{
 	// A node that keeps its hung mark can neither lead nor serve after
 	// healing: L1's leadership rotation finds it.
 	"hung-mark-sticky": {InvL1},
+	// An acknowledgement for entries the log no longer holds: S9 as it
+	// leaves.
+	"stale-ack-sent": {InvS9},
 	// A node still recovering after it applied its recovered log: L1's
 	// recovery clause at observations.
 	"recovery-ends-late": {InvL1},

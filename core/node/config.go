@@ -289,6 +289,10 @@ type Bugs struct {
 	// good (until restarted), so the cluster keeps one node fewer able to
 	// lead.
 	HungMarkSticky bool
+	// SendStaleAppResp: an append acknowledgement of an older term is sent
+	// after its sync even when a newer leader's entries replaced what it
+	// acknowledged (no staleAppResp drop).
+	SendStaleAppResp bool
 	// RecoveryEndsLate: a restarted node ends its recovery only once it
 	// applied past the Raft log it recovered (> for >=), so it withholds
 	// its HWMs and refuses fetches until some later entry applies.

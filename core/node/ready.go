@@ -174,6 +174,9 @@ func (n *Node) send(m *pb.Message) {
 // any lost message. An older-term acknowledgement the log still backs is
 // sent as before.
 func (n *Node) staleAppResp(m *pb.Message, term uint64) bool {
+	if n.bugs.SendStaleAppResp {
+		return false
+	}
 	if m.GetType() != pb.MsgAppResp || m.GetReject() || m.GetTerm() >= term || m.GetIndex() == 0 {
 		return false
 	}
