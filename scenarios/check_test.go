@@ -214,6 +214,12 @@ func TestCheckFires(t *testing.T) {
 					Fetch: &FetchReply{HWM: 2, LogEnd: 7}})
 			},
 			want: InvS3, detail: "HWM went 6 -> 2"},
+		{name: "fetch refused as out of range reports a HWM below an earlier observation", h: validCluster,
+			mutate: func(h *History) {
+				addOp(h, Op{Node: 2, Kind: KindFetch, From: 7, Invoke: 80 * sec, Complete: 80 * sec, Outcome: OutcomeFail,
+					Err: "node: offset out of range: 7 not in [0, 2]", Fetch: &FetchReply{HWM: 2, LogEnd: 7}})
+			},
+			want: InvS3, detail: "HWM went 6 -> 2"},
 		// S4
 		{name: "fetch returns offset 7 with HWM 7", h: validCluster,
 			mutate: func(h *History) {

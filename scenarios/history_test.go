@@ -223,6 +223,11 @@ func TestValidateRejects(t *testing.T) {
 		{"retry of later op", func(h *History) { h.Ops[5].RetryOf = 7 }, "retry of 7"},
 		{"retry of fetch", func(h *History) { h.Ops[6].RetryOf = 4 }, "retry of 4"},
 		{"fetch without reply", func(h *History) { h.Ops[3].Fetch = nil }, "fetch outcome"},
+		// A refused fetch may report the HWM and log end, never records.
+		{"failed fetch with records", func(h *History) {
+			h.Ops[3].Outcome, h.Ops[3].Err = OutcomeFail, "node: offset out of range"
+			h.Ops[3].Fetch.Records = recs(0, 1)
+		}, "fetch outcome"},
 		{"fetch offsets not ascending", func(h *History) { h.Ops[3].Fetch.Records = recs(0, 1, 2); h.Ops[3].Fetch.Records[1].Offset = 0 },
 			"not ascending"},
 		{"huge offset", func(h *History) { h.Ops[0].Offset = maxOffset + 1 }, "offset"},

@@ -66,6 +66,8 @@ var variants = []Variant{
 		Scenario: "gray", bugs: node.Bugs{HoldWaitersOnLeaderLoss: true}},
 	{Name: "hung-mark-sticky", Summary: "a node never clears its hung-disk mark once the disk returns: it never ticks, campaigns or takes writes again until restarted",
 		Scenario: "fsync", bugs: node.Bugs{HungMarkSticky: true}},
+	{Name: "recovering-fetch-hwm", Summary: "a recovering node checks a fetch's offset range first and refuses it as out of range with its withheld, lower HWM: a client sees the HWM move back across the restart",
+		Scenario: "crashes", bugs: node.Bugs{FetchRangeBeforeRecovering: true}},
 	{Name: "stale-ack-sent", Summary: "a follower sends an older term's append acknowledgement after its sync although a newer leader replaced the entries it acknowledges",
 		Scenario: "overwrite", bugs: node.Bugs{SendStaleAppResp: true}},
 	{Name: "recovery-ends-late", Summary: "a restarted node ends its recovery one entry late: it withholds its HWMs and refuses fetches until an entry past its recovered log applies",

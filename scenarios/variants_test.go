@@ -97,6 +97,9 @@ var variantCatchers = map[string][]string{
 	// A node that keeps its hung mark can neither lead nor serve after
 	// healing: L1's leadership rotation finds it.
 	"hung-mark-sticky": {InvL1},
+	// A lower HWM reported with an out-of-range refusal: S3 judges the
+	// refusal's HWM like any other report.
+	"recovering-fetch-hwm": {InvS3},
 	// An acknowledgement for entries the log no longer holds: S9 as it
 	// leaves.
 	"stale-ack-sent": {InvS9},

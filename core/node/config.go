@@ -289,6 +289,11 @@ type Bugs struct {
 	// good (until restarted), so the cluster keeps one node fewer able to
 	// lead.
 	HungMarkSticky bool
+	// FetchRangeBeforeRecovering: Fetch checks the offset range before the
+	// recovering state, so a restarted node still withholding its HWM
+	// refuses a fetch past its re-applied (lower) HWM as out of range and
+	// reports that HWM.
+	FetchRangeBeforeRecovering bool
 	// SendStaleAppResp: an append acknowledgement of an older term is sent
 	// after its sync even when a newer leader's entries replaced what it
 	// acknowledged (no staleAppResp drop).

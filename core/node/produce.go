@@ -364,7 +364,7 @@ func (n *Node) Fetch(req FetchRequest) FetchResponse {
 	if n.failed != nil || n.closed {
 		return FetchResponse{Err: ErrNodeFailed}
 	}
-	if n.recoverTo > 0 {
+	if n.recoverTo > 0 && !n.bugs.FetchRangeBeforeRecovering {
 		return FetchResponse{Err: ErrRecovering}
 	}
 	w := n.wals[k]
@@ -372,6 +372,9 @@ func (n *Node) Fetch(req FetchRequest) FetchResponse {
 	if req.Offset < w.Start() || req.Offset > resp.HWM {
 		resp.Err = fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, req.Offset, w.Start(), resp.HWM)
 		return resp
+	}
+	if n.recoverTo > 0 {
+		return FetchResponse{Err: ErrRecovering}
 	}
 	if req.Offset == resp.HWM {
 		return resp
