@@ -680,8 +680,9 @@ func (h *harness) post(id uint64, op *clientOp, done func(node.ProduceResponse))
 		// The term the node is in when it accepts the write: an acks=1
 		// write accepted in term t may be lost once a later term begins,
 		// even if the node replies after it learned of that term.
-		acceptTerm := n.Status().Term
-		h.oracle.onProduce(id, n)
+		st := n.Status()
+		acceptTerm := st.Term
+		h.oracle.onProduce(id, n, st)
 		served := h.serve(id, op.id)
 		n.Produce(op.req, func(resp node.ProduceResponse) {
 			h.answered(id, op.id, served)

@@ -507,16 +507,15 @@ func (o *oracle) onGateOpen(id, term, applied uint64) {
 }
 
 // onProduce is S8's gate again, judged whenever a client's produce reaches
-// node id: a node whose status says it takes writes must lead, and its
+// node id (st: its status then): a node whose status says it takes writes must lead, and its
 // applied index must hold an entry of its current term. onGateOpen sees a
 // gate opened too early; this sees one that was never closed (a former
 // leader elected again takes writes at once, before its own-term entry
 // applied), which leaves no gate.open event to judge.
-func (o *oracle) onProduce(id uint64, n *node.Node) {
+func (o *oracle) onProduce(id uint64, n *node.Node, st node.Status) {
 	if o.h.o.Nodes == 1 {
 		return
 	}
-	st := n.Status()
 	if !st.Gate {
 		return
 	}
