@@ -53,11 +53,15 @@ func (d *Data) addTrace(trace []sim.TraceEvent, end time.Duration) {
 	for _, e := range trace {
 		n := e.Node
 		switch e.Kind {
-		case "proc.crash":
+		case "proc.crash", "proc.kill":
 			closeState(key{n, "failed"}, e.At)
 			closeState(key{n, "recovering"}, e.At)
 			closeState(key{n, "paused"}, e.At)
-			openState(n, "down", "crashed", e.At)
+			why := "crashed"
+			if e.Kind == "proc.kill" {
+				why = "killed (page cache kept)"
+			}
+			openState(n, "down", why, e.At)
 			d.Roles = append(d.Roles, [5]int64{us(e.At), int64(n), -1, 0, 0})
 		case "proc.boot":
 			closeState(key{n, "down"}, e.At)

@@ -59,7 +59,7 @@ func roleAt(tr []sim.TraceEvent, i int, id uint64) int64 {
 		if e.Kind == "raft.role" && uint64(e.Node) == id {
 			r = e.A
 		}
-		if e.Kind == "proc.crash" && uint64(e.Node) == id {
+		if (e.Kind == "proc.crash" || e.Kind == "proc.kill") && uint64(e.Node) == id {
 			r = -1
 		}
 	}
@@ -248,7 +248,8 @@ func TestTriggersFire(t *testing.T) {
 			}
 			crashed := false
 			for _, e := range tr[indexOf(tr, hit[0]):] {
-				if e.Kind == "proc.crash" && e.Node == ev.Node && e.At == hit[0].At {
+				// A crash fault is a kill with Options.KillProb.
+				if (e.Kind == "proc.crash" || e.Kind == "proc.kill") && e.Node == ev.Node && e.At == hit[0].At {
 					crashed = true
 				}
 			}

@@ -128,6 +128,7 @@ func (h *harness) crashAtDiskEvent(f Fault, k sim.DiskEvent) {
 		if err := h.w.Crash(id); err != nil {
 			panic(fmt.Sprintf("scenarios: %s: %v", f, err))
 		}
+		h.killed[id] = false
 		h.rec.down(id)
 		h.resetConnections(id)
 	}

@@ -36,6 +36,13 @@ func drawSimFaultOptions(o *Options, seed uint64) {
 	if wb := sim.NewStreams(seed).Stream("options/sim-faults/writeback"); wb.Chance(0.5) {
 		o.Disk.FailedSyncKeepProb = wb.Float64()
 	}
+	// Half the seeds kill processes with the machine up (Options.KillProb):
+	// a restarted node then reads back writes that never reached the disk,
+	// and, after a failed fsync marked pages clean, data that a sync will
+	// not write (fsyncgate across a restart). Its own stream.
+	if kp := sim.NewStreams(seed).Stream("options/sim-faults/kill"); kp.Chance(0.5) {
+		o.KillProb = 0.3 + 0.7*kp.Float64()
+	}
 }
 
 // simKindsByScenario lists the fault kinds of this file each scenario

@@ -81,8 +81,14 @@ type harness struct {
 	// those, the ones that refused to open (down by design). See corrupt.go.
 	corrupted map[uint64]*corruptMark
 	dead      map[uint64]bool
-	oracle    *oracle       // ground truth from the disks (oracle.go)
-	avail     *availTracker // A1's ground truth (avail.go)
+	// killed: nodes whose last death was a process kill (sim.World.Kill),
+	// so their next boot reads the page cache, not only the disk; krng is
+	// the "kills" stream that turns crashes into kills (Options.KillProb),
+	// drawn lazily.
+	killed map[uint64]bool
+	krng   *sim.Rand
+	oracle *oracle       // ground truth from the disks (oracle.go)
+	avail  *availTracker // A1's ground truth (avail.go)
 }
 
 func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, error) {
@@ -108,7 +114,7 @@ func newHarness(o Options, rc RunConfig, v Variant, sched Schedule) (*harness, e
 		hungSince: map[uint64]time.Duration{},
 		boots:     map[uint64]int{},
 	}
-	h.corrupted, h.dead = map[uint64]*corruptMark{}, map[uint64]bool{}
+	h.corrupted, h.dead, h.killed = map[uint64]*corruptMark{}, map[uint64]bool{}, map[uint64]bool{}
 	h.rec = newRecorder(h)
 	w.Trace().SetListener(h.onTrace)
 	if rc.OnTrace != nil {
@@ -163,6 +169,9 @@ func (h *harness) nodeConfig(id uint64) node.Config {
 
 func (h *harness) boot(id env.NodeID, e env.Env) (sim.Receiver, error) {
 	e.FS = &traceFS{FS: e.FS, tr: e.Tracer}
+	if h.killed[id] && h.w.Disk(id).Unsynced() {
+		h.probe("killed-read-unsynced")
+	}
 	n, err := node.NewWithBugs(h.nodeConfig(id), e, h.variant.bugs)
 	if h.crashedInBoot(id) {
 		return nil, errCrashedInBoot
@@ -186,7 +195,9 @@ func (h *harness) boot(id env.NodeID, e env.Env) (sim.Receiver, error) {
 		return nil, err
 	}
 	h.nodes[id-1] = n
-	h.checkBoot(id, n)
+	if n.Status().Ready {
+		h.checkBoot(id, n) // else at its node.start (onTrace)
+	}
 	h.oracle.booted(id, n)
 	h.rec.observe(id, n)
 	h.afterBoot(id)
@@ -269,7 +280,9 @@ func (h *harness) observeTick() {
 			h.s.After(failedRestart, func() {
 				delete(h.restarts, id)
 				if h.node(id) != nil {
-					h.crash(id)
+					// The process exited: a kill, with the machine up,
+					// as often as Options.KillProb says.
+					h.stop(id, h.drawKill())
 					h.restart(id)
 				}
 			})
@@ -280,7 +293,26 @@ func (h *harness) observeTick() {
 	}
 }
 
-func (h *harness) crash(id uint64) {
+// crash crashes node id as a power loss (sim.World.Crash).
+func (h *harness) crash(id uint64) { h.stop(id, false) }
+
+// drawKill reports whether the next process death the harness causes is a
+// kill with the machine up rather than a power loss: true with
+// Options.KillProb, drawn from the "kills" stream (no draw when it is 0, so
+// no other stream moves).
+func (h *harness) drawKill() bool {
+	if h.o.KillProb <= 0 {
+		return false
+	}
+	if h.krng == nil {
+		h.krng = h.w.Streams().Stream("kills")
+	}
+	return h.krng.Chance(h.o.KillProb)
+}
+
+// stop ends node id's process: a kill with the machine up (page cache kept)
+// when kill is set, else a power loss.
+func (h *harness) stop(id uint64, kill bool) {
 	if h.node(id) == nil {
 		return
 	}
@@ -293,9 +325,15 @@ func (h *harness) crash(id uint64) {
 		}
 	}
 	h.interrupt(id, true)
-	if err := h.w.Crash(id); err != nil {
-		panic(fmt.Sprintf("scenarios: crash %d: %v", id, err))
+	stop := h.w.Crash
+	if kill {
+		stop = h.w.Kill
+		h.probe("process-killed")
 	}
+	if err := stop(id); err != nil {
+		panic(fmt.Sprintf("scenarios: stop %d (kill %v): %v", id, kill, err))
+	}
+	h.killed[id] = kill
 	h.nodes[id-1] = nil
 	h.rec.down(id)
 	h.resetConnections(id)
@@ -330,9 +368,15 @@ func (h *harness) apply(f Fault) {
 			torn.TornKeepProb = 0
 		}
 		d.SetConfig(torn)
-		h.crash(f.Node)
+		h.stop(f.Node, f.Kind == FaultCrash && h.drawKill())
 		d.SetConfig(cfg)
 		h.probe("crash")
+		h.s.After(f.Dur, func() { h.restart(f.Node) })
+	case FaultKill:
+		if h.node(f.Node) == nil {
+			return
+		}
+		h.stop(f.Node, true)
 		h.s.After(f.Dur, func() { h.restart(f.Node) })
 	case FaultCrashAll:
 		for _, id := range h.ids {
@@ -818,6 +862,10 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 	case "node.start":
 		delete(h.hungSince, uint64(e.Node)) // a new process has no hung mark
 		h.oracle.onBoot(uint64(e.Node))
+		if n := h.node(uint64(e.Node)); n != nil {
+			// Started after New returned (its logs' recovery syncs).
+			h.checkBoot(uint64(e.Node), n)
+		}
 		h.oracle.leading[uint64(e.Node)] = false
 	case "node.fail":
 		h.probe("node-fail")

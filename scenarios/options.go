@@ -55,6 +55,13 @@ type Options struct {
 	// defaultStallMax). Omitted from JSON when zero, so case files written
 	// before it existed still decode.
 	FaultStallMax time.Duration `json:",omitempty"`
+	// KillProb is the chance that a process death the harness causes (a
+	// crash fault's, or the supervisor's restart of a node that stopped
+	// itself after a storage failure) is a process kill that keeps the
+	// machine up (sim.World.Kill: page cache kept, syncs in flight
+	// complete) rather than a power loss. Omitted from JSON when zero (every
+	// death a power loss, as before it existed).
+	KillProb float64 `json:",omitempty"`
 }
 
 // defaultStallMax is the longest generated fsync stall unless the scenario
@@ -93,6 +100,9 @@ func (o Options) Describe() string {
 	w("disk-eio", fmt.Sprintf("write p=%.4f sync p=%.4f", o.Disk.WriteEIOProb, o.Disk.SyncEIOProb))
 	w("disk-torn-keep", o.Disk.TornKeepProb)
 	w("disk-failed-sync", o.Disk.FailedSync)
+	if o.KillProb > 0 {
+		w("kill-prob", o.KillProb)
+	}
 	w("net", fmt.Sprintf("latency %v jitter %v", o.NetLatency, o.NetJitter))
 	w("knobs", o.Knobs.describe())
 	w("fault-every", o.FaultEvery)
@@ -127,6 +137,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("phase durations must be positive")
 	case o.AcksWeights[0]+o.AcksWeights[1]+o.AcksWeights[2] <= 0:
 		return fmt.Errorf("acks weights all zero")
+	case !(o.KillProb >= 0 && o.KillProb <= 1):
+		return fmt.Errorf("kill probability %v not in [0, 1]", o.KillProb)
 	}
 	return nil
 }

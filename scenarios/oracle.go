@@ -43,7 +43,9 @@ import (
 //     the same terms, replayed through the state machine's apply rule
 //     (standalone: the durable WAL end).
 //   - S11 "no silent shortening": a node that boots must recover exactly
-//     what its durable Raft log holds (HardState and entries), must refuse
+//     what its durable Raft log holds (HardState and entries; after a
+//     process kill with the machine up, what its page cache shows: the
+//     node reads through it, bootImage), must refuse
 //     to open a log whose synced data is damaged (reclog's rules, applied by
 //     the oracle's own read-only scan), and must not come back with a term
 //     or vote behind what it promised before the crash. Entries it
@@ -322,6 +324,21 @@ func (o *oracle) raftImage(id uint64) (*raftlog.Image, error) {
 	return nt.raft.get()
 }
 
+// bootImage returns the Raft log node id recovers as it boots now: its
+// durable log after a power loss, or, after a process kill with the
+// machine up, what its page cache shows (sim.Disk.VolatileSource: the
+// writes that had not reached the disk are read back too), decoded afresh.
+func (o *oracle) bootImage(id uint64) (*raftlog.Image, error) {
+	if !o.h.killed[id] {
+		return o.raftImage(id)
+	}
+	img, err := node.NewRaftImage(o.h.nodeConfig(id))
+	if err != nil {
+		panic(fmt.Sprintf("scenarios: oracle: %v", err))
+	}
+	return img, img.Update(o.h.w.Disk(id).VolatileSource())
+}
+
 // walImage returns node id's durable WAL of partition k, decoded now.
 func (o *oracle) walImage(id uint64, k statemach.Key) (*wal.Image, error) {
 	nt := o.nodes[id-1]
@@ -534,7 +551,7 @@ func (o *oracle) onBoot(id uint64) {
 		return
 	}
 	o.nodes[id-1].bootLast, o.nodes[id-1].toldRecovering = 0, false
-	if img, err := o.raftImage(id); err == nil {
+	if img, err := o.bootImage(id); err == nil {
 		o.nodes[id-1].bootLast = img.LastIndex()
 	}
 }
@@ -808,7 +825,7 @@ func (o *oracle) booted(id uint64, n *node.Node) {
 		return
 	}
 	nt := o.nodes[id-1]
-	img, err := o.raftImage(id)
+	img, err := o.bootImage(id)
 	o.judged[InvS11] = true
 	now := o.h.s.Now()
 	if err != nil && (errors.Is(err, reclog.ErrCorrupt) || errors.Is(err, raftlog.ErrCorrupt)) {

@@ -28,6 +28,8 @@ var probeRegistry = []ProbeSpec{
 	// Faults applied.
 	{"crash", true, "a node crashed (clean or torn) by the schedule"},
 	{"crash-all", true, "every node crashed at once"},
+	{"process-killed", true, "a node's process was killed with its machine up (page cache kept): a drawn crash's or a fail-stop's restart (Options.KillProb)"},
+	{"killed-read-unsynced", true, "a node killed with its machine up restarted over writes its disk did not hold yet (its page cache held more than the medium)"},
 	{"pause", true, "a node's process paused"},
 	{"partition", true, "a partition, isolation, one-way cut or bridge applied"},
 	{"partition-during-fsync", true, "a network fault while some node had an fsync in flight"},

@@ -19,6 +19,11 @@ const (
 	// FaultCrash crashes Node (memory and unsynced data lost, a clean crash)
 	// and restarts it after Dur.
 	FaultCrash FaultKind = "crash"
+	// FaultKill kills Node's process with its machine up (kill -9, a
+	// panic): memory lost, the page cache kept (sim.World.Kill), and
+	// restarts it after Dur. Generated schedules do not draw it: a drawn
+	// crash is a kill with Options.KillProb instead.
+	FaultKill FaultKind = "kill"
 	// FaultTornCrash is a crash whose disk keeps a seeded subset of the
 	// unsynced blocks (torn, out-of-order persistence), restarted after Dur.
 	FaultTornCrash FaultKind = "torn-crash"
@@ -106,7 +111,7 @@ const (
 var faultKinds = []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultPause, FaultPartition, FaultIsolate,
 	FaultOneWay, FaultBridge, FaultHeal, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultDrop, FaultDup, FaultSkew, FaultCorrupt,
 	FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink, FaultTransferLeader,
-	FaultCrashAtDiskEvent, FaultTornCrashAtDiskEvent}
+	FaultCrashAtDiskEvent, FaultTornCrashAtDiskEvent, FaultKill}
 
 // Fault is one fault event, timed or triggered. Fields that a kind does not
 // use are zero (and omitted from JSON). Target, when set, names whom the
@@ -222,7 +227,7 @@ func (f Fault) Validate(n int) error {
 		return nil
 	}
 	switch f.Kind {
-	case FaultCrash, FaultTornCrash, FaultPause, FaultIsolate, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultSkew, FaultCorrupt,
+	case FaultCrash, FaultTornCrash, FaultKill, FaultPause, FaultIsolate, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultSkew, FaultCorrupt,
 		FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultTransferLeader:
 		if !okNode(f.Node) {
 			return fmt.Errorf("fault %s: node %d not in 1..%d", f, f.Node, n)

@@ -59,12 +59,12 @@ var targets = []Target{TargetLeader, TargetFollower, TargetMostCaughtUp, TargetL
 func (t Target) isSet() bool { return t == TargetMinority || t == TargetMajority }
 
 // oneNodeKinds are the kinds aimed at one node (Fault.Node).
-var oneNodeKinds = []FaultKind{FaultCrash, FaultTornCrash, FaultPause, FaultIsolate, FaultStall, FaultSyncEIO,
+var oneNodeKinds = []FaultKind{FaultCrash, FaultTornCrash, FaultKill, FaultPause, FaultIsolate, FaultStall, FaultSyncEIO,
 	FaultWriteEIO, FaultSkew, FaultCorrupt, FaultOneWay, FaultTransferLeader,
 	FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink}
 
 // setKinds are the kinds a set target (minority, majority) may aim.
-var setKinds = []FaultKind{FaultCrash, FaultTornCrash, FaultPause, FaultIsolate, FaultPartition}
+var setKinds = []FaultKind{FaultCrash, FaultTornCrash, FaultKill, FaultPause, FaultIsolate, FaultPartition}
 
 // validateTarget checks f's target against its kind: a known target, on a
 // kind that hits nodes, with no fixed node beside it.

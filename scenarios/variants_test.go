@@ -106,6 +106,16 @@ var variantCatchers = map[string][]string{
 	// A node still recovering after it applied its recovered log: L1's
 	// recovery clause at observations.
 	"recovery-ends-late": {InvL1},
+	// A node killed with its machine up reads back writes its disk does
+	// not hold: started at once, it acknowledges entries that are not
+	// durable (S9), reports a durable end its disk does not hold (S10)
+	// and, standalone, exposes an HWM past its durable WAL (S3).
+	"start-before-recovery-sync": {InvS9, InvS10, InvS3},
+	// Pages a failed fsync left clean, read back after a kill and only
+	// synced: the node acknowledges entries and reports a durable end its
+	// disk does not hold (S9, S10), and a later power loss leaves a
+	// log whose marks prove the lost pages synced (L1: refuses to open).
+	"recovery-sync-only": {InvS9, InvS10, InvL1},
 	// A dropped proposal of a batch whose acks=1 was answered: lost
 	// with no leader change (S5).
 	"transfer-not-aborted": {InvS5},
@@ -200,6 +210,10 @@ var variantKnownSeeds = map[string]uint64{
 	// Seeds 1..10 of pipelined-fsync pass (a leader must win on its peers'
 	// votes while its own Raft-log sync is slow).
 	"pipelined-leader-before-term-sync": 11,
+	// Seeds 1..11 of fsync pass: a failed fsync in linux-clean mode, the
+	// node killed with its machine up, and its restart reading the pages
+	// back.
+	"recovery-sync-only": 12,
 }
 
 // variantCatch is a seed that caught a variant.

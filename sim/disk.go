@@ -54,6 +54,8 @@ var (
 	// ErrBadTruncate: Truncate to a negative size or beyond the current
 	// size (Truncate only shrinks).
 	ErrBadTruncate = errors.New("sim disk: truncate size out of range")
+	// ErrBadWriteAt: WriteAt outside the file's current bytes.
+	ErrBadWriteAt = errors.New("sim disk: writeat range out of the file")
 	// ErrBadOffset: ReadAt with a negative offset.
 	ErrBadOffset = errors.New("sim disk: negative offset")
 )
@@ -226,6 +228,7 @@ type DiskStats struct {
 	NoSpaceErrors  int64 // writes that returned env.ErrNoSpace
 	ReadErrors     int64 // reads that returned env.ErrIO
 	Hangs          int64 // syncs issued in a hang window (their issuer blocked)
+	Exits          int64 // ProcessExit calls: process deaths that kept the page cache
 }
 
 // Disk is one node's simulated disk. It survives process crashes; each
@@ -236,9 +239,12 @@ type Disk struct {
 	rng   *Rand
 	cfg   DiskConfig
 
-	// gen is the incarnation of the volatile state; Crash bumps it and
-	// every handle or FS view from an older gen is closed.
+	// gen is the incarnation of the volatile state; Crash bumps it, and a
+	// sync op queued in an older gen never completes.
 	gen uint64
+	// views counts the FS views' incarnations: Crash and ProcessExit bump
+	// it, and every FS view or handle from an older one is closed.
+	views uint64
 	// cold: the disk crashed (a power loss) and no FS has been handed out
 	// since, so no page cache stands in front of the medium: every
 	// volatile image is the durable one, and CorruptDurable damages both
@@ -399,6 +405,23 @@ func (d *Disk) SetConfig(cfg DiskConfig) {
 	d.cfg = cfg
 }
 
+// Unsynced reports whether a read may see what the durable state does not
+// hold: a sync pending, a write not yet covered by a sync, a block a failed
+// sync marked clean, or a name created or removed since the last SyncDir.
+// After a ProcessExit it says whether the next incarnation reads more than
+// the medium holds.
+func (d *Disk) Unsynced() bool {
+	if d.hasUnsyncedState() || len(d.vol) != len(d.dur) {
+		return true
+	}
+	for name, ino := range d.vol {
+		if len(ino.lost) > 0 || d.dur[name] != ino {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *Disk) hasUnsyncedState() bool {
 	if len(d.pending) > 0 {
 		return true
@@ -425,13 +448,14 @@ func (d *Disk) Stats() DiskStats { return d.stats }
 // drops it after a crash). A nil deliver runs fn directly from the
 // completion event. Durability is decided by the disk at completion time,
 // independent of deliver. The FS and its files stop working (env.ErrClosed)
-// at the next Crash.
+// at the next Crash or ProcessExit (a completion pending at a ProcessExit
+// is still handed to deliver, which must drop it).
 func (d *Disk) FS(deliver func(fn func())) env.FS {
 	if deliver == nil {
 		deliver = func(fn func()) { fn() }
 	}
 	d.cold = false
-	return &diskFS{d: d, gen: d.gen, deliver: deliver}
+	return &diskFS{d: d, view: d.views, deliver: deliver}
 }
 
 // procFS is FS for the process layer: completions go to incarnation epoch
@@ -439,7 +463,7 @@ func (d *Disk) FS(deliver func(fn func())) env.FS {
 // p.dispatch(epoch, fn, nil) }) would, without a closure per completion.
 func (d *Disk) procFS(p *Process, epoch uint64) env.FS {
 	d.cold = false
-	fs := &diskFS{d: d, gen: d.gen, p: p, epoch: epoch}
+	fs := &diskFS{d: d, view: d.views, p: p, epoch: epoch}
 	fs.deliver = func(fn func()) { p.dispatch(epoch, fn, nil) }
 	return fs
 }
@@ -647,6 +671,7 @@ func (d *Disk) CorruptDurable(name string, off int64, n int) bool {
 func (d *Disk) Crash() {
 	d.stats.Crashes++
 	d.gen++
+	d.views++
 	for _, op := range d.pendingInOrder() {
 		op.item.Cancel(d.sched)
 		d.stats.SyncsLost++
@@ -671,6 +696,31 @@ func (d *Disk) Crash() {
 	d.vol = maps.Clone(d.dur)
 	d.volNames = names
 	d.cold = true
+}
+
+// ProcessExit is what the disk sees when the process using it dies but the
+// machine does not (kill -9, a panic, a supervisor's restart after a
+// fail-stop): the kernel and its page cache survive. Every FS view and
+// handle handed out before is closed (env.ErrClosed), as after Crash. The
+// rest stays:
+//
+//   - unsynced writes stay in the page cache: the next incarnation reads
+//     them, and they become durable only when a later sync covers them (a
+//     later Crash loses or tears them as any unsynced write);
+//   - syncs in flight still complete, durably or with their error, since
+//     the kernel finishes the writeback an fsync started; the process
+//     layer drops their callbacks (nobody is left to hear them);
+//   - blocks a failed sync marked clean (FailedSyncClean) stay readable and
+//     clean: a sync by the next incarnation skips them, so a process that
+//     reads its log back after a failed fsync and syncs it has not made it
+//     durable (fsyncgate across a restart; only writing the blocks again
+//     does).
+//
+// Nothing is drawn from the disk's random stream, and no page cache goes
+// cold: CorruptDurable still damages only the durable image.
+func (d *Disk) ProcessExit() {
+	d.stats.Exits++
+	d.views++
 }
 
 // tear folds a seeded subset of ino's unsynced changes into its durable
@@ -1177,7 +1227,7 @@ func (d *Disk) snapshot(ino *diskInode, delta *diskDelta) {
 // diskFS is one incarnation's view of a Disk.
 type diskFS struct {
 	d       *Disk
-	gen     uint64
+	view    uint64 // Disk.views when it was handed out
 	deliver func(func())
 	// p and epoch, when p is set, replace deliver: completions go to that
 	// incarnation's event loop as event objects, without a closure each.
@@ -1187,7 +1237,7 @@ type diskFS struct {
 
 var _ env.FS = (*diskFS)(nil)
 
-func (fs *diskFS) live() bool { return fs.gen == fs.d.gen }
+func (fs *diskFS) live() bool { return fs.view == fs.d.views }
 
 // Create implements env.FS.
 func (fs *diskFS) Create(name string) (env.File, error) {
@@ -1370,6 +1420,39 @@ func (f *diskFile) Write(p []byte) (int, error) {
 	ino := f.ino
 	off := ino.data.Len()
 	ino.data.Append(p[:n])
+	d.markDirty(ino, off, off+int64(n))
+	d.stats.BytesWritten += int64(n)
+	d.event(DiskEventWrite)
+	return n, err
+}
+
+// WriteAt implements env.File: the bytes overwritten are dirty, so the
+// next Sync writes them (a block a failed sync marked clean included). It
+// fails as Write does (the EIO budget and draw; no ENOSPC: it allocates
+// nothing), keeping a seeded prefix of p.
+func (f *diskFile) WriteAt(p []byte, off int64) (int, error) {
+	if err := f.check("writeat"); err != nil {
+		return 0, err
+	}
+	ino := f.ino
+	if off < 0 || off+int64(len(p)) > ino.data.Len() {
+		return 0, fmt.Errorf("sim disk: writeat %q [%d, %d) (size %d): %w", f.name, off, off+int64(len(p)), ino.data.Len(), ErrBadWriteAt)
+	}
+	d := f.fs.d
+	d.stats.Writes++
+	n := len(p)
+	var err error
+	if d.failWrites > 0 {
+		d.failWrites--
+		err = fmt.Errorf("sim disk: writeat %q: %w", f.name, env.ErrIO)
+	} else if d.rng.Chance(d.cfg.WriteEIOProb) {
+		err = fmt.Errorf("sim disk: writeat %q: %w", f.name, env.ErrIO)
+	}
+	if err != nil {
+		d.stats.WriteErrors++
+		n = d.rng.IntN(len(p) + 1)
+	}
+	ino.data.WriteAt(p[:n], off)
 	d.markDirty(ino, off, off+int64(n))
 	d.stats.BytesWritten += int64(n)
 	d.event(DiskEventWrite)

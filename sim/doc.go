@@ -41,6 +41,7 @@
 //	proc.boot         A=incarnation
 //	proc.boot_error   A=incarnation
 //	proc.crash        A=incarnation B=held events dropped
+//	proc.kill         A=incarnation B=held events dropped (page cache kept)
 //	proc.pause        A=incarnation
 //	proc.resume       A=incarnation B=held events to run
 //	proc.restart_skip A=incarnation (a RestartAfter found the node up)

@@ -187,3 +187,53 @@ func (d *Disk) dirCounters(name string) []*uint64 {
 func (s DurableSource) ReadAt(name string, p []byte, off int64) int {
 	return s.d.ReadDurable(name, p, off)
 }
+
+// VolatileSource is a read-only view of a disk's volatile state (what a
+// read sees: the page cache over the medium) with the method set of
+// reclog.ImageSource: what a process that starts now recovers. It is meant
+// for one decode by a fresh reader, right away (an oracle's view of what a
+// node killed with its machine up reads back at boot): its Version never
+// moves and ChangedFrom reports every file changed from offset 0, so a
+// reader that kept state from an earlier Scan must not use it.
+type VolatileSource struct{ d *Disk }
+
+// VolatileSource returns the disk's read-only volatile view.
+func (d *Disk) VolatileSource() VolatileSource { return VolatileSource{d} }
+
+// Version is constant (see VolatileSource).
+func (s VolatileSource) Version() uint64 { return 1 }
+
+// List returns the volatile names that start with prefix, sorted.
+func (s VolatileSource) List(prefix string) []string {
+	names := s.d.volNames
+	i, _ := slices.BinarySearch(names, prefix)
+	j := i
+	for j < len(names) && strings.HasPrefix(names[j], prefix) {
+		j++
+	}
+	return slices.Clone(names[i:j])
+}
+
+// Stat returns the inode and volatile size of name.
+func (s VolatileSource) Stat(name string) (uint64, int64, bool) {
+	ino, ok := s.d.vol[name]
+	if !ok {
+		return 0, 0, false
+	}
+	return ino.id, ino.data.Len(), true
+}
+
+// ChangedFrom reports every file changed from its first byte.
+func (s VolatileSource) ChangedFrom(string, uint64) int64 { return 0 }
+
+// ReadAt copies the volatile bytes of name at off into p and returns how
+// many (fewer at the end of the file, 0 if it does not exist).
+func (s VolatileSource) ReadAt(name string, p []byte, off int64) int {
+	ino, ok := s.d.vol[name]
+	if !ok || off >= ino.data.Len() {
+		return 0
+	}
+	n := min(int64(len(p)), ino.data.Len()-off)
+	ino.data.ReadAt(p[:n], off)
+	return int(n)
+}

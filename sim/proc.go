@@ -269,15 +269,29 @@ func (p *Process) bootNow() error {
 // pending event of the incarnation (timers, disk completions, message
 // deliveries, posted work, held events) is dropped. The node stays down
 // until Restart. Crashing a paused node is allowed.
-func (w *World) Crash(id env.NodeID) error {
+func (w *World) Crash(id env.NodeID) error { return w.stop(id, false) }
+
+// Kill kills node id's process while its machine stays up (kill -9, a
+// panic, a supervisor restarting a process that exited): as Crash, except
+// that the disk keeps its page cache (Disk.ProcessExit): the next
+// incarnation reads the unsynced writes, and syncs in flight still
+// complete. The node stays down until Restart. Killing a paused node is
+// allowed.
+func (w *World) Kill(id env.NodeID) error { return w.stop(id, true) }
+
+func (w *World) stop(id env.NodeID, kill bool) error {
 	p, err := w.proc(id)
 	if err != nil {
 		return err
 	}
-	if p.state == StateDown {
-		return fmt.Errorf("sim: crash node %d: %w", id, ErrNodeDown)
+	verb, kind := "crash", "proc.crash"
+	if kill {
+		verb, kind = "kill", "proc.kill"
 	}
-	w.event(id, "proc.crash", int64(p.boots), int64(len(p.held)), 0, 0)
+	if p.state == StateDown {
+		return fmt.Errorf("sim: %s node %d: %w", verb, id, ErrNodeDown)
+	}
+	w.event(id, kind, int64(p.boots), int64(len(p.held)), 0, 0)
 	p.epoch++
 	p.state = StateDown
 	p.receiver = nil
@@ -293,7 +307,11 @@ func (w *World) Crash(id env.NodeID) error {
 	for _, h := range held {
 		h.drop()
 	}
-	p.disk.Crash()
+	if kill {
+		p.disk.ProcessExit()
+	} else {
+		p.disk.Crash()
+	}
 	return nil
 }
 

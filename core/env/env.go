@@ -130,6 +130,14 @@ type File interface {
 	// means the bytes may or may not be there: the caller must treat the
 	// file as failed.
 	Write(p []byte) (int, error)
+	// WriteAt overwrites len(p) bytes at off, inside the file: off+len(p)
+	// must not exceed Size (it never extends the file; appends go through
+	// Write). As with Write, an error (ErrIO) means any part of p may or
+	// may not be there. Recovery uses it to write bytes it read back again,
+	// unchanged, so that they are dirty and the next Sync writes them: a
+	// page an earlier process's failed fsync left clean would otherwise
+	// never reach the disk (reclog's recovery).
+	WriteAt(p []byte, off int64) (int, error)
 	// Truncate shrinks the file to size (volatile until Sync).
 	Truncate(size int64) error
 	// Sync makes every write and truncate issued before the call durable,

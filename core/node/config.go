@@ -302,6 +302,16 @@ type Bugs struct {
 	// applied past the Raft log it recovered (> for >=), so it withholds
 	// its HWMs and refuses fetches until some later entry applies.
 	RecoveryEndsLate bool
+	// StartBeforeRecoverySync: the node starts as soon as its logs are
+	// open: it re-applies, runs Raft, takes writes and exposes HWMs (its
+	// WALs claim every recovered record durable) before the recovery syncs
+	// complete, though after a process kill what it read back may be only
+	// in the page cache.
+	StartBeforeRecoverySync bool
+	// RecoveryNoRewrite: log recovery syncs the unproven tail it read back
+	// without writing it again, so pages a failed fsync of the killed
+	// process left clean never reach the disk (reclog.Bugs).
+	RecoveryNoRewrite bool
 	// TransferNotAborted: a batch that reaches its proposal during a
 	// leadership transfer does not abort the transfer, so raft drops the
 	// proposal and the node truncates the batch from its WAL, though its

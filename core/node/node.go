@@ -71,7 +71,8 @@ var (
 	ErrUnknownPartition = statemach.ErrUnknownPartition
 	// ErrBackpressure: too much is pending; retry later. Definite.
 	ErrBackpressure = errors.New("node: back-pressure")
-	// ErrNotReady: the node has not finished recovery. Definite.
+	// ErrNotReady: the node has not started yet: what it recovered is not
+	// durable yet (see New). Definite.
 	ErrNotReady = errors.New("node: not ready")
 	// ErrNodeFailed: the node stopped after a storage failure (it must be
 	// restarted). Indeterminate for requests in flight.
@@ -258,16 +259,24 @@ type Node struct {
 	// recoverTo is the Raft index a restarted node must apply before it
 	// exposes its HWM again (0: not recovering). See the package doc.
 	recoverTo uint64
-	batchSeq  uint64
-	failed    error
-	closed    bool
+	// booting counts the logs whose recovery sync is still out; the node
+	// starts (started) when the last one completes (see New).
+	booting  int
+	started  bool
+	batchSeq uint64
+	failed   error
+	closed   bool
 	// syncs tracks outstanding fsyncs; hung is set while one is older than
 	// DiskStallTimeout (health.go).
 	syncs *syncWatch
 	hung  bool
 }
 
-// New opens (recovering from disk) and starts a node.
+// New opens a node, recovering its logs from disk. The node starts
+// (Status.Ready) once the first sync of every log completes: recovery reads
+// through the page cache, which after a process killed with its machine up
+// holds writes that never reached the disk, and nothing the node read back
+// may be acknowledged, applied or exposed before it is durable.
 func New(cfg Config, e env.Env) (*Node, error) { return NewWithBugs(cfg, e, Bugs{}) }
 
 // NewWithBugs is New with known-bad variants switched on. It exists for the
@@ -295,7 +304,7 @@ func NewWithBugs(cfg Config, e env.Env, bugs Bugs) (*Node, error) {
 			w, err := wal.OpenWithBugs(e, WALDir(cfg, t.Name, p), t.Name, p, cfg.WAL, func(nt wal.BatchNotice) { n.onNotice(k, nt) },
 				wal.Bugs{RetryFailedSync: bugs.RetryFsyncAssumeSuccess, NoCutAfterSync: bugs.WALLostWakeup, KeepPartialAppend: bugs.KeepTornRequest,
 					CutAtCorruption: bugs.CutAtCorruption, JoinInflightSync: bugs.WALJoinInflightSync, IgnoreSyncError: bugs.WALIgnoreSyncError,
-					BgSyncCoversQueued: bugs.WALBgSyncOverclaims})
+					BgSyncCoversQueued: bugs.WALBgSyncOverclaims, DurableAtOpen: bugs.StartBeforeRecoverySync, NoRecoveryRewrite: bugs.RecoveryNoRewrite})
 			if err != nil {
 				n.closeLogs()
 				return nil, fmt.Errorf("node %d: open WAL %s/%d: %w", cfg.ID, t.Name, p, err)
@@ -309,21 +318,61 @@ func NewWithBugs(cfg Config, e env.Env, bugs Bugs) (*Node, error) {
 	}
 	n.sm = statemach.New(logs, statemach.Options{NoTruncate: bugs.NoTruncateOnLeaderChange, HWMAhead: bugs.HWMBeforeCommit, AcceptStale: bugs.AcceptStaleBatch, TrustOwn: bugs.TrustOwnBatches,
 		DeferApplySync: n.pipelined()}, n.fail)
+	for _, k := range n.sm.Keys() {
+		if w := n.wals[k]; w.Recovering() && !bugs.StartBeforeRecoverySync {
+			n.booting++
+			w.OnRecovered(n.logRecovered)
+		}
+	}
 	if n.standalone {
 		n.role = RoleStandalone
+	} else if err := n.openRaft(); err != nil {
+		n.closeLogs()
+		return nil, err
+	}
+	if n.booting == 0 {
+		n.start()
+	}
+	return n, nil
+}
+
+// logRecovered is the end of one log's recovery sync (see New): the node
+// starts after the last one, or stops if one failed.
+func (n *Node) logRecovered(err error) {
+	if n.closed || n.failed != nil {
+		return
+	}
+	if err != nil {
+		n.fail(fmt.Errorf("node %d: recovery sync: %w", n.cfg.ID, err))
+		return
+	}
+	if n.booting--; n.booting == 0 {
+		n.start()
+	}
+}
+
+// start runs once what the node recovered is durable: a standalone node
+// moves its HWMs to the WALs' durable ends; a cluster node re-applies its
+// durably committed entries and starts its Raft loop. Until then it
+// answers nothing (Produce: ErrNotReady; Fetch: ErrRecovering) and drops
+// Raft messages, so it never acknowledges, applies or exposes what a
+// process killed with its machine up left only in the page cache.
+func (n *Node) start() {
+	n.started = true
+	if n.standalone {
 		for _, k := range n.sm.Keys() {
 			n.sm.Partition(k).SetDurable(n.wals[k].DurableEnd())
 		}
 		n.trace("node.start", 0, 0, 0, 0)
-		return n, nil
+		return
 	}
-	if err := n.openRaft(); err != nil {
-		n.closeLogs()
-		return nil, err
+	if err := n.reapply(); err != nil {
+		n.fail(err)
+		return
 	}
 	n.armTick()
 	n.trace("node.start", int64(n.applied), int64(n.storage.HardState().GetTerm()), 0, 0)
-	return n, nil
+	n.maybeReady()
 }
 
 // ID returns the node's id.
@@ -379,7 +428,7 @@ func (n *Node) Healthy() error {
 // Status returns the node's observable state.
 func (n *Node) Status() Status {
 	return Status{ID: n.cfg.ID, Role: n.role, Term: n.term, Lead: n.lead, Gate: n.acceptsProduce(),
-		Applied: n.applied, Ready: true, Recovering: n.recoverTo > 0, Failed: n.failed,
+		Applied: n.applied, Ready: n.started, Recovering: n.recoverTo > 0 || !n.started, Failed: n.failed,
 		Queued: n.nqueued, Pending: n.prop.Len()}
 }
 

@@ -522,3 +522,62 @@ func TestBackpressureIsDefinite(t *testing.T) {
 		}
 	}
 }
+
+// A standalone node killed with its machine up (the page cache kept) reads
+// back a record its disk never got. It must not start, and so not expose an
+// HWM covering the record, before its recovery sync makes the record
+// durable: a power loss in between would take the record, and the HWM,
+// back.
+func TestKilledNodeStartsAfterRecoverySync(t *testing.T) {
+	for _, powerLoss := range []bool{false, true} {
+		name := map[bool]string{false: "recovery sync completes", true: "power loss before it"}[powerLoss]
+		t.Run(name, func(t *testing.T) {
+			c := newCluster(t, 3, 1, nil)
+			id := c.leader()
+			d := c.w.Disk(id)
+			d.StallSyncsUntil(c.w.Now() + time.Second)
+			r := c.produce(id, node.AcksNone, "a")
+			c.run(5 * time.Millisecond)
+			if !r.done || r.resp.Err != nil {
+				t.Fatalf("acks=0: %+v", r)
+			}
+			if err := c.w.Kill(id); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.w.Restart(id); err != nil {
+				t.Fatal(err)
+			}
+			c.run(10 * time.Millisecond)
+			n := c.up(id)
+			if st := n.Status(); st.Ready || !st.Recovering {
+				t.Fatalf("started while its recovery sync is stalled: %+v", st)
+			}
+			if resp := n.Fetch(node.FetchRequest{Topic: "t", Offset: 0}); !errors.Is(resp.Err, node.ErrRecovering) {
+				t.Fatalf("Fetch before the recovery sync = %+v, want ErrRecovering", resp)
+			}
+			p := c.produce(id, node.AcksLeader, "b")
+			c.run(time.Millisecond)
+			if !p.done || !errors.Is(p.resp.Err, node.ErrNotReady) || p.resp.Indeterminate {
+				t.Fatalf("Produce before the recovery sync = %+v, want a definite ErrNotReady", p)
+			}
+			want := []string{"a"}
+			if powerLoss {
+				if err := c.w.Crash(id); err != nil {
+					t.Fatal(err)
+				}
+				d.ClearFaults()
+				if err := c.w.Restart(id); err != nil {
+					t.Fatal(err)
+				}
+				want = nil
+			}
+			c.run(2 * time.Second)
+			if st := c.up(id).Status(); !st.Ready {
+				t.Fatalf("not started once its disk is back: %+v", st)
+			}
+			if got := c.log(id); !slices.Equal(got, want) {
+				t.Fatalf("log %q, want %q", got, want)
+			}
+		})
+	}
+}

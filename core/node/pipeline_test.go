@@ -359,6 +359,8 @@ func TestPipelinedWALFsyncBeforeRaftSync(t *testing.T) {
 	if err := c.w.Restart(l); err != nil {
 		t.Fatal(err)
 	}
+	// The WAL claims what it recovered once its recovery sync is done.
+	c.run(10 * time.Millisecond)
 	if ps, _ := c.up(l).PartitionStatus("t", 0); ps.DurableEnd != one.resp.BaseOffset+1 {
 		t.Fatalf("restarted node's WAL ends at %d, want the acks=1 record durable (end %d)", ps.DurableEnd, one.resp.BaseOffset+1)
 	}

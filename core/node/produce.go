@@ -16,7 +16,7 @@ import (
 )
 
 func (n *Node) acceptsProduce() bool {
-	return n.failed == nil && !n.closed && (n.standalone || (n.role == RoleLeader && n.gate && !n.transferring() && (!n.hung || n.bugs.NoStepDownOnHungDisk)))
+	return n.failed == nil && !n.closed && n.started && (n.standalone || (n.role == RoleLeader && n.gate && !n.transferring() && (!n.hung || n.bugs.NoStepDownOnHungDisk)))
 }
 
 // transferring reports whether a leadership transfer is in progress (raft
@@ -49,6 +49,10 @@ func (n *Node) Produce(req ProduceRequest, reply func(ProduceResponse)) {
 			reply(ProduceResponse{Err: fmt.Errorf("%w: record %d is %d bytes (max %d)", ErrInvalid, i, len(r), n.cfg.MaxRecordBytes)})
 			return
 		}
+	}
+	if !n.started {
+		reply(ProduceResponse{Err: ErrNotReady})
+		return
 	}
 	if !n.acceptsProduce() {
 		reply(ProduceResponse{Err: ErrNotLeader, LeaderHint: n.leaderHint()})
@@ -364,7 +368,7 @@ func (n *Node) Fetch(req FetchRequest) FetchResponse {
 	if n.failed != nil || n.closed {
 		return FetchResponse{Err: ErrNodeFailed}
 	}
-	if n.recoverTo > 0 && !n.bugs.FetchRangeBeforeRecovering {
+	if !n.started || (n.recoverTo > 0 && !n.bugs.FetchRangeBeforeRecovering) {
 		return FetchResponse{Err: ErrRecovering}
 	}
 	w := n.wals[k]

@@ -17,7 +17,7 @@ import (
 
 // Receive handles a message from another node.
 func (n *Node) Receive(from uint64, msg []byte) {
-	if n.standalone || n.closed || n.failed != nil {
+	if n.standalone || n.closed || n.failed != nil || !n.started {
 		return
 	}
 	m, err := decodeMessage(msg)
@@ -53,6 +53,9 @@ func (n *Node) armTick() {
 
 // maybeReady handles the next Ready if none is in flight.
 func (n *Node) maybeReady() {
+	if !n.started {
+		return // start runs the first Ready
+	}
 	if n.asyncStorage() {
 		n.readyAsync()
 		return

@@ -13,44 +13,25 @@ import (
 	"walraft/core/raftlog"
 )
 
-// openRaft recovers the Raft log, re-applies every durably committed entry
-// (so the HWM is back where it was before the node answers anything), and
-// builds the RawNode.
+// openRaft recovers the Raft log and builds the RawNode; start re-applies
+// the durably committed entries (reapply) once the log's recovery sync
+// completed.
 func (n *Node) openRaft() error {
 	st, err := raftlog.Open(n.env.FS, RaftLogDir(n.cfg), n.cfg.Peers, raftlog.Options{Log: n.cfg.RaftLog, InMemory: n.bugs.InMemoryRaftLog,
-		DropLastRecord: n.bugs.RaftLogDropsLast, CutAtCorruption: n.bugs.CutAtCorruption || n.bugs.RecoverCutsCorruption})
+		DropLastRecord: n.bugs.RaftLogDropsLast, CutAtCorruption: n.bugs.CutAtCorruption || n.bugs.RecoverCutsCorruption,
+		NoRecoveryRewrite: n.bugs.RecoveryNoRewrite})
 	if err != nil {
 		return fmt.Errorf("node %d: %w", n.cfg.ID, err)
 	}
 	n.storage = st
+	if st.Recovering() && !n.bugs.StartBeforeRecoverySync {
+		n.booting++
+		st.OnRecovered(n.logRecovered)
+	}
 	hs := st.HardState()
 	commit := hs.GetCommit()
-	if commit > 0 {
-		ents, err := st.Entries(1, commit+1, 1<<62)
-		if err != nil {
-			return fmt.Errorf("node %d: read committed entries up to %d: %w", n.cfg.ID, commit, err)
-		}
-		n.reapplying = true
-		for _, e := range ents {
-			if err := n.applyEntry(e); err != nil {
-				return fmt.Errorf("node %d: re-apply entry %d: %w", n.cfg.ID, e.GetIndex(), err)
-			}
-		}
-		n.reapplying = false
-	}
-	n.applied = commit
 	n.term = hs.GetTerm()
 	n.writtenTerm, n.durableTerm = n.term, n.term
-	last, err := st.LastIndex()
-	if err != nil {
-		return fmt.Errorf("node %d: raft log last index: %w", n.cfg.ID, err)
-	}
-	if last > commit {
-		// Entries past the durable commit index may have been applied
-		// (and their HWM exposed) before the crash.
-		n.recoverTo = last
-		n.trace("node.recovering", int64(last), int64(commit), 0, 0)
-	}
 	rc := &raft.Config{
 		ID:                        n.cfg.ID,
 		ElectionTick:              n.cfg.ElectionTicks,
@@ -71,6 +52,39 @@ func (n *Node) openRaft() error {
 		return fmt.Errorf("node %d: raft: %w", n.cfg.ID, err)
 	}
 	n.rn = rn
+	return nil
+}
+
+// reapply re-applies every durably committed entry (so the HWM is back
+// where it was before the node answers anything) and enters the recovering
+// state if the log holds entries past the commit index.
+func (n *Node) reapply() error {
+	st := n.storage
+	commit := st.HardState().GetCommit()
+	if commit > 0 {
+		ents, err := st.Entries(1, commit+1, 1<<62)
+		if err != nil {
+			return fmt.Errorf("node %d: read committed entries up to %d: %w", n.cfg.ID, commit, err)
+		}
+		n.reapplying = true
+		for _, e := range ents {
+			if err := n.applyEntry(e); err != nil {
+				return fmt.Errorf("node %d: re-apply entry %d: %w", n.cfg.ID, e.GetIndex(), err)
+			}
+		}
+		n.reapplying = false
+	}
+	n.applied = commit
+	last, err := st.LastIndex()
+	if err != nil {
+		return fmt.Errorf("node %d: raft log last index: %w", n.cfg.ID, err)
+	}
+	if last > commit {
+		// Entries past the durable commit index may have been applied
+		// (and their HWM exposed) before the crash.
+		n.recoverTo = last
+		n.trace("node.recovering", int64(last), int64(commit), 0, 0)
+	}
 	return nil
 }
 

@@ -53,6 +53,9 @@ type Options struct {
 	// CutAtCorruption is the known-bad variant "recovery cuts the log at
 	// the first bad record and carries on" (reclog.Bugs).
 	CutAtCorruption bool
+	// NoRecoveryRewrite: the known-bad recovery that only syncs what it
+	// read back (reclog.Bugs.NoRecoveryRewrite).
+	NoRecoveryRewrite bool
 }
 
 // Storage is durable Raft storage. It implements raft.Storage.
@@ -64,6 +67,10 @@ type Storage struct {
 	dirty     bool // records appended since the last Sync call
 	recovered int  // records replayed at Open
 	maxRecord int  // the log's record limit: Save splits entries to fit
+	// recovering until the log's recovery sync completes (see Recovering);
+	// onRecovered is told then.
+	recovering  bool
+	onRecovered func(error)
 }
 
 // Open recovers the storage from files under dir on fs. voters is the static
@@ -77,7 +84,7 @@ func Open(fs env.FS, dir string, voters []uint64, opts Options) (*Storage, error
 	if opts.InMemory {
 		return s, nil
 	}
-	l, err := reclog.OpenWithBugs(fs, dir, opts.Log, reclog.Bugs{CutAtCorruption: opts.CutAtCorruption})
+	l, err := reclog.OpenWithBugs(fs, dir, opts.Log, reclog.Bugs{CutAtCorruption: opts.CutAtCorruption, NoRecoveryRewrite: opts.NoRecoveryRewrite})
 	if err != nil {
 		return nil, fmt.Errorf("raftlog: open %s: %w", dir, err)
 	}
@@ -97,8 +104,27 @@ func Open(fs env.FS, dir string, voters []uint64, opts Options) (*Storage, error
 		l.Close()
 		return nil, err
 	}
+	s.recovering = true
+	l.AfterQueued(func(err error) {
+		s.recovering = false
+		if s.onRecovered != nil {
+			s.onRecovered(err)
+		}
+	})
 	return s, nil
 }
+
+// Recovering reports whether what Open read back still waits for the log's
+// first sync: until then it may be only in a page cache (a process killed
+// with its machine up), and nothing in it may be acknowledged or applied.
+// Never true for an InMemory storage.
+func (s *Storage) Recovering() bool { return s.recovering }
+
+// OnRecovered registers f to be called once, from the log's own event,
+// when recovery's first sync completes: with nil, or the error that
+// stopped the log. Not called if recovery has ended already (check
+// Recovering first). Call it right after Open.
+func (s *Storage) OnRecovered(f func(error)) { s.onRecovered = f }
 
 func (s *Storage) replay(seq uint64, rec []byte) error {
 	if len(rec) == 0 {

@@ -170,6 +170,11 @@ type Bugs struct {
 	// tail: it cuts the log at the first bad record and carries on with
 	// the shorter log, instead of failing with ErrCorrupt.
 	CutAtCorruption bool
+	// NoRecoveryRewrite: recovery only syncs the unproven tail it read
+	// back, without writing it again first: pages a killed process's
+	// failed fsync left clean are then never written, yet the sync
+	// succeeds and later chunks mark them durable.
+	NoRecoveryRewrite bool
 }
 
 // maxSyncRetries bounds Bugs.RetryFailedSync's retries of one sync.
@@ -339,6 +344,27 @@ func (l *Log) Sync(done func(error)) {
 	o := &op{kind: opSync}
 	o.waiters = append(o.first[:0], done)
 	l.enqueue(o)
+}
+
+// AfterQueued calls done once every I/O operation queued before the call
+// (syncs, truncations, recovery's first sync) has completed, without
+// issuing any of its own: with nil, or the log's fail-stop error (wrapping
+// ErrFailed) or ErrClosed if it stopped meanwhile. Right after Open it
+// reports when what recovery read back is durable: the recovered bytes may
+// have been only in a page cache (a process killed with its machine up).
+// done is always called later, never inside the call; with nothing queued
+// that costs a directory sync.
+func (l *Log) AfterQueued(done func(error)) {
+	if done == nil {
+		panic("reclog: AfterQueued with nil callback")
+	}
+	if l.closed || l.err != nil || len(l.ops) == 0 {
+		err := l.stopErr()
+		l.later(func() { done(err) })
+		return
+	}
+	o := l.ops[len(l.ops)-1]
+	o.waiters = append(o.waiters, done)
 }
 
 func (l *Log) stopErr() error {

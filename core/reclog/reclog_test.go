@@ -786,3 +786,52 @@ func TestReadInArena(t *testing.T) {
 		}
 	}
 }
+
+// fsyncgate across a restart: a process whose fsync failed is killed with
+// its machine up (the page cache kept) and restarted. The new process
+// reads every record back; once recovery's first sync is done
+// (AfterQueued), they must be durable, even where Linux marked the failed
+// pages clean, so a power loss right after keeps them all.
+func TestKilledAfterFailedSyncRecoversDurably(t *testing.T) {
+	for _, mode := range []sim.FailedSyncMode{sim.FailedSyncClean, sim.FailedSyncDrop, sim.FailedSyncKeep} {
+		t.Run(mode.String(), func(t *testing.T) {
+			cfg := sim.DefaultDiskConfig()
+			cfg.FailedSync = mode
+			h := newHarness(t, 5, cfg)
+			l := h.open(Options{})
+			h.run(func() bool { return len(l.ops) == 0 }) // the open sync
+			for i := range 5 {
+				l.Append(payload(1, uint64(i), 300))
+			}
+			if err := h.sync(l); err != nil {
+				t.Fatal(err)
+			}
+			for i := 5; i < 9; i++ {
+				l.Append(payload(1, uint64(i), 700))
+			}
+			h.disk.FailNextSyncs(1)
+			if err := h.sync(l); !errors.Is(err, ErrFailed) {
+				t.Fatalf("Sync with EIO = %v, want ErrFailed", err)
+			}
+			// kill -9: the next process reads the page cache.
+			h.gen++
+			h.disk.ProcessExit()
+			h.boot()
+			l = h.open(Options{})
+			want := records(t, l)
+			var res error
+			done := false
+			l.AfterQueued(func(err error) { res, done = err, true })
+			h.run(func() bool { return done })
+			if res != nil {
+				t.Fatalf("recovery sync: %v", res)
+			}
+			l.Close()
+			h.crash()
+			l = h.open(Options{})
+			if got := records(t, l); len(got) != len(want) {
+				t.Fatalf("after a power loss following the recovery sync: %d records, the killed process's successor read %d", len(got), len(want))
+			}
+		})
+	}
+}

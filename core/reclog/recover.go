@@ -102,7 +102,9 @@ func (r *recovery) run() error {
 		l.segs = r.files
 		l.next = l.active().next()
 		l.durable = r.maxMark
-		r.markUnsynced()
+		if err := r.markUnsynced(); err != nil {
+			return err
+		}
 		// Recovered bytes may still be only in a page cache (a process
 		// crash keeps it): sync them before the mark claims them durable.
 		l.enqueue(&op{kind: opSync})
@@ -270,7 +272,9 @@ func (r *recovery) cutTail(bad *badSpot) error {
 	l.segs = keep
 	l.next = l.active().next()
 	l.durable = r.maxMark
-	r.markUnsynced()
+	if err := r.markUnsynced(); err != nil {
+		return err
+	}
 	l.cuts++
 	l.enqueue(&op{kind: opCut, remove: remove, target: target, size: size, pos: target.basePos + uint64(size)})
 	return nil
@@ -312,13 +316,58 @@ func (r *recovery) fresh(remove []*segment) error {
 }
 
 // markUnsynced marks the recovered segments that may hold bytes not yet
-// proven durable (those ending past the largest mark) for the first sync.
-func (r *recovery) markUnsynced() {
+// proven durable (those ending past the largest mark) for the first sync,
+// and writes those bytes again first.
+//
+// Writing them again is what makes that sync mean something. Recovery reads
+// through the page cache, which after a process kill (the machine up) holds
+// what the previous process wrote, durable or not. If an fsync of the
+// previous process failed, Linux marked the pages it could not write clean
+// (fsyncgate): they read back fine, but no later fsync writes them, so a
+// sync alone would let this process call them durable and mark them so in
+// every chunk it writes. Writing the same bytes again in place (WriteAt)
+// makes them dirty pages that the first sync writes. The cost is one rewrite of the unproven tail per Open: what was
+// written after the last sync that a chunk's mark records, usually the last
+// batch or two.
+func (r *recovery) markUnsynced() error {
 	l := r.l
 	for _, s := range l.segs {
-		if s.end() > l.durable {
-			s.dirty = true
+		if s.end() <= l.durable {
+			continue
+		}
+		s.dirty = true
+		from := int64(0)
+		if l.durable > s.basePos {
+			from = int64(l.durable - s.basePos)
+		}
+		if r.bugs.NoRecoveryRewrite {
+			continue
+		}
+		if err := rewriteTail(s, from); err != nil {
+			return err
 		}
 	}
 	l.nsDirty = true
+	return nil
+}
+
+// rewriteTail writes the bytes [from, s.size) of segment s's file again,
+// in place, with the content read back (see markUnsynced). Bytes past
+// s.size (a torn tail a queued cut removes) are left alone. A failure
+// leaves the content as it was: the bytes written are the bytes there.
+func rewriteTail(s *segment, from int64) error {
+	if from >= s.size {
+		return nil
+	}
+	buf := make([]byte, s.size-from)
+	if n, err := s.f.ReadAt(buf, from); n < len(buf) {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("short read of %d bytes at %d: %w", n, from, env.ErrIO)
+		}
+		return fmt.Errorf("rewrite %s from %d: %w", s.name, from, err)
+	}
+	if _, err := s.f.WriteAt(buf, from); err != nil {
+		return fmt.Errorf("rewrite %s from %d: %w", s.name, from, err)
+	}
+	return nil
 }

@@ -396,9 +396,10 @@ func (f *imageFile) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
-func (f *imageFile) Write([]byte) (int, error) { return 0, errReadOnly }
-func (f *imageFile) Truncate(int64) error      { return errReadOnly }
-func (f *imageFile) Sync(done func(error))     { done(errReadOnly) }
-func (f *imageFile) Close() error              { return nil }
+func (f *imageFile) Write([]byte) (int, error)          { return 0, errReadOnly }
+func (f *imageFile) Truncate(int64) error               { return errReadOnly }
+func (f *imageFile) WriteAt([]byte, int64) (int, error) { return 0, errReadOnly }
+func (f *imageFile) Sync(done func(error))              { done(errReadOnly) }
+func (f *imageFile) Close() error                       { return nil }
 
 var errReadOnly = errors.New("reclog: image is read-only")

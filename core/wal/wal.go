@@ -91,6 +91,7 @@
 //
 //	wal.open       B=start C=end (recovered)
 //	wal.open.partial B=offset C=recovered end   an incomplete Append dropped
+//	wal.recovered  B=durable end                  recovery's first sync completed
 //	wal.batch      B=base C=last D=records        a batch was cut and written
 //	wal.sync.done  B=base C=last D=batch seq      its fsync completed
 //	wal.deferred   B=base C=last D=batch seq      a batch of deferred appends was written: answered, no fsync
@@ -192,6 +193,12 @@ type Bugs struct {
 	// to cover every record appended (End), the queued ones not yet
 	// written included, instead of those written when it was issued.
 	BgSyncCoversQueued bool
+	// DurableAtOpen: Open reports every recovered record durable at once
+	// (DurableEnd == End), before recovery's first sync.
+	DurableAtOpen bool
+	// NoRecoveryRewrite: the reclog's recovery syncs its unproven tail
+	// without writing it again (reclog.Bugs).
+	NoRecoveryRewrite bool
 }
 
 // Config configures a WAL. Zero values get the documented defaults.
@@ -320,6 +327,13 @@ type WAL struct {
 
 	end        int64 // next offset to assign
 	durableEnd int64 // end of the fsynced prefix
+	// recoveredEnd is the end of the records Open recovered (lowered by
+	// Truncate), durable once recovery's first sync completes; recovering
+	// until then, and onRecovered is told when it ends.
+	recoveredEnd int64
+	recovering   bool
+	recoverErr   error
+	onRecovered  func(error)
 	// noticedEnd is the end of the records notices have covered: a
 	// truncation inside an append rewrites the part it keeps, and those
 	// records, noticed once already, must not be noticed again (the node
@@ -356,12 +370,15 @@ type bgSync struct{ end int64 }
 
 // Open recovers the partition log in files under dir (via reclog) and
 // returns it ready to append at the recovered end. onNotice may be nil.
-// Records recovered are reported durable (DurableEnd() == End()): after a
-// crash they are what the disk kept. (After a process restart on a real OS
-// they may still sit in the page cache; the reclog syncs them as its first
-// I/O, before any later batch can complete.) Open fails with ErrCorrupt if
-// data that had been synced is damaged, and with ErrTooLarge if a record
-// exceeds cfg.MaxRecordBytes.
+//
+// Records recovered are not reported durable at once: after a process
+// killed with its machine up they may sit only in the page cache (or in
+// pages a failed fsync left clean, which the reclog writes again). The
+// WAL is recovering (Recovering) until the reclog's first sync, queued
+// before any later batch's, completes; DurableEnd then moves from Start to
+// the recovered end and OnRecovered's callback runs. Open fails with
+// ErrCorrupt if data that had been synced is damaged, and with ErrTooLarge
+// if a record exceeds cfg.MaxRecordBytes.
 func Open(e env.Env, dir, topic string, partition int32, cfg Config, onNotice func(BatchNotice)) (*WAL, error) {
 	return OpenWithBugs(e, dir, topic, partition, cfg, onNotice, Bugs{})
 }
@@ -381,7 +398,7 @@ func OpenWithBugs(e env.Env, dir, topic string, partition int32, cfg Config, onN
 		tracer = env.NopTracer{}
 	}
 	log, err := reclog.OpenWithBugs(e.FS, dir, reclog.Options{SegmentBytes: cfg.SegmentBytes, MaxRecordBytes: cfg.MaxRecordBytes + recHeader},
-		reclog.Bugs{RetryFailedSync: bugs.RetryFailedSync, CutAtCorruption: bugs.CutAtCorruption})
+		reclog.Bugs{RetryFailedSync: bugs.RetryFailedSync, CutAtCorruption: bugs.CutAtCorruption, NoRecoveryRewrite: bugs.NoRecoveryRewrite})
 	if err != nil {
 		switch {
 		case errors.Is(err, reclog.ErrCorrupt):
@@ -434,10 +451,41 @@ func OpenWithBugs(e env.Env, dir, topic string, partition int32, cfg Config, onN
 		}
 	}
 	w.end = int64(next) + w.delta
-	w.durableEnd, w.written, w.noticedEnd = w.end, w.end, w.end
+	w.written, w.noticedEnd = w.end, w.end
+	w.durableEnd, w.recoveredEnd, w.recovering = w.Start(), w.end, true
+	if bugs.DurableAtOpen {
+		w.durableEnd = w.end
+	}
+	log.AfterQueued(w.recovered)
 	w.trace("wal.open", w.Start(), w.end, 0)
 	return w, nil
 }
+
+// recovered ends recovery: the reclog's first sync (and a cut of a torn
+// Append queued with it) completed, so the records Open recovered are
+// durable, or the log failed.
+func (w *WAL) recovered(err error) {
+	w.recovering, w.recoverErr = false, err
+	if err == nil && !w.closed {
+		w.durableEnd = max(w.durableEnd, w.recoveredEnd)
+		w.trace("wal.recovered", w.durableEnd, 0, 0)
+	}
+	if w.onRecovered != nil {
+		w.onRecovered(w.recoverErr)
+	}
+}
+
+// Recovering reports whether the records Open recovered are still waiting
+// for their first sync (see Open).
+func (w *WAL) Recovering() bool { return w.recovering }
+
+// OnRecovered registers f to be called once, from the WAL's own event,
+// when recovery's first sync completes: with nil (DurableEnd now covers
+// the recovered records) or the error that failed the log (wrapping
+// reclog.ErrFailed, or reclog.ErrClosed after Close). If recovery has
+// ended already, f is not called; check Recovering first. Call it right
+// after Open.
+func (w *WAL) OnRecovered(f func(error)) { w.onRecovered = f }
 
 // appendStart returns where the Append holding record end-1 starts when
 // that Append is incomplete (record end-1 has rest > 0), and end when it
@@ -923,6 +971,7 @@ func (w *WAL) Truncate(off int64, done func(error)) {
 	}
 	w.end = off
 	w.durableEnd = min(w.durableEnd, cut)
+	w.recoveredEnd = min(w.recoveredEnd, cut)
 	if w.bg != nil {
 		w.bg.end = min(w.bg.end, cut)
 	}
