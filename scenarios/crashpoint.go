@@ -44,7 +44,7 @@ const tornCrashKeep = 0.5
 
 // isDiskEventCrash reports whether k is a crash-at-disk-event kind.
 func isDiskEventCrash(k FaultKind) bool {
-	return k == FaultCrashAtDiskEvent || k == FaultTornCrashAtDiskEvent
+	return k == FaultCrashAtDiskEvent || k == FaultTornCrashAtDiskEvent || k == FaultKillAtDiskEvent
 }
 
 // validateDiskEventCrash checks the fields a crash-at-disk-event fault
@@ -119,21 +119,29 @@ func (h *harness) crashAtDiskEvent(f Fault, k sim.DiskEvent) {
 		}
 	}
 	d.SetConfig(torn)
+	kill := f.Kind == FaultKillAtDiskEvent
 	if h.nodes[id-1] != nil {
-		h.crash(id)
+		h.stop(id, kill)
 	} else {
 		// Inside boot: the node object does not exist yet for the
 		// harness, so there is nothing of it to forget.
 		h.interrupt(id, true)
-		if err := h.w.Crash(id); err != nil {
+		stop := h.w.Crash
+		if kill {
+			stop = h.w.Kill
+		}
+		if err := stop(id); err != nil {
 			panic(fmt.Sprintf("scenarios: %s: %v", f, err))
 		}
-		h.killed[id] = false
+		h.killed[id] = kill
 		h.rec.down(id)
 		h.resetConnections(id)
 	}
 	d.SetConfig(cfg)
 	h.probe("crash-at-disk-event")
+	if kill {
+		h.probe("kill-at-disk-event")
+	}
 	h.probe("crash-at-" + k.String())
 	h.s.After(f.Dur, func() { h.restart(id) })
 }
@@ -150,12 +158,14 @@ func (h *harness) crashedInBoot(id uint64) bool {
 var errCrashedInBoot = errors.New("scenarios: crashed at a disk event during boot")
 
 // CrashPoint is one point of a sweep: crash Node at its disk event Event
-// (1-based), whose kind the dry run saw was Kind; torn or clean.
+// (1-based), whose kind the dry run saw was Kind; torn or clean, or Kill:
+// the process killed there with its machine up (FaultKillAtDiskEvent).
 type CrashPoint struct {
 	Node  uint64
 	Event int
 	Kind  sim.DiskEvent
 	Torn  bool
+	Kill  bool
 }
 
 // String renders the point as reports show it: "n2 #153 sync.done torn".
@@ -163,6 +173,9 @@ func (p CrashPoint) String() string {
 	s := fmt.Sprintf("n%d #%d %s", p.Node, p.Event, p.Kind)
 	if p.Torn {
 		s += " torn"
+	}
+	if p.Kill {
+		s += " kill"
 	}
 	return s
 }
@@ -173,6 +186,9 @@ func (p CrashPoint) Fault(restart time.Duration) Fault {
 	f := Fault{At: 0, Kind: FaultCrashAtDiskEvent, Node: p.Node, Count: p.Event, Dur: restart}
 	if p.Torn {
 		f.Kind, f.Prob = FaultTornCrashAtDiskEvent, tornCrashKeep
+	}
+	if p.Kill {
+		f.Kind = FaultKillAtDiskEvent
 	}
 	return f
 }
@@ -196,6 +212,8 @@ type SweepPlan struct {
 	Every int
 	// Torn adds a torn crash at each point besides the clean one.
 	Torn bool
+	// Kill adds a process kill with the machine up at each point.
+	Kill bool
 	// Kinds keeps only events of these kinds (empty: every kind); Every
 	// then counts among the kept events of each node.
 	Kinds []sim.DiskEvent
@@ -224,6 +242,9 @@ func (sp SweepPlan) Points(events [][]sim.DiskEvent) []CrashPoint {
 			pts = append(pts, CrashPoint{Node: id, Event: k + 1, Kind: kind})
 			if sp.Torn {
 				pts = append(pts, CrashPoint{Node: id, Event: k + 1, Kind: kind, Torn: true})
+			}
+			if sp.Kill {
+				pts = append(pts, CrashPoint{Node: id, Event: k + 1, Kind: kind, Kill: true})
 			}
 		}
 	}

@@ -30,9 +30,12 @@ const sweepEvery = 1000
 // TestCrashPointSweepCorrect: on the correct system a sweep is clean, it
 // tries the points the plan says, and each point's crash fired at the event
 // the dry run saw, of the kind it saw.
+//
+// Each point is tried twice, as a power loss and as a process kill with
+// the machine up (SweepPlan.Kill).
 func TestCrashPointSweepCorrect(t *testing.T) {
 	o := sweepOptions(t)
-	plan := SweepPlan{Nodes: []uint64{1}, Every: sweepEvery}
+	plan := SweepPlan{Nodes: []uint64{1}, Every: sweepEvery, Kill: true}
 	dry, pts, err := Sweep(o, RunConfig{}, plan, DefaultCrashRestart)
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +47,7 @@ func TestCrashPointSweepCorrect(t *testing.T) {
 		t.Fatalf("dry run recorded disk events of %d nodes, want %d", len(dry.DiskEvents), o.Nodes)
 	}
 	n1 := len(dry.DiskEvents[0])
-	want := (n1 + sweepEvery - 1) / sweepEvery
+	want := 2 * ((n1 + sweepEvery - 1) / sweepEvery)
 	if n1 < 2*sweepEvery || len(pts) != want {
 		t.Fatalf("node 1 had %d disk events; the sweep tried %d points, want %d", n1, len(pts), want)
 	}
@@ -52,7 +55,7 @@ func TestCrashPointSweepCorrect(t *testing.T) {
 		t.Errorf("node 1's first disk event is %s, want create (its first boot)", dry.DiskEvents[0][0])
 	}
 	for i, p := range pts {
-		if p.Point.Node != 1 || p.Point.Event != 1+i*sweepEvery || p.Point.Kind != dry.DiskEvents[0][p.Point.Event-1] {
+		if p.Point.Node != 1 || p.Point.Event != 1+i/2*sweepEvery || p.Point.Kill != (i%2 == 1) || p.Point.Kind != dry.DiskEvents[0][p.Point.Event-1] {
 			t.Errorf("point %d is %s", i, p.Point)
 		}
 		r := p.Result
@@ -61,6 +64,9 @@ func TestCrashPointSweepCorrect(t *testing.T) {
 		}
 		if r.Probes["crash-at-disk-event"] != 1 || r.Probes["crash-at-"+p.Point.Kind.String()] != 1 {
 			t.Errorf("point %s: the crash did not fire once at a %s event: probes %v", p.Point, p.Point.Kind, r.Probes)
+		}
+		if kills := r.Probes["kill-at-disk-event"]; kills != map[bool]int{false: 0, true: 1}[p.Point.Kill] {
+			t.Errorf("point %s: %d kills at the disk event", p.Point, kills)
 		}
 	}
 	t.Logf("node 1: %d disk events, %d points tried, all clean", n1, len(pts))
@@ -164,6 +170,8 @@ func TestCrashPointFaultValidate(t *testing.T) {
 	}{
 		{Fault{Kind: FaultCrashAtDiskEvent, Node: 1, Count: 1}, true},
 		{Fault{Kind: FaultTornCrashAtDiskEvent, Node: 3, Count: 99, Prob: 0.25, Dur: time.Millisecond}, true},
+		{Fault{Kind: FaultKillAtDiskEvent, Node: 2, Count: 7, Dur: time.Millisecond}, true},
+		{Fault{Kind: FaultKillAtDiskEvent, Node: 2, Count: 0}, false},
 		{Fault{Kind: FaultCrashAtDiskEvent, Node: 4, Count: 1}, false},
 		{Fault{Kind: FaultCrashAtDiskEvent, Node: 0, Count: 1}, false},
 		{Fault{Kind: FaultCrashAtDiskEvent, Node: 1, Count: 0}, false},
@@ -206,6 +214,8 @@ func TestSweepPlanPoints(t *testing.T) {
 			"n1 #5 write", "n1 #6 sync", "n1 #7 sync.done", "n2 #1 create", "n2 #2 write", "n2 #3 sync"}},
 		{"one node, every 3rd", SweepPlan{Nodes: []uint64{1}, Every: 3}, []string{"n1 #1 create", "n1 #4 sync.done", "n1 #7 sync.done"}},
 		{"torn too", SweepPlan{Nodes: []uint64{2}, Every: 2, Torn: true}, []string{"n2 #1 create", "n2 #1 create torn", "n2 #3 sync", "n2 #3 sync torn"}},
+		{"kill too", SweepPlan{Nodes: []uint64{2}, Every: 2, Torn: true, Kill: true}, []string{"n2 #1 create", "n2 #1 create torn", "n2 #1 create kill",
+			"n2 #3 sync", "n2 #3 sync torn", "n2 #3 sync kill"}},
 		{"kinds, every counts among them", SweepPlan{Kinds: []sim.DiskEvent{w, d}, Every: 2}, []string{"n1 #2 write", "n1 #5 write", "n2 #2 write"}},
 		{"a node without events", SweepPlan{Nodes: []uint64{3}}, nil},
 	}

@@ -67,6 +67,7 @@ var probeRegistry = []ProbeSpec{
 	{"link-quality", true, "a directed link got its own latency, jitter, loss and duplication"},
 	// Crash points (crashpoint.go): optional, only a sweep arms them.
 	{"crash-at-disk-event", false, "a crash-point fault crashed its node at the chosen disk event"},
+	{"kill-at-disk-event", false, "a crash-point fault killed its node's process (machine up) at the chosen disk event"},
 	{"crash-at-write", false, "a crash point fired at a write"},
 	{"crash-at-truncate", false, "a crash point fired at a truncate"},
 	{"crash-at-sync", false, "a crash point fired as a sync was issued"},

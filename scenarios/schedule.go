@@ -95,6 +95,10 @@ const (
 	// crash: the disk keeps each unsynced block with probability Prob
 	// (0 means 0.5).
 	FaultTornCrashAtDiskEvent FaultKind = "torn-crash-at-disk-event"
+	// FaultKillAtDiskEvent is FaultCrashAtDiskEvent with a process kill
+	// instead of a power loss (FaultKill): the page cache and the syncs in
+	// flight survive.
+	FaultKillAtDiskEvent FaultKind = "kill-at-disk-event"
 )
 
 // maxClockStep bounds a clock-step fault: a jump beyond a minute is not a
@@ -111,7 +115,7 @@ const (
 var faultKinds = []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultPause, FaultPartition, FaultIsolate,
 	FaultOneWay, FaultBridge, FaultHeal, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultDrop, FaultDup, FaultSkew, FaultCorrupt,
 	FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink, FaultTransferLeader,
-	FaultCrashAtDiskEvent, FaultTornCrashAtDiskEvent, FaultKill}
+	FaultCrashAtDiskEvent, FaultTornCrashAtDiskEvent, FaultKill, FaultKillAtDiskEvent}
 
 // Fault is one fault event, timed or triggered. Fields that a kind does not
 // use are zero (and omitted from JSON). Target, when set, names whom the

@@ -23,7 +23,7 @@ import (
 func init() {
 	commands = append(commands, command{
 		name: "crashpoints",
-		args: "[CASE] [-scenario S] [-seed N] [-variant V] [-node X | -all] [-every K] [-kinds K,...] [-torn] [-restart D] [-safety D] " +
+		args: "[CASE] [-scenario S] [-seed N] [-variant V] [-node X | -all] [-every K] [-kinds K,...] [-torn] [-kill] [-restart D] [-safety D] " +
 			"[-max-points M] [-parallel P] [-determinism N] [-out DIR] [-json]",
 		summary: "crash a node at every disk event of a run in turn (a crash-point sweep) and check every invariant",
 		run:     cmdCrashpoints,
@@ -45,6 +45,7 @@ type crashpointsJSON struct {
 	Every    int      `json:"every"`
 	Kinds    []string `json:"kinds"`
 	Torn     bool     `json:"torn"`
+	Kill     bool     `json:"kill"`
 	Restart  float64  `json:"restart_seconds"`
 	// BaseOK: the run without a crash point held every invariant.
 	BaseOK bool `json:"base_ok"`
@@ -72,6 +73,7 @@ type pointJSON struct {
 	Event      int      `json:"event"`
 	Kind       string   `json:"kind"`
 	Torn       bool     `json:"torn"`
+	Kill       bool     `json:"kill"`
 	Invariants []string `json:"invariants"`
 	Detail     string   `json:"detail"`
 	Case       string   `json:"case,omitempty"`
@@ -87,6 +89,7 @@ func cmdCrashpoints(args []string, st stdio) int {
 	every := fs.Int("every", 1, "try every `K`th disk event of each node (events 1, 1+K, 1+2K, ...)")
 	kinds := fs.String("kinds", "", "comma-separated disk event `kinds` to crash at (write, truncate, sync, sync.done, create, remove, syncdir, syncdir.done; -every counts among them); \"\": all")
 	torn := fs.Bool("torn", false, "also try a torn crash at each point (the disk keeps a seeded half of the unsynced blocks)")
+	kill := fs.Bool("kill", false, "also try a process kill at each point (the machine stays up: the page cache and the syncs in flight survive)")
 	restart := fs.Duration("restart", scenarios.DefaultCrashRestart, "restart the crashed node after `D`")
 	safety := fs.Duration("safety", 0, "shorten the safety phase to `D` (fewer events, cheaper points; 0 keeps the run's own)")
 	maxPoints := fs.Int("max-points", defaultMaxPoints, "refuse a sweep of more than `M` points")
@@ -141,7 +144,7 @@ func cmdCrashpoints(args []string, st stdio) int {
 	if *safety > 0 {
 		o.SafetyDuration = *safety
 	}
-	plan := scenarios.SweepPlan{Every: *every, Torn: *torn}
+	plan := scenarios.SweepPlan{Every: *every, Torn: *torn, Kill: *kill}
 	for _, name := range splitList(*kinds) {
 		k, err := sim.ParseDiskEvent(name)
 		if err != nil {
@@ -161,7 +164,7 @@ func cmdCrashpoints(args []string, st stdio) int {
 	}
 	commit := buildCommit()
 	sum := &crashpointsJSON{Scenario: o.Scenario, Seed: o.Seed, Variant: rc.Variant, Case: casePath, Commit: commit,
-		Every: *every, Torn: *torn, Restart: restart.Seconds(), DiskEventsByKind: map[string]int{}, PointsByKind: map[string]int{},
+		Every: *every, Torn: *torn, Kill: *kill, Restart: restart.Seconds(), DiskEventsByKind: map[string]int{}, PointsByKind: map[string]int{},
 		Failures: []pointJSON{}, Mismatches: []string{}, ProbeRuns: map[string]int{}, Nodes: plan.Nodes, Kinds: splitList(*kinds)}
 	if *all {
 		for id := 1; id <= o.Nodes; id++ {
@@ -171,8 +174,8 @@ func cmdCrashpoints(args []string, st stdio) int {
 	start := time.Now()
 
 	// The dry run, in this process: it counts the disk events.
-	fmt.Fprintf(progress, "crashpoints: scenario %s, seed %d, variant %s, nodes %v, every %d, torn %v, restart after %v, commit %s\n",
-		o.Scenario, o.Seed, variantName(rc.Variant), sum.Nodes, *every, *torn, *restart, commit)
+	fmt.Fprintf(progress, "crashpoints: scenario %s, seed %d, variant %s, nodes %v, every %d, torn %v, kill %v, restart after %v, commit %s\n",
+		o.Scenario, o.Seed, variantName(rc.Variant), sum.Nodes, *every, *torn, *kill, *restart, commit)
 	drc := rc
 	drc.RecordDiskEvents = true
 	dry, wall, simErr := simulate(o, drc)
@@ -359,7 +362,7 @@ func accountPoint(progress io.Writer, p scenarios.CrashPoint, reply workerReply,
 		return false
 	}
 	sum.Failed++
-	f := pointJSON{Node: p.Node, Event: p.Event, Kind: p.Kind.String(), Torn: p.Torn, Invariants: r.invariantNames(), Case: r.Case}
+	f := pointJSON{Node: p.Node, Event: p.Event, Kind: p.Kind.String(), Torn: p.Torn, Kill: p.Kill, Invariants: r.invariantNames(), Case: r.Case}
 	if len(r.Violations) > 0 {
 		f.Detail, _, _ = strings.Cut(r.Violations[0].Detail, "\n")
 	}
@@ -373,12 +376,15 @@ func accountPoint(progress io.Writer, p scenarios.CrashPoint, reply workerReply,
 }
 
 // pointCaseName names a failing point's case file:
-// <scenario>-<variant>-seed<N>-n<node>-e<event>[-torn].json.
+// <scenario>-<variant>-seed<N>-n<node>-e<event>[-torn|-kill].json.
 func pointCaseName(o scenarios.Options, variant string, p scenarios.CrashPoint) string {
 	c := scenarios.Case{Scenario: o.Scenario, Seed: o.Seed, Variant: variant}
 	name := strings.TrimSuffix(c.FileName(), ".json") + "-n" + strconv.FormatUint(p.Node, 10) + "-e" + strconv.Itoa(p.Event)
 	if p.Torn {
 		name += "-torn"
+	}
+	if p.Kill {
+		name += "-kill"
 	}
 	return name + ".json"
 }
@@ -406,6 +412,9 @@ func printCrashpoints(w io.Writer, s *crashpointsJSON) {
 			torn := ""
 			if f.Torn {
 				torn = " torn"
+			}
+			if f.Kill {
+				torn = " kill"
 			}
 			fmt.Fprintf(w, "  n%d #%d %s%s %s: %s\n", f.Node, f.Event, f.Kind, torn, strings.Join(f.Invariants, ","), f.Detail)
 			if f.Case != "" {
