@@ -345,10 +345,20 @@ type WAL struct {
 	syncWanted int64     // SyncDeferred: records below it should become durable
 	bgTimer    env.Timer // DeferredSyncInterval, armed while deferred records wait
 
+	// scratch and scratchPayloads are cut's buffers for the framed
+	// records of a batch, reused from one batch to the next: the reclog
+	// copies what it is handed (package reclog, AppendBatch).
+	scratch         []byte
+	scratchPayloads [][]byte
+
 	failed error
 	closed bool
 	bugs   Bugs
 }
+
+// maxScratch bounds the batch buffer cut keeps for the next batch, so that
+// one huge batch does not pin its buffer for the WAL's lifetime.
+const maxScratch = 4 << 20
 
 // bgSync is a background fsync of deferred records: when it completes,
 // the records below end are durable (Truncate lowers end).
@@ -618,8 +628,11 @@ func (w *WAL) cut() {
 	w.batchSeq++
 	b := &batch{seq: w.batchSeq, base: units[0].base, end: units[len(units)-1].end(), units: units}
 	b.recs = make([][]byte, 0, recs)
-	payloads := make([][]byte, 0, recs)
-	buf := make([]byte, 0, recs*recHeader+bytes)
+	payloads := w.scratchPayloads[:0]
+	buf := w.scratch[:0]
+	if need := recs*recHeader + bytes; cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
 	off := b.base
 	for _, u := range units {
 		for i, r := range u.recs {
@@ -638,6 +651,9 @@ func (w *WAL) cut() {
 	w.written = b.end
 	w.trace("wal.batch", b.base, b.end-1, int64(recs))
 	seq, err := w.log.AppendBatch(payloads)
+	if cap(buf) <= maxScratch {
+		w.scratch, w.scratchPayloads = buf[:0], payloads[:0]
+	}
 	if err != nil {
 		w.fail(err)
 		return
