@@ -165,6 +165,7 @@ type asyncSync struct {
 // syncAsync queues a Raft-log sync and delivers resps when it completes.
 func (n *Node) syncAsync(resps []*pb.Message) {
 	n.syncsOut++
+	n.updateCutHold()
 	n.mustSync = false // the sync covers every record written so far
 	term := n.writtenTerm
 	s := &asyncSync{resps: resps}
@@ -174,6 +175,7 @@ func (n *Node) syncAsync(resps []*pb.Message) {
 		if n.lastSync == s {
 			n.lastSync = nil
 		}
+		n.updateCutHold()
 		if n.closed || n.failed != nil {
 			return
 		}
@@ -274,5 +276,29 @@ func (n *Node) deliver(msgs []*pb.Message) {
 			continue
 		}
 		n.send(r)
+	}
+}
+
+// updateCutHold holds a pipelined leader's WALs from cutting batches while
+// its Raft-log sync runs, and releases them when no sync is queued or the
+// node stops leading (wal.WAL.HoldCuts).
+//
+// The leader writes its acks=-1 appends without a WAL fsync of their own
+// (produce.go): they are answered on commit and apply, when a majority's
+// synced Raft logs, the leader's included, hold them (pipeline.go). What
+// gathered them into batches was that fsync: without it the WAL cuts a
+// batch in every event and Raft gets entries of a few records (README).
+// The leader's Raft-log sync takes its place: a batch is cut and proposed,
+// its entry is synced, and what queued meanwhile is the next batch. So the
+// leader pays one fsync per batch instead of two (its WAL and its Raft
+// log, which compete for the same disk).
+func (n *Node) updateCutHold() {
+	on := n.pipelined() && n.role == RoleLeader && n.syncsOut > 0 && !n.closed && n.failed == nil
+	if on == n.cutsHeld {
+		return
+	}
+	n.cutsHeld = on
+	for _, k := range n.sm.Keys() {
+		n.wals[k].HoldCuts(on)
 	}
 }

@@ -247,6 +247,9 @@ type Node struct {
 	syncsOut int
 	lastSync *asyncSync
 	mustSync bool
+	// cutsHeld: the WALs hold their cuts while a pipelined leader's
+	// Raft-log sync runs (updateCutHold).
+	cutsHeld bool
 	// writtenTerm and durableTerm are the terms of the Raft log's last
 	// HardState written and synced; held are messages waiting for their
 	// term to be durable (async.go).

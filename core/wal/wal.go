@@ -332,6 +332,7 @@ type WAL struct {
 	queueRecs  int
 
 	inflight   *batch
+	held       bool      // HoldCuts: no batch is cut while set
 	cutQueued  bool      // a cut event is scheduled
 	linger     env.Timer // the pending linger timer
 	completing bool      // answering a completed batch's appends
@@ -575,9 +576,24 @@ func (w *WAL) append(records [][]byte, done func(err error), deferred bool) (int
 	return u.base, nil
 }
 
+// HoldCuts, while on, keeps the WAL from cutting a batch: appends queue
+// and are cut into one batch once it is turned off. The owner must turn it
+// off again. The pipelined leader holds its WALs while its Raft-log sync
+// runs: its acks=-1 appends need no WAL fsync (core/node/pipeline.go), and
+// that sync, not a WAL fsync, then gathers them into batches.
+func (w *WAL) HoldCuts(on bool) {
+	if w.held == on {
+		return
+	}
+	w.held = on
+	if !on {
+		w.kick()
+	}
+}
+
 // kick arranges for a batch to be cut if the WAL is idle.
 func (w *WAL) kick() {
-	if (w.inflight != nil && !w.bugs.JoinInflightSync) || w.completing || w.cutQueued || w.failed != nil || w.closed || len(w.queue) == 0 {
+	if (w.inflight != nil && !w.bugs.JoinInflightSync) || w.held || w.completing || w.cutQueued || w.failed != nil || w.closed || len(w.queue) == 0 {
 		return
 	}
 	full := w.queueBytes >= w.cfg.MaxBatchBytes || w.queueRecs >= w.cfg.MaxBatchRecords
@@ -603,7 +619,7 @@ func (w *WAL) cutEvent() {
 		w.linger.Stop()
 		w.linger = nil
 	}
-	if (w.inflight == nil || w.bugs.JoinInflightSync) && !w.completing && w.failed == nil && !w.closed && len(w.queue) > 0 {
+	if (w.inflight == nil || w.bugs.JoinInflightSync) && !w.held && !w.completing && w.failed == nil && !w.closed && len(w.queue) > 0 {
 		w.cut()
 	}
 }
@@ -811,7 +827,7 @@ func (w *WAL) complete(b *batch) {
 	if w.bugs.NoCutAfterSync {
 		return
 	}
-	if w.inflight == nil && w.failed == nil && !w.closed && len(w.queue) > 0 {
+	if w.inflight == nil && !w.held && w.failed == nil && !w.closed && len(w.queue) > 0 {
 		w.cut()
 	}
 }
