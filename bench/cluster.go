@@ -219,6 +219,7 @@ func (c *cluster) waitLeader(timeout time.Duration) (*member, error) {
 // counters is a snapshot of the cluster's counters.
 type counters struct {
 	syncs, batches, records int64
+	writes, flushes         int64   // file writes and transport flushes, every node
 	queue, walSync, raft    sumSnap // leader stages
 	walFsync, logFsync      sumSnap // File.Sync durations
 }
@@ -247,6 +248,10 @@ func (c *cluster) counters() counters {
 	var k counters
 	for _, m := range c.members {
 		k.syncs += m.fs.Syncs() + m.fs.DirSyncs()
+		k.writes += m.fs.Writes()
+		if m.tr != nil {
+			k.flushes += int64(m.tr.Stats().Flushes)
+		}
 		k.batches += m.tracer.batches.Load()
 		k.records += m.tracer.records.Load()
 		k.queue = k.queue.plus(&m.tracer.queue)

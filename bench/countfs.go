@@ -24,6 +24,7 @@ type CountingFS struct {
 
 	syncs    atomic.Int64
 	dirSyncs atomic.Int64
+	writes   atomic.Int64 // File.Write calls (each is one write system call in osenv)
 	// walSync and logSync time File.Sync from call to completion, for
 	// files whose name starts with "wal/" and for the rest (the Raft log).
 	walSync, logSync timeSum
@@ -44,6 +45,9 @@ func NewCountingFS(fs env.FS) *CountingFS {
 
 // Syncs returns how many File.Sync calls were made on files of this FS.
 func (c *CountingFS) Syncs() int64 { return c.syncs.Load() }
+
+// Writes returns how many File.Write calls were made on files of this FS.
+func (c *CountingFS) Writes() int64 { return c.writes.Load() }
 
 // DirSyncs returns how many SyncDir calls were made.
 func (c *CountingFS) DirSyncs() int64 { return c.dirSyncs.Load() }
@@ -114,6 +118,11 @@ func (f *countingFile) Sync(done func(error)) {
 		sum.add(time.Since(start))
 		done(err)
 	})
+}
+
+func (f *countingFile) Write(p []byte) (int, error) {
+	f.fs.writes.Add(1)
+	return f.File.Write(p)
 }
 
 func (f *countingFile) Close() error {

@@ -50,6 +50,9 @@ type Result struct {
 
 	// Stages breaks the leader's produce path down.
 	Stages Stages `json:"stages"`
+	// Cost is the process's CPU, system calls and allocations per message
+	// of the window.
+	Cost Cost `json:"cost"`
 
 	// KilledLeader is the node killed by KillLeaderAfter (0: none);
 	// NewLeader the node that led afterwards; AckedAfterKill the requests
@@ -145,6 +148,9 @@ func (r Result) Print(w io.Writer) error {
 	st := r.Stages
 	fmt.Fprintf(&b, "  stages      queue %s ms  WAL write+fsync %s ms  Raft propose->apply %s ms  (fsync: WAL %s ms, Raft log %s ms)\n",
 		ms(st.QueueMs), ms(st.WALMs), ms(st.RaftMs), ms(st.WALFsyncMs), ms(st.LogFsyncMs))
+	co := r.Cost
+	fmt.Fprintf(&b, "  cost/msg    cpu %.1f us (user %.1f, sys %.1f; %.2f cores)  fsyncs %.3f  file writes %.3f  net flushes %.3f  allocs %.1f (%s B)\n",
+		co.UserUs+co.SysUs, co.UserUs, co.SysUs, co.Cores, co.Fsyncs, co.FileWrites, co.NetFlushes, co.Allocs, group(co.AllocBytes))
 	fmt.Fprintf(&b, "  requests    acked %s  failed %s  redirected %s\n",
 		group(float64(r.Acked)), group(float64(r.Failed)), group(float64(r.Redirects)))
 	if r.KilledLeader != 0 {

@@ -141,7 +141,7 @@ func runOn(ctx context.Context, cfg Config, c *cluster) (Result, error) {
 		Producers: cfg.Producers, Size: cfg.Size, Partitions: cfg.Partitions,
 	}
 	ok := sleep(cfg.Warmup)
-	k0 := c.counters()
+	k0, p0 := c.counters(), takeProcSnap()
 	start := time.Now()
 	st.acks.start(start)
 	st.phase.Store(phaseMeasure)
@@ -186,7 +186,7 @@ func runOn(ctx context.Context, cfg Config, c *cluster) (Result, error) {
 	st.phase.Store(phaseStop)
 	elapsed := time.Since(start)
 	st.acks.close(time.Now())
-	k1 := c.counters()
+	k1, p1 := c.counters(), takeProcSnap()
 
 	// Let every producer collect the reply it waits for, within bounds.
 	stopped := make(chan struct{})
@@ -217,6 +217,7 @@ func runOn(ctx context.Context, cfg Config, c *cluster) (Result, error) {
 	res.Latency = summarize(hist)
 	res.Hist = hist
 	res.FsyncsPerSec = float64(k1.syncs-k0.syncs) / secs
+	res.Cost = costOf(p0, p1, k0, k1, measured, elapsed)
 	if b := k1.batches - k0.batches; b > 0 {
 		res.MeanBatch = float64(k1.records-k0.records) / float64(b)
 	}

@@ -46,6 +46,14 @@ func checkRun(t *testing.T, r Result) {
 		t.Fatalf("no fsyncs counted")
 	case r.Acks != "0" && r.MeanBatch < 1:
 		t.Fatalf("mean batch %v", r.MeanBatch)
+	case r.Cost.UserUs+r.Cost.SysUs <= 0 || r.Cost.Cores <= 0:
+		t.Fatalf("no CPU counted: %+v", r.Cost)
+	case r.Acks != "0" && (r.Cost.Fsyncs <= 0 || r.Cost.FileWrites <= 0):
+		t.Fatalf("no fsyncs or file writes per message counted: %+v", r.Cost)
+	case r.Nodes > 1 && r.Cost.NetFlushes <= 0:
+		t.Fatalf("a cluster flushed nothing to the network: %+v", r.Cost)
+	case r.Cost.Allocs <= 0 || r.Cost.AllocBytes <= 0:
+		t.Fatalf("no allocations counted: %+v", r.Cost)
 	}
 }
 

@@ -231,8 +231,8 @@ func TestCountingFS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if fs.Syncs() != 2 || fs.DirSyncs() != 1 {
-		t.Fatalf("counted %d syncs and %d dir syncs, want 2 and 1", fs.Syncs(), fs.DirSyncs())
+	if fs.Syncs() != 2 || fs.DirSyncs() != 1 || fs.Writes() != 1 {
+		t.Fatalf("counted %d syncs, %d dir syncs and %d writes, want 2, 1 and 1", fs.Syncs(), fs.DirSyncs(), fs.Writes())
 	}
 	if err := g.Close(); err != nil {
 		t.Fatal(err)

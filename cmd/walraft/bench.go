@@ -17,7 +17,7 @@ import (
 func init() {
 	commands = append(commands, command{
 		name:    "bench",
-		args:    "[-mode standalone|cluster] [-nodes 3] [-producers 64] [-duration 20s] [-warmup 2s] [-acks 0|1|all] [-size 256] [-path batch|legacy|pipelined] [-partitions 1] [-dir DIR] [-kill-leader-after D] [-stall-leader-disk-after D -stall-for S] [-ceiling] [-cpuprofile FILE] [-json]",
+		args:    "[-mode standalone|cluster] [-nodes 3] [-producers 64] [-duration 20s] [-warmup 2s] [-acks 0|1|all] [-size 256] [-path batch|legacy|pipelined] [-partitions 1] [-dir DIR] [-kill-leader-after D] [-stall-leader-disk-after D -stall-for S] [-ceiling] [-cpuprofile FILE] [-memprofile FILE] [-json]",
 		summary: "benchmark the real runtime with closed-loop producers, then verify every acknowledged message",
 		run:     cmdBench,
 	})
@@ -42,6 +42,7 @@ func cmdBench(args []string, st stdio) int {
 	ceiling := fs.Bool("ceiling", false, "also measure the raw group-commit ceilings (one file; three files acked on two syncs; one file, then three acked on two)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (warm-up, window and verification; every node, producer and the ceilings share the process) to `FILE`, for go tool pprof")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to `FILE` when it ends, for go tool pprof -sample_index=alloc_space")
 	if _, code := parseFlags(fs, args, 0, 0); code >= 0 {
 		return code
 	}
@@ -59,7 +60,7 @@ func cmdBench(args []string, st stdio) int {
 	if err := cfg.Validate(); err != nil {
 		return usageErr(st, "bench", "%s", benchMsg(err))
 	}
-	if code := checkOutPaths(st, "bench", []outFlag{{"-dir", cfg.Dir, true}, {"-cpuprofile", *cpuProfile, false}}); code >= 0 {
+	if code := checkOutPaths(st, "bench", []outFlag{{"-dir", cfg.Dir, true}, {"-cpuprofile", *cpuProfile, false}, {"-memprofile", *memProfile, false}}); code >= 0 {
 		return code
 	}
 	if *cpuProfile != "" {
@@ -90,6 +91,11 @@ func cmdBench(args []string, st stdio) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, err := bench.Run(ctx, cfg)
+	if *memProfile != "" {
+		if code := writeHeapProfile(st, *memProfile); code >= 0 {
+			return code
+		}
+	}
 	if cfg.Progress != nil {
 		fmt.Fprint(st.err, "\r\x1b[K")
 	}
@@ -128,4 +134,21 @@ func isTerminal(w any) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// writeHeapProfile writes the allocation profile so far to name; it returns
+// an exit code on failure and -1 on success.
+func writeHeapProfile(st stdio, name string) int {
+	f, err := os.Create(name)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(st.err, "walraft bench: -memprofile: %v\n", err)
+		return exitFail
+	}
+	return -1
 }

@@ -20,7 +20,14 @@
 //     local ones (the storage acknowledgement, a leader's own append
 //     acknowledgement, a candidate's own vote) are stepped, the others sent.
 //     A MsgStorageAppend without responses (a commit index that moved)
-//     needs no sync: the next sync carries it, as on the one-Ready path;
+//     needs no sync: the next sync carries it, as on the one-Ready path.
+//     Nor does one whose responses promise nothing new (a follower's
+//     acknowledgement of an append that carried only a commit index: no
+//     entries, the same term and vote, raft.MustSync false): its
+//     responses are delivered at once if nothing is being synced, or with
+//     the last sync queued, which covers every record they depend on.
+//     Without this every commit-index update a leader sends costs each
+//     follower an fsync, and the next append's fsync waits behind it;
 //   - a MsgStorageApply (to raft.LocalApplyThread) is applied at once, then
 //     its responses are stepped. Raft hands over only entries this node has
 //     durably (with asynchronous writes it never applies unstable entries),
@@ -112,6 +119,7 @@ func (n *Node) noteReady(rd raft.Ready) {
 // log and delivers its responses once they are durable.
 func (n *Node) localAppend(m *pb.Message) {
 	var hs *pb.HardState
+	prev := n.storage.HardState()
 	if m.Term != nil {
 		hs = &pb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
 		n.writtenTerm = m.GetTerm()
@@ -120,6 +128,12 @@ func (n *Node) localAppend(m *pb.Message) {
 		n.fail(err)
 		return
 	}
+	if hs == nil {
+		hs = prev
+	}
+	if raft.MustSync(hs, prev, len(m.GetEntries())) {
+		n.mustSync = true
+	}
 	resps := m.GetResponses()
 	if len(resps) == 0 {
 		return // nothing waits on it: the next sync carries it
@@ -127,21 +141,41 @@ func (n *Node) localAppend(m *pb.Message) {
 	if n.bugs.VoteBeforeSync || n.bugs.AppRespBeforeSync {
 		resps = n.sendBuggy(resps)
 	}
-	if !n.storage.Dirty() && n.syncsOut == 0 {
-		// Nothing unsynced is written and no sync is queued: every earlier
-		// append is durable, so the responses hold now.
-		n.deliver(resps)
+	if !n.mustSync {
+		if n.syncsOut == 0 {
+			// Every record the responses depend on is durable: at most a
+			// commit index is written and not synced.
+			n.deliver(resps)
+			return
+		}
+		// The last sync queued covers every record they depend on.
+		s := n.lastSync
+		s.resps = append(s.resps[:len(s.resps):len(s.resps)], resps...) // never into raft's array
 		return
 	}
 	n.syncAsync(resps)
 }
 
+// asyncSync is a Raft-log sync queued by syncAsync and the responses that
+// wait for it.
+type asyncSync struct {
+	resps []*pb.Message
+}
+
 // syncAsync queues a Raft-log sync and delivers resps when it completes.
 func (n *Node) syncAsync(resps []*pb.Message) {
 	n.syncsOut++
+	n.updateCutHold()
+	n.mustSync = false // the sync covers every record written so far
 	term := n.writtenTerm
+	s := &asyncSync{resps: resps}
+	n.lastSync = s
 	n.storage.Sync(func(err error) {
 		n.syncsOut--
+		if n.lastSync == s {
+			n.lastSync = nil
+		}
+		n.updateCutHold()
 		if n.closed || n.failed != nil {
 			return
 		}
@@ -150,7 +184,7 @@ func (n *Node) syncAsync(resps []*pb.Message) {
 			return
 		}
 		n.durableTerm = max(n.durableTerm, term)
-		n.deliver(resps)
+		n.deliver(s.resps)
 		n.sendHeld()
 		n.maybeReady()
 	})
@@ -242,5 +276,29 @@ func (n *Node) deliver(msgs []*pb.Message) {
 			continue
 		}
 		n.send(r)
+	}
+}
+
+// updateCutHold holds a pipelined leader's WALs from cutting batches while
+// its Raft-log sync runs, and releases them when no sync is queued or the
+// node stops leading (wal.WAL.HoldCuts).
+//
+// The leader writes its acks=-1 appends without a WAL fsync of their own
+// (produce.go): they are answered on commit and apply, when a majority's
+// synced Raft logs, the leader's included, hold them (pipeline.go). What
+// gathered them into batches was that fsync: without it the WAL cuts a
+// batch in every event and Raft gets entries of a few records (README).
+// The leader's Raft-log sync takes its place: a batch is cut and proposed,
+// its entry is synced, and what queued meanwhile is the next batch. So the
+// leader pays one fsync per batch instead of two (its WAL and its Raft
+// log, which compete for the same disk).
+func (n *Node) updateCutHold() {
+	on := n.pipelined() && n.role == RoleLeader && n.syncsOut > 0 && !n.closed && n.failed == nil
+	if on == n.cutsHeld {
+		return
+	}
+	n.cutsHeld = on
+	for _, k := range n.sm.Keys() {
+		n.wals[k].HoldCuts(on)
 	}
 }

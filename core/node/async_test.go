@@ -63,33 +63,54 @@ func TestNewLeaderSpeaksInDurableTermOnly(t *testing.T) {
 }
 
 // TestOlderSyncDoesNotMakeNewTermDurable: a sync covers what was written
-// when it was issued. A follower whose Raft-log sync is in flight (its
-// commit index moved) becomes leader on its peers' votes; when that older
+// when it was issued. A follower whose Raft-log sync is in flight (it
+// appended an entry) becomes leader on its peers' votes; when that older
 // sync completes, its new term is still not durable, so its appends and
 // heartbeats must stay held until a later sync. Reading the durable term
 // when the sync completes instead of when it was issued lets them leave.
+//
+// A follower syncs only for entries, a term or a vote (a commit-only
+// append rides on the sync in flight), and while its sync of an entry runs
+// its leader does not count it as caught up, so it cannot be the target of
+// a leadership transfer. So the test uses five nodes: the leader is
+// isolated and the other three followers hear only x, so that only x can
+// gather a quorum of votes without its own.
 func TestOlderSyncDoesNotMakeNewTermDurable(t *testing.T) {
-	gates := newGates(3, "raft")
-	c := newGatedCluster(t, 31, 3, node.PathPipelined, gates, node.Bugs{})
+	gates := newGates(5, "raft")
+	c := newGatedCluster(t, 31, 5, node.PathPipelined, gates, node.Bugs{})
 	l := c.leader()
-	x := c.others(l)[0]
+	others := c.others(l)
+	x, rest := others[0], others[1:]
 	old := c.nodes[l].Status().Term
 	r := c.produce(l, node.AcksAll, "before")
 	if !c.wait(r, 2*time.Second) || r.resp.Err != nil {
 		t.Fatalf("acks=-1 on n%d: answered %v, err %v", l, r.done, r.resp.Err)
 	}
-	// The commit of that entry reaches x with the next heartbeat or
-	// append: the HardState it writes is synced by a sync held here.
+	c.run(100 * time.Millisecond)
+	// The next entry reaches x, which syncs it by a sync held here (the
+	// entry commits through the other followers).
 	gates[x].hold = true
-	c.w.Sched().RunWhile(func() bool { return len(gates[x].held) == 0 }, c.w.Now()+time.Second)
+	r = c.produce(l, node.AcksAll, "held")
+	if !c.wait(r, 2*time.Second) || r.resp.Err != nil {
+		t.Fatalf("acks=-1 on n%d with n%d's sync held: answered %v, err %v", l, x, r.done, r.resp.Err)
+	}
 	if len(gates[x].held) == 0 {
-		t.Fatalf("n%d issued no Raft-log sync after the commit index moved", x)
+		t.Fatalf("n%d issued no Raft-log sync after it appended an entry", x)
 	}
 	lw := watchNewLeader(c, x, old)
-	if !c.nodes[l].TransferLeadership(x) {
-		t.Fatalf("n%d declined to transfer leadership to n%d", l, x)
+	if err := c.w.Net().Isolate(l); err != nil {
+		t.Fatal(err)
 	}
-	c.w.Sched().RunWhile(func() bool { return !lw.elected }, c.w.Now()+time.Second)
+	for _, a := range rest {
+		for _, b := range rest {
+			if a != b {
+				if err := c.w.Net().Cut(a, b); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	c.w.Sched().RunWhile(func() bool { return !lw.elected }, c.w.Now()+5*time.Second)
 	if !lw.elected {
 		t.Fatalf("n%d was not elected while its Raft-log sync was held", x)
 	}
@@ -103,6 +124,57 @@ func TestOlderSyncDoesNotMakeNewTermDurable(t *testing.T) {
 	c.w.Sched().RunWhile(func() bool { return lw.sent == 0 }, c.w.Now()+time.Second)
 	if lw.sent == 0 {
 		t.Fatalf("n%d sent nothing of its term once its syncs were released", x)
+	}
+}
+
+// TestCommitOnlyAppendRidesOnSync: a leader tells its followers that an
+// entry committed in an append that carries no entries. Acknowledging it
+// promises nothing the follower has not promised already, so it costs no
+// Raft-log sync of its own; but the acknowledgement names the follower's
+// last index, so it must not leave before the sync of the entries up to
+// there. The test holds a follower's sync of an entry while the entry
+// commits through the third node: no new sync may be queued for the
+// commit-only append, and no acknowledgement of the entry's index may
+// leave, until the held sync completes.
+func TestCommitOnlyAppendRidesOnSync(t *testing.T) {
+	gates := newGates(3, "raft")
+	c := newGatedCluster(t, 31, 3, node.PathPipelined, gates, node.Bugs{})
+	l := c.leader()
+	x := c.others(l)[0]
+	r := c.produce(l, node.AcksAll, "before")
+	if !c.wait(r, 2*time.Second) || r.resp.Err != nil {
+		t.Fatalf("acks=-1 on n%d: answered %v, err %v", l, r.done, r.resp.Err)
+	}
+	c.run(100 * time.Millisecond) // every node holds and has applied it
+	idx := c.nodes[l].Status().Applied + 1
+	acked := 0 // x's acknowledgements of index idx or later
+	c.w.Net().SetTap(func(e sim.MsgEvent) {
+		if e.Op != sim.MsgSend || e.From != x {
+			return
+		}
+		if m, err := node.PeekMessage(e.Msg); err == nil && m.Type == pb.MsgAppResp && !m.Reject && m.Index >= idx {
+			acked++
+		}
+	})
+	gates[x].hold = true
+	r = c.produce(l, node.AcksAll, "held")
+	if !c.wait(r, 2*time.Second) || r.resp.Err != nil {
+		t.Fatalf("acks=-1 on n%d with n%d's sync held: answered %v, err %v", l, x, r.done, r.resp.Err)
+	}
+	c.run(100 * time.Millisecond) // the commit reaches x
+	if got := c.nodes[l].Status().Applied; got != idx {
+		t.Fatalf("n%d applied up to %d, want the held entry's index %d", l, got, idx)
+	}
+	if len(gates[x].held) != 1 {
+		t.Fatalf("n%d queued %d Raft-log syncs for one entry and its commit, want 1", x, len(gates[x].held))
+	}
+	if acked > 0 {
+		t.Fatalf("n%d acknowledged index %d %d times before its sync of that entry completed", x, idx, acked)
+	}
+	gates[x].release(c.w, x)
+	c.run(100 * time.Millisecond)
+	if acked < 2 {
+		t.Fatalf("n%d acknowledged index %d %d times once its sync completed, want 2 (the entry and its commit)", x, idx, acked)
 	}
 }
 

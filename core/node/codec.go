@@ -16,7 +16,10 @@ import (
 // simulation's CPU encoding and decoding the few shapes Raft sends (an
 // append with entries, its response, a heartbeat, a vote): this code
 // writes them directly, and reads them with one allocation for a
-// message's scalars, one per entry and one for all entry data. Anything
+// message's scalars and one per entry; entry data aliases the input, which
+// the receiver owns and nobody modifies (env.Network: a message belongs
+// to the network once sent, and each delivery hands over its own bytes).
+// Anything
 // else (a snapshot, storage-thread responses, unknown fields, an enum value
 // this version does not know, a field with an unexpected wire type) takes
 // the protobuf runtime's path, so both decode every input the same way.
@@ -162,7 +165,6 @@ type entScalars struct {
 func decodeFast(b []byte) (*pb.Message, error) {
 	s := &msgScalars{}
 	m := &pb.Message{}
-	var data []byte // every entry's data, one allocation
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -210,16 +212,10 @@ func decodeFast(b []byte) (*pb.Message, error) {
 				return nil, errFallback
 			}
 			b = b[n:]
-			if data == nil {
-				// Room for this and every later entry's data: the
-				// message's remaining bytes bound it.
-				data = make([]byte, 0, len(v)+len(b))
-			}
-			e, rest, err := decodeEntry(v, data)
+			e, err := decodeEntry(v)
 			if err != nil {
 				return nil, err
 			}
-			data = rest
 			m.Entries = append(m.Entries, e)
 		case typ == protowire.BytesType && num == 12:
 			v, n := protowire.ConsumeBytes(b)
@@ -235,28 +231,27 @@ func decodeFast(b []byte) (*pb.Message, error) {
 	return m, nil
 }
 
-// decodeEntry decodes one entry, copying its data into the free capacity
-// of buf; it returns buf past the copy.
-func decodeEntry(b, buf []byte) (*pb.Entry, []byte, error) {
+// decodeEntry decodes one entry; its data aliases b.
+func decodeEntry(b []byte) (*pb.Entry, error) {
 	s := &entScalars{}
 	e := &s.e
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return nil, nil, errFallback
+			return nil, errFallback
 		}
 		b = b[n:]
 		switch {
 		case typ == protowire.VarintType && num >= 1 && num <= 3:
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
-				return nil, nil, errFallback
+				return nil, errFallback
 			}
 			b = b[n:]
 			switch num {
 			case 1:
 				if !knownEntryType(v) {
-					return nil, nil, errFallback
+					return nil, errFallback
 				}
 				s.typ = pb.EntryType(v)
 				e.Type = &s.typ
@@ -268,21 +263,16 @@ func decodeEntry(b, buf []byte) (*pb.Entry, []byte, error) {
 		case typ == protowire.BytesType && num == 4:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return nil, nil, errFallback
+				return nil, errFallback
 			}
 			b = b[n:]
-			if len(v) > cap(buf)-len(buf) {
-				// A repeated Data field: protobuf keeps the last.
-				buf = make([]byte, 0, len(v))
-			}
-			start := len(buf)
-			buf = append(buf, v...)
-			e.Data = buf[start:len(buf):len(buf)]
+			// A repeated Data field: protobuf keeps the last, as this does.
+			e.Data = v[:len(v):len(v)]
 		default:
-			return nil, nil, errFallback
+			return nil, errFallback
 		}
 	}
-	return e, buf, nil
+	return e, nil
 }
 
 // enumSmall bounds the enum values the tables below hold.

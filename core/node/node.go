@@ -241,8 +241,16 @@ type Node struct {
 
 	readyInFlight bool
 	// syncsOut counts Raft-log syncs queued by the pipelined path's
-	// asynchronous storage writes and not yet completed (async.go).
+	// asynchronous storage writes and not yet completed (async.go);
+	// lastSync is the last of them while it runs, and mustSync says that
+	// records a response must wait for (entries, a new term or vote) were
+	// written since it was queued.
 	syncsOut int
+	lastSync *asyncSync
+	mustSync bool
+	// cutsHeld: the WALs hold their cuts while a pipelined leader's
+	// Raft-log sync runs (updateCutHold).
+	cutsHeld bool
 	// writtenTerm and durableTerm are the terms of the Raft log's last
 	// HardState written and synced; held are messages waiting for their
 	// term to be durable (async.go).

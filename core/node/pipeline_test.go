@@ -419,3 +419,50 @@ func TestPipelinedDeposedBeforeWALFsync(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelinedLeaderBatchesOnRaftSync: a pipelined leader writes acks=-1
+// appends without a WAL fsync of their own (they are answered on commit
+// and apply), and its Raft-log sync gathers them into batches instead: while
+// the sync of one batch's entry runs, no batch is cut, and the appends that
+// queued meanwhile go into one batch once it completes.
+func TestPipelinedLeaderBatchesOnRaftSync(t *testing.T) {
+	c, l, g := gatedLeader(t, 41, "raft", node.Bugs{})
+	batches, fsyncs := 0, 0
+	c.w.Trace().SetListener(func(e sim.TraceEvent) {
+		if e.Node != l {
+			return
+		}
+		switch e.Kind {
+		case "wal.batch":
+			batches++
+		case "wal.sync.done":
+			fsyncs++
+		}
+	})
+	g.hold = true
+	first := c.produce(l, node.AcksAll, "first")
+	c.run(50 * time.Millisecond)
+	if batches != 1 || len(g.held) == 0 {
+		t.Fatalf("n%d cut %d batches and queued %d Raft-log syncs for one request, want 1 and some", l, batches, len(g.held))
+	}
+	var rest []*reply
+	for _, v := range []string{"a", "b", "c"} {
+		rest = append(rest, c.produce(l, node.AcksAll, v))
+	}
+	c.run(50 * time.Millisecond)
+	if batches != 1 {
+		t.Fatalf("n%d cut %d batches while its Raft-log sync was held, want 1", l, batches)
+	}
+	g.release(c.w, l)
+	for _, r := range append([]*reply{first}, rest...) {
+		if !c.wait(r, 2*time.Second) || r.resp.Err != nil {
+			t.Fatalf("acks=-1 on n%d: answered %v, err %v", l, r.done, r.resp.Err)
+		}
+	}
+	if batches != 2 {
+		t.Fatalf("n%d cut %d batches for the requests that queued behind its Raft-log sync, want 2", l, batches)
+	}
+	if fsyncs != 0 {
+		t.Fatalf("n%d fsynced its WAL %d times for acks=-1 batches, want 0", l, fsyncs)
+	}
+}

@@ -63,13 +63,15 @@ func (n *Node) Produce(req ProduceRequest, reply func(ProduceResponse)) {
 		return
 	}
 	u := &unit{key: k, n: len(req.Records), term: n.term, acks: req.Acks, reply: reply}
-	// Produce appends are always fsynced, acks=-1 ones included though
-	// the pipelined path answers them on commit: the WAL's fsync is what
-	// batches them (one batch, one Raft entry, per fsync). Written
-	// without one, they went to Raft in batches of about 3 records and
-	// the cluster did fewer messages per second (README, bench).
+	// acks=0 and acks=1 appends are fsynced: acks=1 is answered on that
+	// fsync. The pipelined path answers acks=-1 on commit and apply, when
+	// the records are in a majority's synced Raft logs, the leader's
+	// included (pipeline.go), so it writes them without a WAL fsync of
+	// their own, like the records a follower applies; the leader's
+	// Raft-log sync gathers them into batches instead (updateCutHold).
+	// A batch that also holds an fsynced append is fsynced whole.
 	appendFn := w.Append
-	if n.bugs.DeferProduceSync && n.pipelined() {
+	if n.pipelined() && (req.Acks == AcksAll || n.bugs.DeferProduceSync) {
 		appendFn = w.AppendDeferred
 	}
 	base, err := appendFn(req.Records, func(err error) { n.onDurable(u, err) })

@@ -115,6 +115,7 @@ func (n *Node) onSoftState(ss raft.SoftState) {
 		if was == RoleLeader && role != RoleLeader {
 			n.lostLeadership()
 		}
+		n.updateCutHold()
 	}
 }
 

@@ -92,6 +92,7 @@ type TransportConfig struct {
 // TransportStats counts a transport's traffic since it started.
 type TransportStats struct {
 	Sent        uint64 // messages written to a connection (not necessarily delivered)
+	Flushes     uint64 // batches of messages flushed to a connection (about one write system call each)
 	SendDropped uint64 // messages Send dropped: queue full, unknown peer, too large, closed
 	Received    uint64 // frames read from connections
 	RecvDropped uint64 // received messages dropped because the loop queue was full
@@ -125,6 +126,7 @@ type Transport struct {
 	conns map[net.Conn]struct{} // every open connection, closed by Close
 
 	sent, sendDropped, received, recvDropped atomic.Uint64
+	flushes                                  atomic.Uint64
 	dials, dialErrors, connErrors            atomic.Uint64
 }
 
@@ -222,6 +224,7 @@ func (t *Transport) ID() env.NodeID { return t.cfg.ID }
 func (t *Transport) Stats() TransportStats {
 	return TransportStats{
 		Sent:        t.sent.Load(),
+		Flushes:     t.flushes.Load(),
 		SendDropped: t.sendDropped.Load(),
 		Received:    t.received.Load(),
 		RecvDropped: t.recvDropped.Load(),
@@ -617,6 +620,7 @@ func (t *Transport) pump(p *peer, c net.Conn) error {
 			}
 			break
 		}
+		t.flushes.Add(1)
 		if err := bw.Flush(); err != nil {
 			return fmt.Errorf("osenv: transport %d: write to %d: %w", t.cfg.ID, p.id, err)
 		}

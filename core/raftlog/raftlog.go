@@ -71,7 +71,13 @@ type Storage struct {
 	// onRecovered is told then.
 	recovering  bool
 	onRecovered func(error)
+	// scratch is Save's encoding buffer, reused from one Save to the next:
+	// the record log copies what it is handed (reclog.Log.AppendBatch).
+	scratch []byte
 }
+
+// maxScratch bounds the encoding buffer Save keeps for the next call.
+const maxScratch = 4 << 20
 
 // Open recovers the storage from files under dir on fs. voters is the static
 // membership.
@@ -178,7 +184,11 @@ func (s *Storage) Save(hs *pb.HardState, ents []*pb.Entry) error {
 			sizes := entrySizes(ents)
 			i := 0
 			for _, run := range splitEntries(ents, sizes, s.maxRecord) {
-				if _, err := s.log.Append(encodeEntries(run, sizes[i:i+len(run)])); err != nil {
+				b := encodeEntries(s.scratch[:0], run, sizes[i:i+len(run)])
+				if cap(b) <= maxScratch {
+					s.scratch = b[:0]
+				}
+				if _, err := s.log.Append(b); err != nil {
 					return fmt.Errorf("raftlog: append entries: %w", err)
 				}
 				i += len(run)
@@ -279,15 +289,18 @@ func splitEntries(ents []*pb.Entry, sizes []int, limit int) [][]*pb.Entry {
 	return append(runs, ents[start:])
 }
 
-// encodeEntries encodes ents, whose sizes entrySizes computed just before
-// (nothing may change an entry in between: its cached size is used).
-func encodeEntries(ents []*pb.Entry, sizes []int) []byte {
+// encodeEntries appends the encoding of ents, whose sizes entrySizes
+// computed just before (nothing may change an entry in between: its cached
+// size is used), to b[:0], growing it if needed.
+func encodeEntries(b []byte, ents []*pb.Entry, sizes []int) []byte {
 	n := 1 + binary.MaxVarintLen64
 	for _, sz := range sizes {
 		n += binary.MaxVarintLen64 + sz
 	}
-	b := make([]byte, 0, n)
-	b = append(b, kindEntries)
+	if cap(b) < n {
+		b = make([]byte, 0, n)
+	}
+	b = append(b[:0], kindEntries)
 	b = binary.AppendUvarint(b, uint64(len(ents)))
 	for i, e := range ents {
 		b = binary.AppendUvarint(b, uint64(sizes[i]))

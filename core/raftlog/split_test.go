@@ -63,7 +63,7 @@ func TestSplitEntriesFits(t *testing.T) {
 	runs := splitEntries(ents, sizes, 2000)
 	total := 0
 	for _, run := range runs {
-		enc := encodeEntries(run, sizes[total:total+len(run)])
+		enc := encodeEntries(nil, run, sizes[total:total+len(run)])
 		total += len(run)
 		if len(run) > 1 && len(enc) > 2000 {
 			t.Errorf("run of %d entries encodes to %d bytes > 2000", len(run), len(enc))
@@ -91,7 +91,7 @@ func TestEncodeEntriesBytes(t *testing.T) {
 		}
 		ents = append(ents, e)
 	}
-	got := encodeEntries(ents, entrySizes(ents))
+	got := encodeEntries(nil, ents, entrySizes(ents))
 	want := []byte{kindEntries}
 	want = binary.AppendUvarint(want, uint64(len(ents)))
 	for _, e := range ents {

@@ -205,7 +205,8 @@ func (l *Log) Append(payload []byte) (uint64, error) {
 // AppendBatch appends payloads as consecutive records with one write per
 // segment touched, and returns the seq of the first. ErrTooLarge and
 // ErrClosed reject the whole batch; a write error makes the log fail-stop
-// (ErrFailed) and may leave a prefix of the batch written.
+// (ErrFailed) and may leave a prefix of the batch written. The log keeps no
+// reference to payloads after the call: the caller may reuse them.
 func (l *Log) AppendBatch(payloads [][]byte) (uint64, error) {
 	if l.closed {
 		return 0, ErrClosed

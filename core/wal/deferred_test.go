@@ -182,3 +182,69 @@ func TestDeferredSyncFailure(t *testing.T) {
 		t.Fatalf("AppendDeferred after the failure: %v", err)
 	}
 }
+
+// TestHoldCuts: while cuts are held the WAL cuts no batch, whatever is
+// queued and whether a batch is in flight or not; released, it cuts one
+// batch holding everything that queued meanwhile (the pipelined leader's
+// group commit, core/node). Holding twice or releasing twice is harmless.
+func TestHoldCuts(t *testing.T) {
+	tests := []struct {
+		name     string
+		before   int // deferred appends written before the hold
+		held     int // deferred appends made while held
+		ordinary bool
+	}{
+		{name: "idle WAL", held: 5},
+		{name: "after a batch", before: 2, held: 4},
+		{name: "ordinary appends too", before: 1, held: 3, ordinary: true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, uint64(200+i), sim.DefaultDiskConfig())
+			var notices []BatchNotice
+			w := h.open(Config{DeferredSyncInterval: time.Minute}, func(nt BatchNotice) { notices = append(notices, nt) })
+			pending, id := 0, 0
+			appendN := func(n int) {
+				for range n {
+					pending++
+					done := func(err error) {
+						pending--
+						if err != nil {
+							t.Errorf("done: %v", err)
+						}
+					}
+					r := [][]byte{rec(0, id, 50)}
+					id++
+					var err error
+					if tt.ordinary {
+						_, err = w.Append(r, done)
+					} else {
+						_, err = w.AppendDeferred(r, done)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			appendN(tt.before)
+			h.run(func() bool { return pending == 0 })
+			w.HoldCuts(true)
+			w.HoldCuts(true)
+			appendN(tt.held)
+			h.sched.RunWhile(func() bool { return true }, h.sched.Now()+100*time.Millisecond)
+			if len(notices) != min(tt.before, 1) || pending != tt.held {
+				t.Fatalf("while held: %d batches noticed, %d appends open; want %d and %d",
+					len(notices), pending, min(tt.before, 1), tt.held)
+			}
+			w.HoldCuts(false)
+			w.HoldCuts(false)
+			h.run(func() bool { return pending == 0 })
+			if len(notices) != min(tt.before, 1)+1 {
+				t.Fatalf("released: %d batches noticed, want %d", len(notices), min(tt.before, 1)+1)
+			}
+			if last := notices[len(notices)-1]; last.Base != int64(tt.before) || last.Last != int64(tt.before+tt.held-1) {
+				t.Fatalf("the batch after the hold covers [%d, %d], want [%d, %d]", last.Base, last.Last, tt.before, tt.before+tt.held-1)
+			}
+		})
+	}
+}

@@ -346,6 +346,7 @@ type WAL struct {
 	queueRecs  int
 
 	inflight   *batch
+	held       bool      // HoldCuts: no batch is cut while set
 	cutQueued  bool      // a cut event is scheduled
 	linger     env.Timer // the pending linger timer
 	completing bool      // answering a completed batch's appends
@@ -359,10 +360,20 @@ type WAL struct {
 	syncWanted int64     // SyncDeferred: records below it should become durable
 	bgTimer    env.Timer // DeferredSyncInterval, armed while deferred records wait
 
+	// scratch and scratchPayloads are cut's buffers for the framed
+	// records of a batch, reused from one batch to the next: the reclog
+	// copies what it is handed (package reclog, AppendBatch).
+	scratch         []byte
+	scratchPayloads [][]byte
+
 	failed error
 	closed bool
 	bugs   Bugs
 }
+
+// maxScratch bounds the batch buffer cut keeps for the next batch, so that
+// one huge batch does not pin its buffer for the WAL's lifetime.
+const maxScratch = 4 << 20
 
 // bgSync is a background fsync of deferred records: when it completes,
 // the records below end are durable (Truncate lowers end).
@@ -613,9 +624,24 @@ func (w *WAL) append(records [][]byte, done func(err error), deferred bool) (int
 	return u.base, nil
 }
 
+// HoldCuts, while on, keeps the WAL from cutting a batch: appends queue
+// and are cut into one batch once it is turned off. The owner must turn it
+// off again. The pipelined leader holds its WALs while its Raft-log sync
+// runs: its acks=-1 appends need no WAL fsync (core/node/pipeline.go), and
+// that sync, not a WAL fsync, then gathers them into batches.
+func (w *WAL) HoldCuts(on bool) {
+	if w.held == on {
+		return
+	}
+	w.held = on
+	if !on {
+		w.kick()
+	}
+}
+
 // kick arranges for a batch to be cut if the WAL is idle.
 func (w *WAL) kick() {
-	if (w.inflight != nil && !w.bugs.JoinInflightSync) || w.completing || w.cutQueued || w.failed != nil || w.closed || len(w.queue) == 0 {
+	if (w.inflight != nil && !w.bugs.JoinInflightSync) || w.held || w.completing || w.cutQueued || w.failed != nil || w.closed || len(w.queue) == 0 {
 		return
 	}
 	full := w.queueBytes >= w.cfg.MaxBatchBytes || w.queueRecs >= w.cfg.MaxBatchRecords
@@ -641,7 +667,7 @@ func (w *WAL) cutEvent() {
 		w.linger.Stop()
 		w.linger = nil
 	}
-	if (w.inflight == nil || w.bugs.JoinInflightSync) && !w.completing && w.failed == nil && !w.closed && len(w.queue) > 0 {
+	if (w.inflight == nil || w.bugs.JoinInflightSync) && !w.held && !w.completing && w.failed == nil && !w.closed && len(w.queue) > 0 {
 		w.cut()
 	}
 }
@@ -666,8 +692,11 @@ func (w *WAL) cut() {
 	w.batchSeq++
 	b := &batch{seq: w.batchSeq, base: units[0].base, end: units[len(units)-1].end(), units: units}
 	b.recs = make([][]byte, 0, recs)
-	payloads := make([][]byte, 0, recs)
-	buf := make([]byte, 0, recs*recHeader+bytes)
+	payloads := w.scratchPayloads[:0]
+	buf := w.scratch[:0]
+	if need := recs*recHeader + bytes; cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
 	off := b.base
 	for _, u := range units {
 		for i, r := range u.recs {
@@ -686,6 +715,9 @@ func (w *WAL) cut() {
 	w.written = b.end
 	w.trace("wal.batch", b.base, b.end-1, int64(recs))
 	seq, err := w.log.AppendBatch(payloads)
+	if cap(buf) <= maxScratch {
+		w.scratch, w.scratchPayloads = buf[:0], payloads[:0]
+	}
 	if err != nil {
 		w.fail(err)
 		return
@@ -843,7 +875,7 @@ func (w *WAL) complete(b *batch) {
 	if w.bugs.NoCutAfterSync {
 		return
 	}
-	if w.inflight == nil && w.failed == nil && !w.closed && len(w.queue) > 0 {
+	if w.inflight == nil && !w.held && w.failed == nil && !w.closed && len(w.queue) > 0 {
 		w.cut()
 	}
 }
