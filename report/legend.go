@@ -59,6 +59,7 @@ var legend = []LegendEntry{
 	{"apply.legacy", "as apply, for a canonical (one record per entry) entry"},
 	{"hwm", "A=partition B=new HWM"},
 	{"wal.open", "A=partition B=log start C=log end, Text=topic: the WAL recovered (durable once wal.recovered follows)"},
+	{"raft.timeoutnow.ignored", "A=from B=term: a leadership transfer's MsgTimeoutNow dropped because this node's disk hangs (it must not campaign)"},
 	{"wal.recovered", "A=partition B=durable end, Text=topic: recovery's first sync done: what the WAL read back is durable"},
 	{"wal.batch", "A=partition B=base C=last offset D=records, Text=topic: a batch written, fsync issued"},
 	{"wal.sync.done", "A=partition B=base C=last offset D=batch seq, Text=topic: the batch is durable"},

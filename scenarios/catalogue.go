@@ -123,6 +123,16 @@ var catalogue = []Scenario{
 			o.Nodes = 3
 			o.Disk.TornKeepProb = 0.2 * rng.Float64() // the crashed leader should usually lose its unsynced batch
 		}, plan: overwritePlan},
+	{Name: "restart", Summary: "3 nodes: processes killed with the machine up right after a write, one log's recovery syncs stalled as each boots; fsync errors whose fail-stops are kills too",
+		draw: func(o *Options, rng *sim.Rand) {
+			o.Nodes = 3
+			o.AcksWeights[1]++ // acks=1 records are what a killed node's page cache holds unsynced
+			// Every death a kill: a fail-stop after a failed fsync restarts
+			// over the pages Linux left clean (fsyncgate across a restart).
+			o.KillProb = 1
+			o.FaultWeights = map[FaultKind]int{FaultSyncEIO: 2, FaultStall: 1}
+			o.FaultEvery = rng.Duration(500*time.Millisecond, 1500*time.Millisecond)
+		}, plan: restartPlan},
 	{Name: "corrupt", Summary: "3 nodes, one replica's synced Raft log or WAL corrupted (in budget: a minority), swarm of every other fault",
 		draw: func(o *Options, rng *sim.Rand) {
 			o.Nodes = 3
@@ -139,12 +149,14 @@ var catalogue = []Scenario{
 		// bridge now and then; no crashes (gray failure is the node that
 		// is sick, not dead). Spaced so that a healthy majority exists most
 		// of the time and A1 has something to judge.
-		o.FaultWeights = map[FaultKind]int{FaultStall: 5, FaultPause: 2, FaultOneWay: 3, FaultIsolate: 1, FaultBridge: 1}
+		// One log's stall (stall-log) as often as a node's: a hung-disk
+		// check must time the oldest sync, not whichever completed last.
+		o.FaultWeights = map[FaultKind]int{FaultStall: 5, FaultStallLog: 3, FaultPause: 2, FaultOneWay: 3, FaultIsolate: 1, FaultBridge: 1}
 		o.FaultEvery = rng.Duration(time.Second, 2500*time.Millisecond)
 		// Stalls up to 6 s: well past A1's bound, so a leader that sits on
 		// a hung disk shows.
 		o.FaultStallMax = 6 * time.Second
-	}},
+	}, plan: sickLogPlan},
 }
 
 var clusterFaults = []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultPause, FaultPartition, FaultIsolate,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"walraft/core/node"
 	"walraft/sim"
 )
 
@@ -40,8 +41,11 @@ func drawSimFaultOptions(o *Options, seed uint64) {
 	// a restarted node then reads back writes that never reached the disk,
 	// and, after a failed fsync marked pages clean, data that a sync will
 	// not write (fsyncgate across a restart). Its own stream.
+	// A scenario that set its own (restart) keeps it.
 	if kp := sim.NewStreams(seed).Stream("options/sim-faults/kill"); kp.Chance(0.5) {
-		o.KillProb = 0.3 + 0.7*kp.Float64()
+		if p := 0.3 + 0.7*kp.Float64(); o.KillProb == 0 {
+			o.KillProb = p
+		}
 	}
 }
 
@@ -52,13 +56,13 @@ var simKindsByScenario = map[string]struct {
 	kinds []FaultKind
 	top   int
 }{
-	"default":    {[]FaultKind{FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink}, 3},
-	"five":       {[]FaultKind{FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink}, 3},
-	"legacy":     {[]FaultKind{FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink}, 3},
+	"default":    {[]FaultKind{FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink, FaultStallLog}, 3},
+	"five":       {[]FaultKind{FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink, FaultStallLog}, 3},
+	"legacy":     {[]FaultKind{FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink, FaultStallLog}, 3},
 	"standalone": {[]FaultKind{FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep}, 3},
-	"crashes":    {[]FaultKind{FaultNoSpace, FaultReadEIO, FaultHang}, 3},
+	"crashes":    {[]FaultKind{FaultNoSpace, FaultReadEIO, FaultHang, FaultStallLog}, 3},
 	// The fsync scenario always has its disk faults.
-	"fsync": {[]FaultKind{FaultNoSpace, FaultReadEIO, FaultHang}, 0},
+	"fsync": {[]FaultKind{FaultNoSpace, FaultReadEIO, FaultHang, FaultStallLog}, 0},
 }
 
 // drawSimFaultWeights adds the weights of this file's fault kinds to a
@@ -91,6 +95,14 @@ func drawSimFault(f *Fault, o Options, rng *sim.Rand) (ok bool) {
 		f.Node, f.Count, f.Dur = nodeN(), 1+rng.IntN(3), rng.Duration(10*time.Millisecond, time.Second)
 	case FaultHang:
 		f.Node, f.Dur = nodeN(), rng.Duration(5*time.Millisecond, 2*time.Second)
+	case FaultStallLog:
+		if o.Nodes < 2 {
+			return false // a standalone node has no Raft log
+		}
+		f.Node, f.Dur = nodeN(), rng.Duration(5*time.Millisecond, 6*time.Second)
+		if rng.Chance(0.3) {
+			f.Log = CorruptWAL
+		}
 	case FaultClockStep:
 		f.Node, f.Step = nodeN(), rng.Duration(10*time.Millisecond, 5*time.Second)
 		if rng.Chance(0.5) {
@@ -139,6 +151,14 @@ func (h *harness) applySimFault(f Fault) {
 	case FaultHang:
 		h.w.Disk(f.Node).HangSyncsUntil(h.s.Now() + f.Dur)
 		h.probe("fsync-hang")
+	case FaultStallLog:
+		cfg := h.nodeConfig(f.Node)
+		prefix := node.RaftLogDir(cfg) + "/"
+		if f.Log == CorruptWAL {
+			prefix = cfg.Dir + "wal/"
+		}
+		h.w.Disk(f.Node).StallPrefixUntil(prefix, h.s.Now()+f.Dur)
+		h.probe("fsync-stall-log")
 	case FaultClockStep:
 		h.interrupt(f.Node, false) // its timers now fire early or late by design
 		if err := h.w.StepClock(f.Node, f.Step); err != nil {

@@ -441,7 +441,7 @@ func (h *harness) apply(f Fault) {
 		})
 	case FaultSkew:
 		_ = h.w.SetClockRate(f.Node, int64(f.Rate*float64(sim.RateOne)))
-	case FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink:
+	case FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink, FaultStallLog:
 		h.applySimFault(f)
 	case FaultTransferLeader:
 		h.transferLeader(f)
@@ -874,6 +874,8 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 		h.oracle.onGateOpen(uint64(e.Node), uint64(e.A), uint64(e.B))
 	case "node.recovering":
 		h.probe("restart-recovering")
+	case "raft.timeoutnow.ignored":
+		h.probe("timeoutnow-ignored-hung")
 	case "node.recover.cut":
 		h.probe("recovery-cut-by-overwrite")
 	case "pipe.apply.early":

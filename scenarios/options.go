@@ -227,7 +227,7 @@ func generateTimed(o Options, rng *sim.Rand) Schedule {
 			f.Prob, f.Dur = 0.05+0.3*rng.Float64(), rng.Duration(100*time.Millisecond, 3*time.Second)
 		case FaultSkew:
 			f.Node, f.Rate = nodeN(), 0.8+0.4*rng.Float64()
-		case FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink:
+		case FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink, FaultStallLog:
 			if !drawSimFault(&f, o, rng) {
 				continue
 			}

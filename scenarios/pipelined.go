@@ -24,6 +24,7 @@ var pipelinedTwins = []struct{ name, of string }{
 	{"pipelined-last-replica", "last-replica"},
 	{"pipelined-stepdown", "stepdown"},
 	{"pipelined-overwrite", "overwrite"},
+	{"pipelined-restart", "restart"},
 }
 
 // legacyTwins are the targeted scenarios rerun on the legacy per-record

@@ -351,3 +351,66 @@ func overwritePlan(o Options, rng *sim.Rand) Schedule {
 	s.Sort()
 	return s
 }
+
+// restartPlan aims at restarts after a process kill with the machine up
+// (sim.World.Kill). At a node's write or fsync, one of its logs' syncs
+// stall (FaultStallLog) and the node is killed a few milliseconds later,
+// so its page cache holds what it wrote behind the stalled sync, which the
+// disk does not (the sync in flight completes after the kill, covering
+// only what it was issued for). As the node boots again (OnBoot) one of
+// its logs' syncs stall once more, so its recovery sync is slow: a node
+// that starts, acknowledges or exposes anything before every log's
+// recovery sync completes does so over bytes a power loss would take.
+// Half the kills hit a follower.
+func restartPlan(o Options, rng *sim.Rand) Schedule {
+	var s Schedule
+	log := func() string {
+		if rng.Chance(0.3) {
+			return CorruptWAL
+		}
+		return CorruptRaft
+	}
+	t := rng.Duration(300*time.Millisecond, time.Second)
+	for t < o.SafetyDuration-500*time.Millisecond {
+		at := Trigger{On: OnWALWrite, Nth: 1 + rng.IntN(10)}
+		if rng.Chance(0.5) {
+			at.On = OnFsync
+		}
+		if rng.Chance(0.5) {
+			at.Role = TargetFollower
+		}
+		// Both armed at t with the same event spec: they fire on the
+		// same event of the same node, the kill a little later.
+		stallAt, killAt := at, at
+		killAt.Delay = rng.Duration(500*time.Microsecond, 10*time.Millisecond)
+		s = append(s,
+			Fault{At: t, Kind: FaultStallLog, Target: TargetEventNode, Dur: rng.Duration(20*time.Millisecond, 200*time.Millisecond), Log: log(), Trigger: &stallAt},
+			Fault{At: t, Kind: FaultKill, Target: TargetEventNode, Dur: rng.Duration(20*time.Millisecond, 500*time.Millisecond), Trigger: &killAt},
+			Fault{At: t, Kind: FaultStallLog, Target: TargetEventNode, Dur: rng.Duration(5*time.Millisecond, 300*time.Millisecond), Log: log(), Trigger: &Trigger{On: OnBoot}})
+		t += rng.Duration(time.Second, 3*time.Second)
+	}
+	s.Sort()
+	return s
+}
+
+// sickLogPlan aims gray failure at one log of the leader: once or twice a
+// run, the leader's Raft log (or, one time in four, its WALs) stalls for
+// 1.5-6 s while its other log's syncs go on. The leader must see its disk
+// hung by the oldest outstanding sync and step aside (health.go); a
+// hung-disk check that looked at any other sync (the newest, or the last
+// completed) would see fresh WAL syncs and keep it leading on a log that
+// commits nothing, past A1's bound.
+func sickLogPlan(o Options, rng *sim.Rand) Schedule {
+	var s Schedule
+	n := 1 + rng.IntN(2)
+	for range n {
+		f := Fault{At: rng.Duration(o.SafetyDuration/10, o.SafetyDuration*6/10), Kind: FaultStallLog, Target: TargetLeader,
+			Dur: rng.Duration(1500*time.Millisecond, 6*time.Second), Log: CorruptRaft}
+		if rng.Chance(0.25) {
+			f.Log = CorruptWAL
+		}
+		s = append(s, f)
+	}
+	s.Sort()
+	return s
+}

@@ -45,6 +45,13 @@ const (
 	FaultHeal FaultKind = "heal"
 	// FaultStall stalls Node's fsyncs for Dur.
 	FaultStall FaultKind = "stall"
+	// FaultStallLog stalls the fsyncs of one of Node's logs for Dur, the
+	// one Log names (CorruptRaft, the default, or CorruptWAL: every WAL),
+	// while its other logs' fsyncs go on (sim.Disk.StallPrefixUntil): a
+	// stuck device queue or a long writeback behind one log. A node's
+	// hung-disk check must time the oldest outstanding sync, and a node
+	// must not start before every log's recovery sync.
+	FaultStallLog FaultKind = "stall-log"
 	// FaultSyncEIO makes Node's next Count fsyncs fail with EIO.
 	FaultSyncEIO FaultKind = "sync-eio"
 	// FaultWriteEIO makes Node's next Count writes fail with EIO.
@@ -115,7 +122,7 @@ const (
 var faultKinds = []FaultKind{FaultCrash, FaultTornCrash, FaultCrashAll, FaultPause, FaultPartition, FaultIsolate,
 	FaultOneWay, FaultBridge, FaultHeal, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultDrop, FaultDup, FaultSkew, FaultCorrupt,
 	FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink, FaultTransferLeader,
-	FaultCrashAtDiskEvent, FaultTornCrashAtDiskEvent, FaultKill, FaultKillAtDiskEvent}
+	FaultCrashAtDiskEvent, FaultTornCrashAtDiskEvent, FaultKill, FaultKillAtDiskEvent, FaultStallLog}
 
 // Fault is one fault event, timed or triggered. Fields that a kind does not
 // use are zero (and omitted from JSON). Target, when set, names whom the
@@ -143,7 +150,8 @@ type Fault struct {
 	// Trigger is a pointer so that a timed fault's JSON has no trigger
 	// field at all (case files written before triggers existed decode).
 	Trigger *Trigger `json:"trigger,omitempty"`
-	// Log names the log a FaultCorrupt damages: CorruptRaft or CorruptWAL.
+	// Log names the log a FaultCorrupt damages or a FaultStallLog stalls:
+	// CorruptRaft or CorruptWAL.
 	Log string `json:"log,omitempty"`
 }
 
@@ -231,7 +239,7 @@ func (f Fault) Validate(n int) error {
 		return nil
 	}
 	switch f.Kind {
-	case FaultCrash, FaultTornCrash, FaultKill, FaultPause, FaultIsolate, FaultStall, FaultSyncEIO, FaultWriteEIO, FaultSkew, FaultCorrupt,
+	case FaultCrash, FaultTornCrash, FaultKill, FaultPause, FaultIsolate, FaultStall, FaultStallLog, FaultSyncEIO, FaultWriteEIO, FaultSkew, FaultCorrupt,
 		FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultTransferLeader:
 		if !okNode(f.Node) {
 			return fmt.Errorf("fault %s: node %d not in 1..%d", f, f.Node, n)
@@ -255,8 +263,8 @@ func (f Fault) Validate(n int) error {
 	if err := f.validateDiskEventCrash(n); err != nil {
 		return err
 	}
-	if f.Log != "" && (f.Kind != FaultCorrupt || (f.Log != CorruptRaft && f.Log != CorruptWAL)) {
-		return fmt.Errorf("fault %s: log %q (only corrupt takes one: %q or %q)", f, f.Log, CorruptRaft, CorruptWAL)
+	if f.Log != "" && ((f.Kind != FaultCorrupt && f.Kind != FaultStallLog) || (f.Log != CorruptRaft && f.Log != CorruptWAL)) {
+		return fmt.Errorf("fault %s: log %q (only corrupt and stall-log take one: %q or %q)", f, f.Log, CorruptRaft, CorruptWAL)
 	}
 	if f.Kind == FaultSkew && (f.Rate < 0.5 || f.Rate > 2) {
 		return fmt.Errorf("fault %s: clock rate must be in [0.5, 2]", f)

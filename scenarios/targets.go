@@ -59,7 +59,7 @@ var targets = []Target{TargetLeader, TargetFollower, TargetMostCaughtUp, TargetL
 func (t Target) isSet() bool { return t == TargetMinority || t == TargetMajority }
 
 // oneNodeKinds are the kinds aimed at one node (Fault.Node).
-var oneNodeKinds = []FaultKind{FaultCrash, FaultTornCrash, FaultKill, FaultPause, FaultIsolate, FaultStall, FaultSyncEIO,
+var oneNodeKinds = []FaultKind{FaultCrash, FaultTornCrash, FaultKill, FaultPause, FaultIsolate, FaultStall, FaultStallLog, FaultSyncEIO,
 	FaultWriteEIO, FaultSkew, FaultCorrupt, FaultOneWay, FaultTransferLeader,
 	FaultNoSpace, FaultReadEIO, FaultHang, FaultClockStep, FaultLink}
 

@@ -48,18 +48,23 @@ const (
 	OnRestart TriggerEvent = "restart"
 	// OnFsyncError: an fsync of the node's failed ("fs.sync.err").
 	OnFsyncError TriggerEvent = "fsync-error"
+	// OnBoot: the node's process boots again after a crash or kill
+	// ("proc.boot" of an incarnation after the first), before it opens
+	// its logs: a fault fired here meets its recovery (a log's recovery
+	// sync stalled, say), where OnRestart fires once it has started.
+	OnBoot TriggerEvent = "boot"
 )
 
 // triggerEvents lists every trigger event, simplest first (rapid shrinks
 // toward the start).
 var triggerEvents = []TriggerEvent{OnBecomeLeader, OnTermChange, OnVoteGrant, OnRestart, OnWALWrite, OnFsync,
-	OnSegment, OnTruncate, OnFsyncError}
+	OnSegment, OnTruncate, OnFsyncError, OnBoot}
 
 // traceKinds maps each trigger event to the trace event kind it reads.
 var traceKinds = map[TriggerEvent]string{
 	OnVoteGrant: "raft.vote", OnTermChange: "raft.term", OnBecomeLeader: "raft.role", OnFsync: "fs.sync",
 	OnWALWrite: "wal.batch", OnSegment: "fs.create", OnTruncate: "wal.trunc", OnRestart: "node.start",
-	OnFsyncError: "fs.sync.err",
+	OnFsyncError: "fs.sync.err", OnBoot: "proc.boot",
 }
 
 // Trigger makes a fault fire on an event. The zero Node and Role match any
@@ -176,6 +181,10 @@ func (h *harness) matches(t *Trigger, e sim.TraceEvent) bool {
 		}
 	case OnRestart:
 		if h.boots[uint64(e.Node)] < 2 {
+			return false
+		}
+	case OnBoot:
+		if e.A < 2 { // proc.boot A=incarnation
 			return false
 		}
 	}

@@ -116,6 +116,9 @@ var variantCatchers = map[string][]string{
 	// disk does not hold (S9, S10), and a later power loss leaves a
 	// log whose marks prove the lost pages synced (L1: refuses to open).
 	"recovery-sync-only": {InvS9, InvS10, InvL1},
+	// Started before its Raft log's recovery sync: an acknowledgement of
+	// entries only the page cache holds (S9 as it leaves).
+	"raft-recovery-not-awaited": {InvS9},
 	// A dropped proposal of a batch whose acks=1 was answered: lost
 	// with no leader change (S5).
 	"transfer-not-aborted": {InvS5},

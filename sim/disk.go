@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"walraft/core/env"
@@ -269,11 +270,14 @@ type Disk struct {
 	dirLastDone time.Duration // completion time of the last issued SyncDir
 
 	stallUntil time.Duration // no sync completes before this global time
-	failSyncs  int           // FailNextSyncs budget
-	failWrites int           // FailNextWrites budget
-	noSpace    int           // FailNextWritesNoSpace budget
-	failReads  int           // FailNextReads budget
-	hangUntil  time.Duration // syncs issued before this block their issuer (HangSyncsUntil)
+	// prefixStalls: syncs of files under a prefix complete no earlier
+	// than its time (StallPrefixUntil).
+	prefixStalls []prefixStall
+	failSyncs    int           // FailNextSyncs budget
+	failWrites   int           // FailNextWrites budget
+	noSpace      int           // FailNextWritesNoSpace budget
+	failReads    int           // FailNextReads budget
+	hangUntil    time.Duration // syncs issued before this block their issuer (HangSyncsUntil)
 	// onEvent, if set, traces the disk's fault events (World sets it to
 	// the node's trace): kind and four integers as in World.event.
 	onEvent     func(kind string, a, b, c, d int64)
@@ -303,6 +307,25 @@ type Disk struct {
 	// (see DurableSource.PrefixVersion).
 	nsVer   uint64
 	dirVers map[string]*uint64
+}
+
+// prefixStall is one StallPrefixUntil: syncs of files whose names start
+// with prefix complete no earlier than until.
+type prefixStall struct {
+	prefix string
+	until  time.Duration
+}
+
+// prefixStallUntil returns the latest stall time of the prefixes name has
+// (0 if none).
+func (d *Disk) prefixStallUntil(name string) time.Duration {
+	var t time.Duration
+	for _, ps := range d.prefixStalls {
+		if strings.HasPrefix(name, ps.prefix) && ps.until > t {
+			t = ps.until
+		}
+	}
+	return t
 }
 
 // diskInode is a file's content, independent of the names that point at it.
@@ -359,6 +382,7 @@ type diskOp struct {
 	err    error                 // result decided at issue time (nil or wrapped ErrIO)
 	mode   FailedSyncMode        // file sync: the failed-sync mode in force at issue time
 	ino    *diskInode            // file sync: the inode
+	name   string                // file sync: the file's name (StallPrefixUntil)
 	delta  diskDelta             // file sync: its snapshot
 	names  map[string]*diskInode // dir sync: namespace snapshot
 	sorted []string              // dir sync: the snapshot's names, sorted
@@ -540,6 +564,29 @@ func (d *Disk) StallSyncsUntil(t time.Duration) {
 	}
 }
 
+// StallPrefixUntil is StallSyncsUntil for the files whose names start with
+// prefix alone: their syncs, pending or issued before t, complete no earlier
+// than global time t, while other files' syncs and directory syncs go on
+// (one log's device queue stuck, or its fsync behind a long writeback,
+// while the node's other logs keep completing). A file's syncs keep their
+// issue order.
+func (d *Disk) StallPrefixUntil(prefix string, t time.Duration) {
+	now := d.sched.Now()
+	d.prefixStalls = slices.DeleteFunc(d.prefixStalls, func(ps prefixStall) bool { return ps.until <= now })
+	d.prefixStalls = append(d.prefixStalls, prefixStall{prefix: prefix, until: t})
+	for _, op := range d.pendingInOrder() {
+		if op.ino == nil || op.at > t || !strings.HasPrefix(op.name, prefix) {
+			continue
+		}
+		op.item.Cancel(d.sched)
+		op.at = t
+		d.queue(op)
+		if op.ino.lastDone < t {
+			op.ino.lastDone = t
+		}
+	}
+}
+
 // ClearFaults cancels injected faults that have not fired yet (pending
 // FailNextSyncs and FailNextWrites counts, and a stall for syncs issued from
 // now on): the liveness phase heals the disk with it. Syncs already delayed
@@ -547,6 +594,7 @@ func (d *Disk) StallSyncsUntil(t time.Duration) {
 func (d *Disk) ClearFaults() {
 	d.failSyncs, d.failWrites = 0, 0
 	d.stallUntil = 0
+	d.prefixStalls = nil
 	d.noSpace, d.failReads, d.hangUntil = 0, 0, 0
 }
 
@@ -1491,9 +1539,13 @@ func (f *diskFile) Sync(done func(error)) {
 	ino := f.ino
 	lat, err := d.drawSync("sync", f.name)
 	op := d.newOp()
-	op.err, op.ino, op.done, op.fs, op.mode = err, ino, done, f.fs, d.cfg.FailedSync
+	op.err, op.ino, op.done, op.fs, op.mode, op.name = err, ino, done, f.fs, d.cfg.FailedSync, f.name
 	d.snapshot(ino, &op.delta)
-	ino.lastDone = d.schedule(op, ino.lastDone, lat)
+	after := ino.lastDone
+	if len(d.prefixStalls) > 0 {
+		after = max(after, d.prefixStallUntil(f.name))
+	}
+	ino.lastDone = d.schedule(op, after, lat)
 	ino.queue = append(ino.queue, op)
 	d.hang(f.fs, op)
 	d.event(DiskEventSync)

@@ -186,3 +186,40 @@ func TestWorldKillKeepsPageCache(t *testing.T) {
 type nopReceiver struct{}
 
 func (nopReceiver) Receive(env.NodeID, []byte) {}
+
+// StallPrefixUntil stalls the syncs of one log's files, pending and new,
+// while another file's syncs complete on time; ClearFaults ends it for
+// syncs issued later.
+func TestDiskStallPrefix(t *testing.T) {
+	s, d := newTestDisk(1, DiskConfig{BlockSize: 4, SyncMin: time.Millisecond, SyncMax: time.Millisecond})
+	fs := d.FS(nil)
+	raft, wal := mustCreate(t, fs, "raft/1.seg"), mustCreate(t, fs, "wal/t/0/1.seg")
+	mustWrite(t, raft, []byte("RRRR"))
+	var pendingAt time.Duration
+	raft.Sync(func(error) { pendingAt = s.Now() })
+	d.StallPrefixUntil("raft/", 50*time.Millisecond)
+	mustWrite(t, wal, []byte("WWWW"))
+	if err := syncWait(t, s, wal); err != nil {
+		t.Fatal(err)
+	}
+	if s.Now() > 5*time.Millisecond {
+		t.Fatalf("the WAL's sync completed at %v, held by the Raft log's stall", s.Now())
+	}
+	mustWrite(t, raft, []byte("RRRR"))
+	if err := syncWait(t, s, raft); err != nil {
+		t.Fatal(err)
+	}
+	if pendingAt != 50*time.Millisecond || s.Now() < 50*time.Millisecond {
+		t.Fatalf("Raft log syncs completed at %v (pending one) and %v, want no earlier than 50ms", pendingAt, s.Now())
+	}
+	d.StallPrefixUntil("raft/", s.Now()+time.Second)
+	d.ClearFaults()
+	start := s.Now()
+	mustWrite(t, raft, []byte("RRRR"))
+	if err := syncWait(t, s, raft); err != nil {
+		t.Fatal(err)
+	}
+	if s.Now()-start > 5*time.Millisecond {
+		t.Fatalf("a sync issued after ClearFaults took %v", s.Now()-start)
+	}
+}

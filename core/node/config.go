@@ -312,6 +312,10 @@ type Bugs struct {
 	// without writing it again, so pages a failed fsync of the killed
 	// process left clean never reach the disk (reclog.Bugs).
 	RecoveryNoRewrite bool
+	// RaftRecoveryNotAwaited: the node waits for its WALs' recovery syncs
+	// but not its Raft log's, so it starts, and acknowledges entries it
+	// read back, while they may still be only in the page cache.
+	RaftRecoveryNotAwaited bool
 	// TransferNotAborted: a batch that reaches its proposal during a
 	// leadership transfer does not abort the transfer, so raft drops the
 	// proposal and the node truncates the batch from its WAL, though its

@@ -32,6 +32,14 @@ func (n *Node) Receive(from uint64, msg []byte) {
 		n.trace("msg.misaddressed", int64(from), int64(m.GetFrom()), int64(m.GetTo()), 0)
 		return
 	}
+	if m.GetType() == pb.MsgTimeoutNow && n.diskHung() && !n.bugs.HungFollowerCampaigns {
+		// A node whose disk hangs does not campaign (DESIGN.md 3.9), not
+		// even when a leader hands it leadership: the leader cannot see
+		// this node's disk. The transfer times out and the leader keeps
+		// leading, or steps aside to another node.
+		n.trace("raft.timeoutnow.ignored", int64(from), int64(m.GetTerm()), 0, 0)
+		return
+	}
 	// Errors here are expected (a message for an unknown peer, a stale
 	// local message) and leave raft unchanged.
 	_ = n.rn.Step(m)

@@ -24,7 +24,7 @@ func (n *Node) openRaft() error {
 		return fmt.Errorf("node %d: %w", n.cfg.ID, err)
 	}
 	n.storage = st
-	if st.Recovering() && !n.bugs.StartBeforeRecoverySync {
+	if st.Recovering() && !n.bugs.StartBeforeRecoverySync && !n.bugs.RaftRecoveryNotAwaited {
 		n.booting++
 		st.OnRecovered(n.logRecovered)
 	}

@@ -185,3 +185,43 @@ func TestInMemoryForgetsEverything(t *testing.T) {
 		t.Fatalf("in-memory log survived a restart: last %d term %d", last, st2.HardState().GetTerm())
 	}
 }
+
+// TestRecoveredReportsTheSync: OnRecovered reports the outcome of the
+// log's recovery sync, a failure included: what Open read back may be only
+// in a page cache, and a node must not start on it if the sync failed.
+func TestRecoveredReportsTheSync(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ok", true: "failed"}[fail], func(t *testing.T) {
+			r := newRig(4, sim.DefaultDiskConfig())
+			st, err := Open(r.fs, "raft", []uint64{1}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Save(hs(1, 1, 0), []*pb.Entry{ent(1, 1, "a")}); err != nil {
+				t.Fatal(err)
+			}
+			r.sync(t, st)
+			st.Close()
+			if fail {
+				r.disk.FailNextSyncs(1)
+			}
+			st, err = Open(r.fs, "raft", []uint64{1}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !st.Recovering() {
+				t.Fatal("not recovering right after Open")
+			}
+			var got error
+			called := false
+			st.OnRecovered(func(err error) { got, called = err, true })
+			r.s.RunWhile(func() bool { return !called }, r.s.Now()+time.Minute)
+			if !called || st.Recovering() {
+				t.Fatalf("recovery sync never reported (called %v, recovering %v)", called, st.Recovering())
+			}
+			if (got != nil) != fail {
+				t.Fatalf("OnRecovered(%v), want an error: %v", got, fail)
+			}
+		})
+	}
+}
