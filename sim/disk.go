@@ -250,6 +250,15 @@ type Disk struct {
 	// volNames are the names of vol, sorted, kept up to date as names come
 	// and go (a SyncDir snapshots them without sorting).
 	volNames []string
+	// volSnap and volSnapNames, when volSnap is not nil, are a copy of vol
+	// and volNames taken by a SyncDir since the volatile namespace last
+	// changed: the next SyncDir shares them instead of copying the
+	// namespace again (a log syncs its directory far more often than it
+	// creates or removes files). Neither is ever modified: they become a
+	// pending SyncDir's snapshot and then the durable namespace, which are
+	// only ever replaced whole. Create, Remove and Crash drop them.
+	volSnap      map[string]*diskInode
+	volSnapNames []string
 
 	// Pending completions (file syncs and dir syncs), so a crash can cancel
 	// them and a stall can move them in issue order (pendingInOrder sorts
@@ -670,6 +679,7 @@ func (d *Disk) Crash() {
 	}
 	d.vol = maps.Clone(d.dur)
 	d.volNames = names
+	d.volSnap, d.volSnapNames = nil, nil
 	d.cold = true
 }
 
@@ -1202,6 +1212,7 @@ func (fs *diskFS) Create(name string) (env.File, error) {
 	ino := &diskInode{id: d.nextInodeID, dirVers: d.dirCounters(name)}
 	ino.data.pool, ino.durable.pool = &d.pages, &d.pages
 	d.vol[name] = ino
+	d.volSnap, d.volSnapNames = nil, nil
 	i, _ := slices.BinarySearch(d.volNames, name)
 	d.volNames = slices.Insert(d.volNames, i, name)
 	f := &diskFile{fs: fs, ino: ino, name: name}
@@ -1246,6 +1257,7 @@ func (fs *diskFS) Remove(name string) error {
 	}
 	ino.removed = true
 	delete(fs.d.vol, name)
+	fs.d.volSnap, fs.d.volSnapNames = nil, nil
 	if i, ok := slices.BinarySearch(fs.d.volNames, name); ok {
 		fs.d.volNames = slices.Delete(fs.d.volNames, i, i+1)
 	}
@@ -1266,7 +1278,10 @@ func (fs *diskFS) SyncDir(done func(error)) {
 	d.stats.DirSyncs++
 	lat, err := d.drawSync("syncdir", "")
 	op := d.newOp()
-	op.err, op.names, op.sorted, op.done, op.fs = err, maps.Clone(d.vol), slices.Clone(d.volNames), done, fs
+	if d.volSnap == nil {
+		d.volSnap, d.volSnapNames = maps.Clone(d.vol), slices.Clone(d.volNames)
+	}
+	op.err, op.names, op.sorted, op.done, op.fs = err, d.volSnap, d.volSnapNames, done, fs
 	d.dirLastDone = d.schedule(op, d.dirLastDone, lat)
 	d.dirQueue = append(d.dirQueue, op)
 	d.hang(fs, op)
