@@ -303,9 +303,10 @@ type Disk struct {
 	// nsVer is the durable version at which the durable namespace last
 	// changed; dirVers holds, per directory prefix ("raft/", "wal/t-0/"),
 	// the durable version of the last change of a file image under it
-	// (see DurableSource.PrefixVersion).
+	// and which files changed when (see DurableSource.PrefixVersion and
+	// DurableSource.ChangedNames).
 	nsVer   uint64
-	dirVers map[string]*uint64
+	dirVers map[string]*dirLog
 }
 
 // diskInode is a file's content, independent of the names that point at it.
@@ -324,10 +325,11 @@ type diskInode struct {
 	// durChanges lists the changes of the durable image (see
 	// DurableChangedFrom), in version order.
 	durChanges []durChange
-	// dirVers are the Disk.dirVers counters of the directory prefixes of
-	// the file's name (an inode has one name for its life: there is no
-	// rename).
-	dirVers []*uint64
+	// name is the file's name and dirVers are the Disk.dirVers logs of
+	// its directory prefixes (an inode has one name for its life: there
+	// is no rename).
+	name    string
+	dirVers []*dirLog
 }
 
 // diskDelta is a sync snapshot relative to the previous Sync call: the
@@ -1209,7 +1211,7 @@ func (fs *diskFS) Create(name string) (env.File, error) {
 		return nil, fmt.Errorf("sim disk: create %q: %w", name, env.ErrExist)
 	}
 	d.nextInodeID++
-	ino := &diskInode{id: d.nextInodeID, dirVers: d.dirCounters(name)}
+	ino := &diskInode{id: d.nextInodeID, name: name, dirVers: d.dirLogs(name)}
 	ino.data.pool, ino.durable.pool = &d.pages, &d.pages
 	d.vol[name] = ino
 	d.volSnap, d.volSnapNames = nil, nil

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"slices"
+	"sort"
 	"strings"
 
 	"walraft/core/env"
@@ -77,8 +78,8 @@ func (d *Disk) ReadDurable(name string, p []byte, off int64) int {
 // durableChanged records a change of ino's durable image from offset lo.
 func (d *Disk) durableChanged(ino *diskInode, lo int64) {
 	d.durVer++
-	for _, v := range ino.dirVers {
-		*v = d.durVer
+	for _, dl := range ino.dirVers {
+		dl.changed(ino, d.durVer)
 	}
 	if lo < 0 {
 		lo = 0
@@ -127,10 +128,8 @@ func (s DurableSource) List(prefix string) []string {
 		d.durNames = sortedNames(d.dur)
 	}
 	i, _ := slices.BinarySearch(d.durNames, prefix)
-	j := i
-	for j < len(d.durNames) && strings.HasPrefix(d.durNames[j], prefix) {
-		j++
-	}
+	// The names with the prefix are the run from i on.
+	j := i + sort.Search(len(d.durNames)-i, func(k int) bool { return !strings.HasPrefix(d.durNames[i+k], prefix) })
 	return d.durNames[i:j:j]
 }
 
@@ -156,29 +155,87 @@ func (s DurableSource) PrefixVersion(prefix string) uint64 {
 		return d.durVer
 	}
 	v := d.nsVer
-	if c := d.dirVers[prefix]; c != nil {
-		v = max(v, *c)
+	if dl := d.dirVers[prefix]; dl != nil {
+		v = max(v, dl.ver)
 	}
 	return v
 }
 
-// dirCounters returns the change counters of name's directory prefixes
-// ("a/" and "a/b/" for "a/b/c"), creating them as needed.
-func (d *Disk) dirCounters(name string) []*uint64 {
-	var out []*uint64
+// ChangedNames appends to dst the durable names under the directory
+// prefix whose durable images changed after version v, each once, in no
+// particular order, and reports true; it reports false (and returns dst
+// as it was) when it cannot tell: prefix is not a directory ("" or not
+// ending in '/') or the durable namespace changed after v. A reader that
+// looked at every file of the directory at version v and sees true needs
+// to look again only at the names returned: every other durable file
+// under prefix is the same file, with the same image, as at v
+// (reclog.Scanner uses it so that a log of many segments costs what
+// changed, not what it holds).
+func (s DurableSource) ChangedNames(prefix string, v uint64, dst []string) ([]string, bool) {
+	d := s.d
+	if prefix == "" || prefix[len(prefix)-1] != '/' || d.nsVer > v {
+		return dst, false
+	}
+	dl := d.dirVers[prefix]
+	if dl == nil {
+		return dst, true
+	}
+	n := len(dst)
+	for i := len(dl.changes) - 1; i >= 0 && dl.changes[i].ver > v; i-- {
+		ino := dl.changes[i].ino
+		if d.dur[ino.name] != ino || slices.Contains(dst[n:], ino.name) {
+			// Not (or no longer) durable under its name: not in the
+			// durable namespace a reader lists. Or listed already.
+			continue
+		}
+		dst = append(dst, ino.name)
+	}
+	return dst, true
+}
+
+// dirLog is the change log of one directory prefix: the durable version
+// of the last change of a file image under it, and the files whose images
+// changed, in version order, a file's run of consecutive changes kept as
+// its last one (which is all ChangedNames needs: a file changed after v
+// if its last change is after v).
+type dirLog struct {
+	ver     uint64
+	changes []dirChange
+}
+
+// dirChange says the durable image of ino changed at version ver.
+type dirChange struct {
+	ver uint64
+	ino *diskInode
+}
+
+// changed records a change of ino's durable image at version ver.
+func (dl *dirLog) changed(ino *diskInode, ver uint64) {
+	dl.ver = ver
+	if n := len(dl.changes); n > 0 && dl.changes[n-1].ino == ino {
+		dl.changes[n-1].ver = ver
+		return
+	}
+	dl.changes = append(dl.changes, dirChange{ver: ver, ino: ino})
+}
+
+// dirLogs returns the change logs of name's directory prefixes ("a/" and
+// "a/b/" for "a/b/c"), creating them as needed.
+func (d *Disk) dirLogs(name string) []*dirLog {
+	var out []*dirLog
 	for i := 0; i < len(name); i++ {
 		if name[i] != '/' {
 			continue
 		}
 		if d.dirVers == nil {
-			d.dirVers = map[string]*uint64{}
+			d.dirVers = map[string]*dirLog{}
 		}
-		c := d.dirVers[name[:i+1]]
-		if c == nil {
-			c = new(uint64)
-			d.dirVers[name[:i+1]] = c
+		dl := d.dirVers[name[:i+1]]
+		if dl == nil {
+			dl = &dirLog{}
+			d.dirVers[name[:i+1]] = dl
 		}
-		out = append(out, c)
+		out = append(out, dl)
 	}
 	return out
 }

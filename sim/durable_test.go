@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"walraft/core/env"
 )
 
 // TestDurableChanges checks the oracle's view of a disk: the durable
@@ -139,6 +141,87 @@ func TestPrefixVersion(t *testing.T) {
 	run()
 	if ver("raft/") == raft {
 		t.Fatal("a change of the durable namespace did not move raft/")
+	}
+}
+
+// TestChangedNames: ChangedNames names exactly the durable files of a
+// directory whose images changed after a version (a sync, a torn crash,
+// corruption), each once however often it changed, and none of another
+// directory or not yet in the durable namespace; it cannot tell (false)
+// once the durable namespace changed after the version, or for a prefix
+// that is not a directory.
+func TestChangedNames(t *testing.T) {
+	cfg := DefaultDiskConfig()
+	s, d := newTestDisk(1, cfg)
+	src := d.DurableSource()
+	fs := d.FS(nil)
+	run := func() { s.RunUntil(s.Now() + time.Second) }
+	sync := func(f env.File, b string) {
+		mustWrite(t, f, []byte(b))
+		f.Sync(func(error) {})
+		run()
+	}
+	a1 := mustCreate(t, fs, "raft/1")
+	a2 := mustCreate(t, fs, "raft/2")
+	w := mustCreate(t, fs, "wal/t-0/w")
+	fs.SyncDir(func(error) {})
+	run()
+	v0 := src.Version()
+	sync(a1, "x")
+	sync(w, "y")
+	sync(a1, "z")
+	v1 := src.Version()
+	sync(a2, "u")
+	v2 := src.Version()
+	if !d.CorruptDurable("raft/1", 0, 1) {
+		t.Fatal("CorruptDurable failed")
+	}
+	v3 := src.Version()
+	late := mustCreate(t, fs, "raft/3") // synced, but not in the durable namespace
+	sync(late, "v")
+	v4 := src.Version()
+	torn := cfg
+	torn.TornKeepProb = 1
+	d.SetConfig(torn)
+	mustWrite(t, a2, []byte("w"))
+	d.Crash()
+	for _, c := range []struct {
+		prefix string
+		v      uint64
+		want   []string // sorted; nil with ok false
+		ok     bool
+	}{
+		{"raft/", v0, []string{"raft/1", "raft/2"}, true},
+		{"raft/", v1, []string{"raft/1", "raft/2"}, true},
+		{"raft/", v2, []string{"raft/1", "raft/2"}, true},
+		{"raft/", v3, []string{"raft/2"}, true},
+		{"raft/", v4, []string{"raft/2"}, true},
+		{"raft/", src.Version(), []string{}, true},
+		{"wal/", v0, []string{"wal/t-0/w"}, true},
+		{"wal/t-0/", v0, []string{"wal/t-0/w"}, true},
+		{"wal/t-0/", v1, []string{}, true},
+		{"nothing/", v0, []string{}, true},
+		{"raft", v0, nil, false},
+		{"", v0, nil, false},
+		{"raft/", v0 - 1, nil, false}, // the SyncDir that made the namespace came after
+	} {
+		got, ok := src.ChangedNames(c.prefix, c.v, []string{"kept"})
+		if ok != c.ok || got[0] != "kept" {
+			t.Fatalf("ChangedNames(%q, %d) = %v, %v; want ok %v and dst kept", c.prefix, c.v, got, ok, c.ok)
+		}
+		got = got[1:]
+		slices.Sort(got)
+		if ok && !slices.Equal(got, c.want) {
+			t.Errorf("ChangedNames(%q, %d) = %v, want %v", c.prefix, c.v, got, c.want)
+		}
+	}
+	fs = d.FS(nil)
+	mustCreate(t, fs, "raft/4")
+	v5 := src.Version()
+	fs.SyncDir(func(error) {})
+	run()
+	if _, ok := src.ChangedNames("raft/", v5, nil); ok {
+		t.Error("ChangedNames answered across a change of the durable namespace")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/bits"
 	"slices"
+	"strings"
 
 	"walraft/core/env"
 )
@@ -27,6 +28,21 @@ type ImageSource interface {
 	// ReadAt copies the image's bytes at off into p and returns how many
 	// (fewer at the end of the image).
 	ReadAt(name string, p []byte, off int64) int
+}
+
+// ChangedNamesSource is an ImageSource that can also name the files whose
+// images changed after a version. A Scanner whose source is one looks at
+// those files only, instead of asking about every segment of the log: a
+// log of many segments then costs what changed, not what it holds.
+type ChangedNamesSource interface {
+	ImageSource
+	// ChangedNames appends to dst, each once and in any order, the names
+	// starting with prefix whose images changed after version v (a
+	// Version value), and reports true; every other name starting with
+	// prefix then names the same file with the same image as at v. It
+	// reports false when it cannot tell (the set of names changed after
+	// v, say).
+	ChangedNames(prefix string, v uint64, dst []string) ([]string, bool)
 }
 
 // ScanResult is what Open would recover from the images at the time of a
@@ -69,6 +85,15 @@ type Scanner struct {
 	keep    bool
 	scans   uint64
 	partial []byte // keep: the payload of the record being parsed
+	// allSegs: every name the last Scan listed is one of segs (then a
+	// ChangedNamesSource's answer covers everything a Scan looks at).
+	allSegs bool
+	// shortScans counts the Scans that took scanChanged's short way.
+	shortScans uint64
+	// Scratch for scanChanged.
+	changedNames []string
+	changedSegs  []*scanSeg
+	changedSizes []int64
 }
 
 // scanSeg is one segment file as the last Scan saw it.
@@ -129,6 +154,71 @@ func (s *Scanner) Scan(src ImageSource) ScanResult {
 	s.scans++
 	prev, first := s.res, !s.done
 	changed := uint64(1<<64 - 1)
+	if !s.scanChanged(src, v, &changed) {
+		s.scanAll(src, v, &changed)
+	}
+	s.res = s.walk(src)
+	s.ver, s.done = v, true
+	switch {
+	case first || prev.First != s.res.First:
+		changed = s.res.First
+	case prev.Next < changed:
+		changed = prev.Next
+	}
+	s.res.Changed = max(s.res.First, min(changed, s.res.Next))
+	return s.res
+}
+
+// scanChanged is Scan's short way, for a ChangedNamesSource when the
+// names are the segments of the previous Scan: it looks at the segments
+// whose images changed since that Scan, and only at them (the others are
+// the same files with the same bytes, so the long way would find nothing
+// to re-read in them either). It reports false, having changed nothing,
+// when the source cannot tell what changed, or a changed name is not one
+// of the segments or names another file: the long way then looks at
+// everything.
+func (s *Scanner) scanChanged(src ImageSource, v uint64, changed *uint64) bool {
+	cs, ok := src.(ChangedNamesSource)
+	if !ok || !s.done || !s.allSegs {
+		return false
+	}
+	names, ok := cs.ChangedNames(s.prefix, s.ver, s.changedNames[:0])
+	s.changedNames = names[:0]
+	if !ok {
+		return false
+	}
+	segs, sizes := s.changedSegs[:0], s.changedSizes[:0]
+	defer func() {
+		clear(segs)
+		s.changedSegs, s.changedSizes = segs[:0], sizes[:0]
+	}()
+	for _, name := range names {
+		i, found := slices.BinarySearchFunc(s.segs, name, func(g *scanSeg, n string) int { return strings.Compare(g.name, n) })
+		if !found {
+			return false
+		}
+		g := s.segs[i]
+		ino, size, ok := src.Stat(name)
+		if !ok || ino != g.ino {
+			return false
+		}
+		segs, sizes = append(segs, g), append(sizes, size)
+	}
+	for k, g := range segs {
+		if lo := src.ChangedFrom(g.name, g.ver); lo >= 0 || sizes[k] != g.size {
+			if lo < 0 || sizes[k] < lo {
+				lo = sizes[k]
+			}
+			s.rescan(src, g, sizes[k], lo, changed)
+		}
+		g.ver = v
+	}
+	s.shortScans++
+	return true
+}
+
+// scanAll is Scan's long way: it lists the log's files and looks at each.
+func (s *Scanner) scanAll(src ImageSource, v uint64, changed *uint64) {
 	names := src.List(s.prefix)
 	same := len(names) == len(s.segs)
 	for i := 0; same && i < len(names); i++ {
@@ -160,7 +250,7 @@ func (s *Scanner) Scan(src ImageSource) ScanResult {
 		}
 		if g == nil || g.ino != ino {
 			g = &scanSeg{name: name, id: id, ino: ino}
-			s.rescan(src, g, size, segHeaderSize-1, &changed)
+			s.rescan(src, g, size, segHeaderSize-1, changed)
 			if same {
 				// Another file under the same name: s.segs keeps the old
 				// one for the comparison below.
@@ -173,7 +263,7 @@ func (s *Scanner) Scan(src ImageSource) ScanResult {
 			if lo < 0 || size < lo {
 				lo = size
 			}
-			s.rescan(src, g, size, lo, &changed)
+			s.rescan(src, g, size, lo, changed)
 		}
 		g.ver = v
 		if same {
@@ -181,30 +271,21 @@ func (s *Scanner) Scan(src ImageSource) ScanResult {
 		}
 		segs = append(segs, g)
 	}
+	s.allSegs = len(segs) == len(names)
 	// The segments must be the same files in the same order as before,
 	// possibly followed by new ones; anything else renumbers or drops
 	// records, and changed catches it below through the prefix walk.
 	for i, g := range s.segs {
 		if i >= len(segs) || segs[i] != g {
 			if g.hdrWhy == "" {
-				changed = min(changed, g.hdr.baseSeq)
+				*changed = min(*changed, g.hdr.baseSeq)
 			} else {
-				changed = 0
+				*changed = 0
 			}
 			break
 		}
 	}
 	s.segs = segs
-	s.res = s.walk(src)
-	s.ver, s.done = v, true
-	switch {
-	case first || prev.First != s.res.First:
-		changed = s.res.First
-	case prev.Next < changed:
-		changed = prev.Next
-	}
-	s.res.Changed = max(s.res.First, min(changed, s.res.Next))
-	return s.res
 }
 
 // walk checks the segments in order (headers, continuity, bad spots) and
