@@ -259,6 +259,7 @@ type Disk struct {
 	// only ever replaced whole. Create, Remove and Crash drop them.
 	volSnap      map[string]*diskInode
 	volSnapNames []string
+	volSnapSeqs  map[*dirLog]uint64
 
 	// Pending completions (file syncs and dir syncs), so a crash can cancel
 	// them and a stall can move them in issue order (pendingInOrder sorts
@@ -300,13 +301,14 @@ type Disk struct {
 	// durNames caches the sorted names of dur (DurableSource.List); nil
 	// when dur was replaced since.
 	durNames []string
-	// nsVer is the durable version at which the durable namespace last
-	// changed; dirVers holds, per directory prefix ("raft/", "wal/t-0/"),
-	// the durable version of the last change of a file image under it
-	// and which files changed when (see DurableSource.PrefixVersion and
-	// DurableSource.ChangedNames).
-	nsVer   uint64
+	// dirVers holds, per directory prefix ("raft/", "wal/t-0/"), when the
+	// file images and the names under it last changed, and which files
+	// changed when (see dirLog, DurableSource.PrefixVersion and
+	// DurableSource.ChangedNames). durSeqs are the directories' volatile
+	// namespace counts (dirLog.volSeq) at the snapshot that is now the
+	// durable namespace.
 	dirVers map[string]*dirLog
+	durSeqs map[*dirLog]uint64
 }
 
 // diskInode is a file's content, independent of the names that point at it.
@@ -367,6 +369,7 @@ type diskOp struct {
 	delta  diskDelta             // file sync: its snapshot
 	names  map[string]*diskInode // dir sync: namespace snapshot
 	sorted []string              // dir sync: the snapshot's names, sorted
+	seqs   map[*dirLog]uint64    // dir sync: the directories' volSeq at the snapshot
 	done   func(error)
 	fs     *diskFS // the view that issued it: how the callback is delivered
 	issued time.Duration
@@ -681,7 +684,13 @@ func (d *Disk) Crash() {
 	}
 	d.vol = maps.Clone(d.dur)
 	d.volNames = names
-	d.volSnap, d.volSnapNames = nil, nil
+	d.volSnap, d.volSnapNames, d.volSnapSeqs = nil, nil, nil
+	for _, dl := range d.dirVers { // order-free: each log on its own
+		if dl.volSeq != d.durSeqs[dl] {
+			// The volatile names under it went back to the durable ones.
+			dl.volEvent(nil)
+		}
+	}
 	d.cold = true
 }
 
@@ -899,7 +908,10 @@ func (d *Disk) complete(op *diskOp) {
 			d.dur = op.names
 			d.durNames = op.sorted
 			d.durVer++
-			d.nsVer = d.durVer
+			for _, dl := range d.dirVers { // order-free: each log on its own
+				dl.durableNames(d.durSeqs[dl], op.seqs[dl], d.durVer)
+			}
+			d.durSeqs = op.seqs
 		} else {
 			d.stats.DirSyncErrors++
 		}
@@ -1214,7 +1226,10 @@ func (fs *diskFS) Create(name string) (env.File, error) {
 	ino := &diskInode{id: d.nextInodeID, name: name, dirVers: d.dirLogs(name)}
 	ino.data.pool, ino.durable.pool = &d.pages, &d.pages
 	d.vol[name] = ino
-	d.volSnap, d.volSnapNames = nil, nil
+	d.volSnap, d.volSnapNames, d.volSnapSeqs = nil, nil, nil
+	for _, dl := range ino.dirVers {
+		dl.volEvent(ino)
+	}
 	i, _ := slices.BinarySearch(d.volNames, name)
 	d.volNames = slices.Insert(d.volNames, i, name)
 	f := &diskFile{fs: fs, ino: ino, name: name}
@@ -1259,7 +1274,10 @@ func (fs *diskFS) Remove(name string) error {
 	}
 	ino.removed = true
 	delete(fs.d.vol, name)
-	fs.d.volSnap, fs.d.volSnapNames = nil, nil
+	fs.d.volSnap, fs.d.volSnapNames, fs.d.volSnapSeqs = nil, nil, nil
+	for _, dl := range ino.dirVers {
+		dl.volEvent(nil)
+	}
 	if i, ok := slices.BinarySearch(fs.d.volNames, name); ok {
 		fs.d.volNames = slices.Delete(fs.d.volNames, i, i+1)
 	}
@@ -1282,8 +1300,12 @@ func (fs *diskFS) SyncDir(done func(error)) {
 	op := d.newOp()
 	if d.volSnap == nil {
 		d.volSnap, d.volSnapNames = maps.Clone(d.vol), slices.Clone(d.volNames)
+		d.volSnapSeqs = make(map[*dirLog]uint64, len(d.dirVers))
+		for _, dl := range d.dirVers { // order-free: fills a map
+			d.volSnapSeqs[dl] = dl.volSeq
+		}
 	}
-	op.err, op.names, op.sorted, op.done, op.fs = err, d.volSnap, d.volSnapNames, done, fs
+	op.err, op.names, op.sorted, op.seqs, op.done, op.fs = err, d.volSnap, d.volSnapNames, d.volSnapSeqs, done, fs
 	d.dirLastDone = d.schedule(op, d.dirLastDone, lat)
 	d.dirQueue = append(d.dirQueue, op)
 	d.hang(fs, op)

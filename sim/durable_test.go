@@ -86,9 +86,10 @@ func TestDurableChanges(t *testing.T) {
 
 // TestPrefixVersion: a directory's version moves on every durable change
 // of a file under it (sync, torn crash, corruption) and on every change of
-// the durable namespace, and stays put when only files elsewhere change, so
-// a reader of one log may skip its scan; a prefix that is not a directory
-// is the whole disk's version.
+// the durable names under it (a SyncDir after a create or a remove there),
+// and stays put when only files or names elsewhere change, so a reader of
+// one log may skip its scan; a prefix that is not a directory is the whole
+// disk's version.
 func TestPrefixVersion(t *testing.T) {
 	cfg := DefaultDiskConfig()
 	s, d := newTestDisk(1, cfg)
@@ -137,19 +138,48 @@ func TestPrefixVersion(t *testing.T) {
 	raft = ver("raft/")
 	fs = d.FS(nil)
 	mustCreate(t, fs, "other")
+	mustCreate(t, fs, "wal/t-0/x")
+	fs.SyncDir(func(error) {})
+	run()
+	if ver("raft/") != raft {
+		t.Fatal("a change of the durable names outside raft/ moved raft/")
+	}
+	if ver("wal/t-0/") == sub {
+		t.Fatal("a change of the durable names under wal/t-0/ did not move wal/t-0/")
+	}
+	mustCreate(t, fs, "raft/b")
 	fs.SyncDir(func(error) {})
 	run()
 	if ver("raft/") == raft {
-		t.Fatal("a change of the durable namespace did not move raft/")
+		t.Fatal("a create under raft/ made durable did not move raft/")
+	}
+	raft = ver("raft/")
+	fs.SyncDir(func(error) {})
+	run()
+	if ver("raft/") != raft {
+		t.Fatal("a SyncDir that changed no name moved raft/")
+	}
+	if err := fs.Remove("raft/b"); err != nil {
+		t.Fatal(err)
+	}
+	if ver("raft/") != raft {
+		t.Fatal("a remove not yet made durable moved raft/")
+	}
+	fs.SyncDir(func(error) {})
+	run()
+	if ver("raft/") == raft {
+		t.Fatal("a remove under raft/ made durable did not move raft/")
 	}
 }
 
 // TestChangedNames: ChangedNames names exactly the durable files of a
 // directory whose images changed after a version (a sync, a torn crash,
-// corruption), each once however often it changed, and none of another
+// corruption) or that joined the durable names since (a create, then a
+// SyncDir), each once however often it changed, and none of another
 // directory or not yet in the durable namespace; it cannot tell (false)
-// once the durable namespace changed after the version, or for a prefix
-// that is not a directory.
+// once a durable name under the directory went away (a remove) or may
+// name another file (a crash lost a name created there) after the
+// version, or for a prefix that is not a directory.
 func TestChangedNames(t *testing.T) {
 	cfg := DefaultDiskConfig()
 	s, d := newTestDisk(1, cfg)
@@ -203,7 +233,8 @@ func TestChangedNames(t *testing.T) {
 		{"nothing/", v0, []string{}, true},
 		{"raft", v0, nil, false},
 		{"", v0, nil, false},
-		{"raft/", v0 - 1, nil, false}, // the SyncDir that made the namespace came after
+		{"raft/", v0 - 1, []string{"raft/1", "raft/2"}, true}, // names added by the first SyncDir
+		{"wal/t-0/", v0 - 1, []string{"wal/t-0/w"}, true},
 	} {
 		got, ok := src.ChangedNames(c.prefix, c.v, []string{"kept"})
 		if ok != c.ok || got[0] != "kept" {
@@ -216,12 +247,48 @@ func TestChangedNames(t *testing.T) {
 		}
 	}
 	fs = d.FS(nil)
-	mustCreate(t, fs, "raft/4")
-	v5 := src.Version()
+	// raft/3, created and lost in the crash, may have named another file
+	// as far as the disk knows (which only costs a reader a longer look):
+	// the next SyncDir settles that.
 	fs.SyncDir(func(error) {})
 	run()
-	if _, ok := src.ChangedNames("raft/", v5, nil); ok {
-		t.Error("ChangedNames answered across a change of the durable namespace")
+	v5 := src.Version()
+	mustCreate(t, fs, "wal/t-0/v")
+	fs.SyncDir(func(error) {})
+	run()
+	if got, ok := src.ChangedNames("raft/", v5, nil); !ok || len(got) != 0 {
+		t.Errorf("ChangedNames(raft/) after names changed only under wal/ = %v, %v; want none, true", got, ok)
+	}
+	if got, ok := src.ChangedNames("wal/", v5, nil); !ok || !slices.Equal(got, []string{"wal/t-0/v"}) {
+		t.Errorf("ChangedNames(wal/) after wal/t-0/v was created = %v, %v; want [wal/t-0/v], true", got, ok)
+	}
+	mustCreate(t, fs, "raft/4")
+	v6 := src.Version()
+	fs.SyncDir(func(error) {})
+	run()
+	if got, ok := src.ChangedNames("raft/", v6, nil); !ok || !slices.Equal(got, []string{"raft/4"}) {
+		t.Errorf("ChangedNames(raft/) after raft/4 was created = %v, %v; want [raft/4], true", got, ok)
+	}
+	if err := fs.Remove("raft/4"); err != nil {
+		t.Fatal(err)
+	}
+	fs.SyncDir(func(error) {})
+	run()
+	if _, ok := src.ChangedNames("raft/", v6, nil); ok {
+		t.Error("ChangedNames(raft/) answered across a remove under raft/")
+	}
+	// A name created and lost in a crash may have named another file.
+	v7 := src.Version()
+	mustCreate(t, fs, "raft/5")
+	d.Crash()
+	fs = d.FS(nil)
+	fs.SyncDir(func(error) {})
+	run()
+	if _, ok := src.ChangedNames("raft/", v7, nil); ok {
+		t.Error("ChangedNames(raft/) answered across a crash that lost a name under raft/")
+	}
+	if _, ok := src.ChangedNames("wal/", v7, nil); !ok {
+		t.Error("ChangedNames(wal/) gave up after a crash that lost no name under wal/")
 	}
 }
 

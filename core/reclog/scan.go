@@ -94,6 +94,7 @@ type Scanner struct {
 	changedNames []string
 	changedSegs  []*scanSeg
 	changedSizes []int64
+	addedNames   []string
 }
 
 // scanSeg is one segment file as the last Scan saw it.
@@ -170,13 +171,13 @@ func (s *Scanner) Scan(src ImageSource) ScanResult {
 }
 
 // scanChanged is Scan's short way, for a ChangedNamesSource when the
-// names are the segments of the previous Scan: it looks at the segments
-// whose images changed since that Scan, and only at them (the others are
-// the same files with the same bytes, so the long way would find nothing
-// to re-read in them either). It reports false, having changed nothing,
-// when the source cannot tell what changed, or a changed name is not one
-// of the segments or names another file: the long way then looks at
-// everything.
+// names were the segments of the previous Scan: it looks at the segments
+// whose images changed since that Scan, and at new segments after the
+// last one, and only at them (the others are the same files with the same
+// bytes, so the long way would find nothing to re-read in them either).
+// It reports false, having changed nothing, when the source cannot tell
+// what changed, a changed name names another file, or a new name is not
+// a segment after the last one: the long way then looks at everything.
 func (s *Scanner) scanChanged(src ImageSource, v uint64, changed *uint64) bool {
 	cs, ok := src.(ChangedNamesSource)
 	if !ok || !s.done || !s.allSegs {
@@ -187,15 +188,16 @@ func (s *Scanner) scanChanged(src ImageSource, v uint64, changed *uint64) bool {
 	if !ok {
 		return false
 	}
-	segs, sizes := s.changedSegs[:0], s.changedSizes[:0]
+	segs, sizes, added := s.changedSegs[:0], s.changedSizes[:0], s.addedNames[:0]
 	defer func() {
 		clear(segs)
-		s.changedSegs, s.changedSizes = segs[:0], sizes[:0]
+		s.changedSegs, s.changedSizes, s.addedNames = segs[:0], sizes[:0], added[:0]
 	}()
 	for _, name := range names {
 		i, found := slices.BinarySearchFunc(s.segs, name, func(g *scanSeg, n string) int { return strings.Compare(g.name, n) })
 		if !found {
-			return false
+			added = append(added, name)
+			continue
 		}
 		g := s.segs[i]
 		ino, size, ok := src.Stat(name)
@@ -204,7 +206,25 @@ func (s *Scanner) scanChanged(src ImageSource, v uint64, changed *uint64) bool {
 		}
 		segs, sizes = append(segs, g), append(sizes, size)
 	}
-	for k, g := range segs {
+	// New segments: each a new scanSeg, appended after the last one as the
+	// long way would (anything else, and the long way sorts it out).
+	nold := len(segs)
+	slices.Sort(added)
+	for k, name := range added {
+		if k == 0 && len(s.segs) > 0 && name < s.segs[len(s.segs)-1].name {
+			return false
+		}
+		id, ok := parseSegName(s.prefix, name)
+		if !ok {
+			return false
+		}
+		ino, size, ok := src.Stat(name)
+		if !ok {
+			return false
+		}
+		segs, sizes = append(segs, &scanSeg{name: name, id: id, ino: ino}), append(sizes, size)
+	}
+	for k, g := range segs[:nold] {
 		if lo := src.ChangedFrom(g.name, g.ver); lo >= 0 || sizes[k] != g.size {
 			if lo < 0 || sizes[k] < lo {
 				lo = sizes[k]
@@ -212,6 +232,11 @@ func (s *Scanner) scanChanged(src ImageSource, v uint64, changed *uint64) bool {
 			s.rescan(src, g, sizes[k], lo, changed)
 		}
 		g.ver = v
+	}
+	for k, g := range segs[nold:] {
+		s.rescan(src, g, sizes[nold+k], segHeaderSize-1, changed)
+		g.ver = v
+		s.segs = append(s.segs, g)
 	}
 	s.shortScans++
 	return true
