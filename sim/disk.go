@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"slices"
 	"time"
@@ -246,20 +245,20 @@ type Disk struct {
 	cold bool
 
 	vol map[string]*diskInode // volatile namespace
-	dur map[string]*diskInode // durable namespace
-	// volNames are the names of vol, sorted, kept up to date as names come
-	// and go (a SyncDir snapshots them without sorting).
-	volNames []string
-	// volSnap and volSnapNames, when volSnap is not nil, are a copy of vol
-	// and volNames taken by a SyncDir since the volatile namespace last
-	// changed: the next SyncDir shares them instead of copying the
-	// namespace again (a log syncs its directory far more often than it
-	// creates or removes files). Neither is ever modified: they become a
-	// pending SyncDir's snapshot and then the durable namespace, which are
-	// only ever replaced whole. Create, Remove and Crash drop them.
-	volSnap      map[string]*diskInode
-	volSnapNames []string
-	volSnapSeqs  map[*dirLog]uint64
+	dur nsSnap                // durable namespace
+	// volNames are the names of vol, sorted, and volInos their files, kept
+	// up to date as names come and go: a SyncDir's snapshot is a prefix of
+	// both (see nsSnap), without copying or sorting anything. volShared
+	// says a snapshot may share their arrays: a change anywhere but at the
+	// end then copies them first (unshareVol).
+	volNames  []string
+	volInos   []*diskInode
+	volShared bool
+	// volSnapSeqs, when not nil, are the directories' counts of volatile
+	// name changes (dirLog.volSeq) taken by a SyncDir since the volatile
+	// namespace last changed, for the next SyncDirs to share (Create,
+	// Remove and Crash drop them).
+	volSnapSeqs map[*dirLog]uint64
 
 	// Pending completions (file syncs and dir syncs), so a crash can cancel
 	// them and a stall can move them in issue order (pendingInOrder sorts
@@ -298,9 +297,6 @@ type Disk struct {
 	hook   DiskEventHook
 	// durVer counts changes of the durable state (see DurableVersion).
 	durVer uint64
-	// durNames caches the sorted names of dur (DurableSource.List); nil
-	// when dur was replaced since.
-	durNames []string
 	// dirVers holds, per directory prefix ("raft/", "wal/t-0/"), when the
 	// file images and the names under it last changed, and which files
 	// changed when (see dirLog, DurableSource.PrefixVersion and
@@ -363,13 +359,12 @@ type diskOp struct {
 	item   Item   // the completion event
 	gen    uint64 // the disk generation the completion was queued in
 	d      *Disk
-	err    error                 // result decided at issue time (nil or wrapped ErrIO)
-	mode   FailedSyncMode        // file sync: the failed-sync mode in force at issue time
-	ino    *diskInode            // file sync: the inode
-	delta  diskDelta             // file sync: its snapshot
-	names  map[string]*diskInode // dir sync: namespace snapshot
-	sorted []string              // dir sync: the snapshot's names, sorted
-	seqs   map[*dirLog]uint64    // dir sync: the directories' volSeq at the snapshot
+	err    error              // result decided at issue time (nil or wrapped ErrIO)
+	mode   FailedSyncMode     // file sync: the failed-sync mode in force at issue time
+	ino    *diskInode         // file sync: the inode
+	delta  diskDelta          // file sync: its snapshot
+	ns     nsSnap             // dir sync: namespace snapshot
+	seqs   map[*dirLog]uint64 // dir sync: the directories' volSeq at the snapshot
 	done   func(error)
 	fs     *diskFS // the view that issued it: how the callback is delivered
 	issued time.Duration
@@ -386,7 +381,6 @@ func NewDisk(s *Scheduler, rng *Rand, cfg DiskConfig) *Disk {
 		sched: s,
 		rng:   rng,
 		vol:   map[string]*diskInode{},
-		dur:   map[string]*diskInode{},
 	}
 	d.SetConfig(cfg)
 	return d
@@ -417,11 +411,14 @@ func (d *Disk) hasUnsyncedState() bool {
 	if len(d.pending) > 0 {
 		return true
 	}
-	for _, m := range []map[string]*diskInode{d.vol, d.dur} {
-		for _, ino := range m {
-			if len(ino.unsnap) > 0 {
-				return true
-			}
+	for _, ino := range d.vol {
+		if len(ino.unsnap) > 0 {
+			return true
+		}
+	}
+	for _, ino := range d.dur.inos {
+		if len(ino.unsnap) > 0 {
+			return true
 		}
 	}
 	return false
@@ -463,12 +460,12 @@ func (d *Disk) Files() []string { return sortedNames(d.vol) }
 
 // DurableFiles returns the names in the durable namespace, sorted: the
 // files a crash now would leave.
-func (d *Disk) DurableFiles() []string { return sortedNames(d.dur) }
+func (d *Disk) DurableFiles() []string { return slices.Clone(d.dur.names) }
 
 // DurableImage returns a copy of the durable bytes of name, looked up in the
 // durable namespace; ok is false if a crash now would leave no such file.
 func (d *Disk) DurableImage(name string) ([]byte, bool) {
-	ino, ok := d.dur[name]
+	ino, ok := d.dur.lookup(name)
 	if !ok {
 		return nil, false
 	}
@@ -628,7 +625,7 @@ func (d *Disk) traceEvent(kind string, a, b, c, e int64) {
 // and the next FS there is no page cache: the volatile image is the durable
 // one, and the next boot reads the damaged bytes.
 func (d *Disk) CorruptDurable(name string, off int64, n int) bool {
-	ino, ok := d.dur[name]
+	ino, ok := d.dur.lookup(name)
 	if !ok || off < 0 || off >= ino.durable.Len() || n <= 0 {
 		return false
 	}
@@ -669,10 +666,8 @@ func (d *Disk) Crash() {
 	d.pending = d.pending[:0]
 	d.dirQueue = nil
 	d.dirLastDone = 0
-	// Sorted: the torn draws must not depend on map order.
-	names := sortedNames(d.dur)
-	for _, name := range names {
-		ino := d.dur[name]
+	// In name order: the torn draws must not depend on map order.
+	for _, ino := range d.dur.inos {
 		d.tear(ino)
 		// Copy-on-write: the two images share pages until either writes.
 		ino.data = ino.durable.Clone()
@@ -682,9 +677,12 @@ func (d *Disk) Crash() {
 		ino.lastDone = 0
 		ino.removed = false
 	}
-	d.vol = maps.Clone(d.dur)
-	d.volNames = names
-	d.volSnap, d.volSnapNames, d.volSnapSeqs = nil, nil, nil
+	d.vol = make(map[string]*diskInode, len(d.dur.names))
+	for i, name := range d.dur.names {
+		d.vol[name] = d.dur.inos[i]
+	}
+	d.volNames, d.volInos = slices.Clone(d.dur.names), slices.Clone(d.dur.inos)
+	d.volShared, d.volSnapSeqs = false, nil
 	for _, dl := range d.dirVers { // order-free: each log on its own
 		if dl.volSeq != d.durSeqs[dl] {
 			// The volatile names under it went back to the durable ones.
@@ -771,6 +769,37 @@ func (d *Disk) pendingInOrder() []*diskOp {
 		return 0
 	})
 	return ops
+}
+
+// nsSnap is a namespace as a SyncDir snapshots it and the durable
+// namespace holds it: the names, sorted, and inos[i] the file of
+// names[i]. A snapshot is never modified. It is a prefix of the disk's
+// volatile name lists at the SyncDir call, sharing their arrays, with
+// its capacity cut at its length: names created after it at the end of
+// the lists go past what it can see, and any other change of the lists
+// copies them first (Disk.unshareVol). A log creates its segments in
+// name order, so its directory syncs copy nothing.
+type nsSnap struct {
+	names []string
+	inos  []*diskInode
+}
+
+// lookup returns the file of name.
+func (ns nsSnap) lookup(name string) (*diskInode, bool) {
+	i, ok := slices.BinarySearch(ns.names, name)
+	if !ok {
+		return nil, false
+	}
+	return ns.inos[i], true
+}
+
+// unshareVol gives the volatile name lists arrays of their own if a
+// snapshot may share theirs, before a change a snapshot would see.
+func (d *Disk) unshareVol() {
+	if d.volShared {
+		d.volNames, d.volInos = slices.Clone(d.volNames), slices.Clone(d.volInos)
+		d.volShared = false
+	}
 }
 
 func sortedNames(m map[string]*diskInode) []string {
@@ -905,8 +934,7 @@ func (d *Disk) complete(op *diskOp) {
 		}
 		d.dirQueue = popOp(d.dirQueue)
 		if op.err == nil {
-			d.dur = op.names
-			d.durNames = op.sorted
+			d.dur = op.ns
 			d.durVer++
 			for _, dl := range d.dirVers { // order-free: each log on its own
 				dl.durableNames(d.durSeqs[dl], op.seqs[dl], d.durVer)
@@ -1226,12 +1254,16 @@ func (fs *diskFS) Create(name string) (env.File, error) {
 	ino := &diskInode{id: d.nextInodeID, name: name, dirVers: d.dirLogs(name)}
 	ino.data.pool, ino.durable.pool = &d.pages, &d.pages
 	d.vol[name] = ino
-	d.volSnap, d.volSnapNames, d.volSnapSeqs = nil, nil, nil
+	d.volSnapSeqs = nil
 	for _, dl := range ino.dirVers {
 		dl.volEvent(ino)
 	}
 	i, _ := slices.BinarySearch(d.volNames, name)
+	if i < len(d.volNames) {
+		d.unshareVol() // the insert moves names a snapshot may see
+	}
 	d.volNames = slices.Insert(d.volNames, i, name)
+	d.volInos = slices.Insert(d.volInos, i, ino)
 	f := &diskFile{fs: fs, ino: ino, name: name}
 	d.event(DiskEventCreate)
 	return f, nil
@@ -1255,7 +1287,7 @@ func (fs *diskFS) List(prefix string) ([]string, error) {
 		return nil, fmt.Errorf("sim disk: list %q: %w", prefix, env.ErrClosed)
 	}
 	var out []string
-	for _, name := range sortedNames(fs.d.vol) {
+	for _, name := range fs.d.volNames {
 		if len(name) >= len(prefix) && name[:len(prefix)] == prefix {
 			out = append(out, name)
 		}
@@ -1274,12 +1306,14 @@ func (fs *diskFS) Remove(name string) error {
 	}
 	ino.removed = true
 	delete(fs.d.vol, name)
-	fs.d.volSnap, fs.d.volSnapNames, fs.d.volSnapSeqs = nil, nil, nil
+	fs.d.volSnapSeqs = nil
 	for _, dl := range ino.dirVers {
 		dl.volEvent(nil)
 	}
 	if i, ok := slices.BinarySearch(fs.d.volNames, name); ok {
+		fs.d.unshareVol()
 		fs.d.volNames = slices.Delete(fs.d.volNames, i, i+1)
+		fs.d.volInos = slices.Delete(fs.d.volInos, i, i+1)
 	}
 	fs.d.event(DiskEventRemove)
 	return nil
@@ -1298,14 +1332,15 @@ func (fs *diskFS) SyncDir(done func(error)) {
 	d.stats.DirSyncs++
 	lat, err := d.drawSync("syncdir", "")
 	op := d.newOp()
-	if d.volSnap == nil {
-		d.volSnap, d.volSnapNames = maps.Clone(d.vol), slices.Clone(d.volNames)
+	if d.volSnapSeqs == nil {
 		d.volSnapSeqs = make(map[*dirLog]uint64, len(d.dirVers))
 		for _, dl := range d.dirVers { // order-free: fills a map
 			d.volSnapSeqs[dl] = dl.volSeq
 		}
 	}
-	op.err, op.names, op.sorted, op.seqs, op.done, op.fs = err, d.volSnap, d.volSnapNames, d.volSnapSeqs, done, fs
+	n := len(d.volNames)
+	d.volShared = true
+	op.err, op.ns, op.seqs, op.done, op.fs = err, nsSnap{names: d.volNames[:n:n], inos: d.volInos[:n:n]}, d.volSnapSeqs, done, fs
 	d.dirLastDone = d.schedule(op, d.dirLastDone, lat)
 	d.dirQueue = append(d.dirQueue, op)
 	d.hang(fs, op)

@@ -292,33 +292,74 @@ func TestChangedNames(t *testing.T) {
 	}
 }
 
-// TestNameListsFollowNamespaces: the sorted name lists the disk keeps
-// beside its namespaces (the volatile one updated on create and remove, the
-// durable one taken from the SyncDir snapshot) always equal the sorted keys
-// of the namespace maps, through creates, removes, dir syncs and crashes.
+// TestNameListsFollowNamespaces: the name lists the disk keeps beside its
+// volatile namespace (sorted names and their files, updated on create and
+// remove) always agree with the namespace map, and the durable namespace
+// is, name for name and file for file, the volatile namespace as it was at
+// the call of the last SyncDir that succeeded, through creates (at the end
+// of the lists or not), removes, dir syncs and crashes: a snapshot, which
+// shares the arrays of the volatile lists, never sees a later change.
 func TestNameListsFollowNamespaces(t *testing.T) {
 	s, d := newTestDisk(3, DefaultDiskConfig())
 	rng := NewStreams(3).Stream("names")
 	fs := d.FS(nil)
-	for step := 0; step < 2000; step++ {
-		name := fmt.Sprintf("d%d/f%02d", rng.IntN(3), rng.IntN(30))
+	type entry struct {
+		name string
+		ino  *diskInode
+	}
+	snapshot := func() []entry { // the volatile namespace, from its map
+		var out []entry
+		for _, name := range sortedNames(d.vol) {
+			out = append(out, entry{name, d.vol[name]})
+		}
+		return out
+	}
+	var durable []entry // what the durable namespace must be
+	next := 0           // names counted up, so most creates append
+	for step := 0; step < 3000; step++ {
+		var name string
+		if rng.Chance(0.5) {
+			name = fmt.Sprintf("d%d/f%04d", rng.IntN(3), next)
+			next++
+		} else {
+			name = fmt.Sprintf("d%d/f%04d", rng.IntN(3), rng.IntN(next+1))
+		}
 		switch x := rng.IntN(10); {
 		case x < 4:
 			_, _ = fs.Create(name)
-		case x < 7:
+		case x < 6:
 			_ = fs.Remove(name)
 		case x < 9:
-			fs.SyncDir(func(error) {})
+			want := snapshot()
+			fs.SyncDir(func(err error) {
+				if err == nil {
+					durable = want
+				}
+			})
 			s.RunUntil(s.Now() + time.Duration(rng.IntN(20))*time.Millisecond)
 		default:
 			d.Crash()
 			fs = d.FS(nil)
 		}
-		if !slices.Equal(d.volNames, sortedNames(d.vol)) {
-			t.Fatalf("step %d: volatile names %v, namespace %v", step, d.volNames, sortedNames(d.vol))
+		vol := snapshot()
+		if len(d.volNames) != len(vol) || len(d.volInos) != len(vol) {
+			t.Fatalf("step %d: volatile lists hold %d names and %d files, namespace %d", step, len(d.volNames), len(d.volInos), len(vol))
 		}
-		if got := d.DurableSource().List(""); !slices.Equal(got, sortedNames(d.dur)) {
-			t.Fatalf("step %d: durable names %v, namespace %v", step, got, sortedNames(d.dur))
+		for i, e := range vol {
+			if d.volNames[i] != e.name || d.volInos[i] != e.ino {
+				t.Fatalf("step %d: volatile lists at %d hold %s (inode %d), namespace %s (inode %d)", step, i, d.volNames[i], d.volInos[i].id, e.name, e.ino.id)
+			}
+		}
+		if got := d.DurableSource().List(""); len(got) != len(durable) || len(d.dur.inos) != len(durable) {
+			t.Fatalf("step %d: durable namespace holds %d names and %d files, want %d", step, len(got), len(d.dur.inos), len(durable))
+		}
+		for i, e := range durable {
+			if d.dur.names[i] != e.name || d.dur.inos[i] != e.ino {
+				t.Fatalf("step %d: durable namespace at %d holds %s (inode %d), want %s (inode %d)", step, i, d.dur.names[i], d.dur.inos[i].id, e.name, e.ino.id)
+			}
+			if ino, ok := d.dur.lookup(e.name); !ok || ino != e.ino {
+				t.Fatalf("step %d: durable lookup of %s found inode %v, want %d", step, e.name, ino, e.ino.id)
+			}
 		}
 	}
 }
