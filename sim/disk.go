@@ -246,6 +246,8 @@ type Disk struct {
 
 	vol map[string]*diskInode // volatile namespace
 	dur nsSnap                // durable namespace
+	// durHints are indexes into dur of names looked up lately (durLookup).
+	durHints [2]int
 	// volNames are the names of vol, sorted, and volInos their files, kept
 	// up to date as names come and go: a SyncDir's snapshot is a prefix of
 	// both (see nsSnap), without copying or sorting anything. volShared
@@ -465,7 +467,7 @@ func (d *Disk) DurableFiles() []string { return slices.Clone(d.dur.names) }
 // DurableImage returns a copy of the durable bytes of name, looked up in the
 // durable namespace; ok is false if a crash now would leave no such file.
 func (d *Disk) DurableImage(name string) ([]byte, bool) {
-	ino, ok := d.dur.lookup(name)
+	ino, ok := d.durLookup(name)
 	if !ok {
 		return nil, false
 	}
@@ -625,7 +627,7 @@ func (d *Disk) traceEvent(kind string, a, b, c, e int64) {
 // and the next FS there is no page cache: the volatile image is the durable
 // one, and the next boot reads the damaged bytes.
 func (d *Disk) CorruptDurable(name string, off int64, n int) bool {
-	ino, ok := d.dur.lookup(name)
+	ino, ok := d.durLookup(name)
 	if !ok || off < 0 || off >= ino.durable.Len() || n <= 0 {
 		return false
 	}
@@ -784,13 +786,27 @@ type nsSnap struct {
 	inos  []*diskInode
 }
 
-// lookup returns the file of name.
-func (ns nsSnap) lookup(name string) (*diskInode, bool) {
-	i, ok := slices.BinarySearch(ns.names, name)
+// lookup returns the index of name.
+func (ns nsSnap) lookup(name string) (int, bool) {
+	return slices.BinarySearch(ns.names, name)
+}
+
+// durLookup returns the file of name in the durable namespace. The oracle
+// looks up the same few names (each log's last segment) over and over:
+// the indexes of the last two names found are tried first (checked
+// against the names, so they need no upkeep when the namespace changes).
+func (d *Disk) durLookup(name string) (*diskInode, bool) {
+	for _, i := range d.durHints {
+		if i < len(d.dur.names) && d.dur.names[i] == name {
+			return d.dur.inos[i], true
+		}
+	}
+	i, ok := d.dur.lookup(name)
 	if !ok {
 		return nil, false
 	}
-	return ns.inos[i], true
+	d.durHints[1], d.durHints[0] = d.durHints[0], i
+	return d.dur.inos[i], true
 }
 
 // unshareVol gives the volatile name lists arrays of their own if a

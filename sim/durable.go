@@ -38,7 +38,7 @@ type DurableStat struct {
 // DurableStat returns name's durable file, or false if a crash now would
 // leave no such file.
 func (d *Disk) DurableStat(name string) (DurableStat, bool) {
-	ino, ok := d.dur.lookup(name)
+	ino, ok := d.durLookup(name)
 	if !ok {
 		return DurableStat{}, false
 	}
@@ -51,7 +51,7 @@ func (d *Disk) DurableStat(name string) (DurableStat, bool) {
 // looks only at the file's content: a caller also compares DurableStat's
 // Inode to see the name point at another file.
 func (d *Disk) DurableChangedFrom(name string, v uint64) int64 {
-	ino, ok := d.dur.lookup(name)
+	ino, ok := d.durLookup(name)
 	if !ok {
 		return -1
 	}
@@ -68,7 +68,7 @@ func (d *Disk) DurableChangedFrom(name string, v uint64) int64 {
 // returns how many it copied (fewer than len(p) at the end of the image, 0
 // if name is not durable). It never changes anything.
 func (d *Disk) ReadDurable(name string, p []byte, off int64) int {
-	ino, ok := d.dur.lookup(name)
+	ino, ok := d.durLookup(name)
 	if !ok || off < 0 || off >= ino.durable.Len() {
 		return 0
 	}
@@ -183,7 +183,7 @@ func (s DurableSource) ChangedNames(prefix string, v uint64, dst []string) ([]st
 	n := len(dst)
 	for i := len(dl.changes) - 1; i >= 0 && dl.changes[i].ver > v; i-- {
 		ino := dl.changes[i].ino
-		if cur, _ := d.dur.lookup(ino.name); cur != ino || slices.Contains(dst[n:], ino.name) {
+		if cur, _ := d.durLookup(ino.name); cur != ino || slices.Contains(dst[n:], ino.name) {
 			// Not (or no longer) durable under its name: not in the
 			// durable namespace a reader lists. Or listed already.
 			continue

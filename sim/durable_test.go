@@ -357,9 +357,12 @@ func TestNameListsFollowNamespaces(t *testing.T) {
 			if d.dur.names[i] != e.name || d.dur.inos[i] != e.ino {
 				t.Fatalf("step %d: durable namespace at %d holds %s (inode %d), want %s (inode %d)", step, i, d.dur.names[i], d.dur.inos[i].id, e.name, e.ino.id)
 			}
-			if ino, ok := d.dur.lookup(e.name); !ok || ino != e.ino {
+			if ino, ok := d.durLookup(e.name); !ok || ino != e.ino {
 				t.Fatalf("step %d: durable lookup of %s found inode %v, want %d", step, e.name, ino, e.ino.id)
 			}
+		}
+		if ino, ok := d.durLookup(name); ok != slices.ContainsFunc(durable, func(e entry) bool { return e.name == name }) {
+			t.Fatalf("step %d: durable lookup of %s found %v, %v", step, name, ino, ok)
 		}
 	}
 }
