@@ -24,9 +24,13 @@ import (
 //
 // Memory. A WAL syncs after every batch, so a sync must not copy the whole
 // file. Each inode tracks, at BlockSize granularity, the blocks written
-// since the last Sync call ("unsnapped" blocks). A Sync call copies only
-// those blocks plus the current size into a delta; a successful completion
-// applies the delta to the durable image. Because syncs on one file
+// since the last Sync call ("unsnapped" blocks). A Sync call records only
+// those blocks plus the current size in a delta; a successful completion
+// applies the delta to the durable image. A delta's blocks are the
+// volatile image's bytes at the call, which a file's writes (appends) do
+// not change afterwards: the completion copies them from the volatile
+// image, and only a Truncate, which can, copies the blocks of the pending
+// deltas into buffers of their own first (materialize). Because syncs on one file
 // complete in issue order, durable-after-sync-k equals the volatile image at
 // call k. What a failed sync's delta becomes depends on
 // DiskConfig.FailedSync. Under FailedSyncKeep (the kind model) it is folded
@@ -205,7 +209,7 @@ type DiskStats struct {
 	Syncs         int64 // File.Sync calls that reached the disk
 	SyncsDone     int64 // File.Sync completions (success or error)
 	SyncErrors    int64 // File.Sync completions with env.ErrIO
-	SyncBytes     int64 // bytes copied into sync snapshots (the memory cost of syncing)
+	SyncBytes     int64 // bytes sync snapshots cover (the blocks written since the previous Sync call)
 	DirSyncs      int64 // FS.SyncDir calls that reached the disk
 	DirSyncErrors int64 // FS.SyncDir completions with env.ErrIO
 	Stalls        int64 // syncs (file or dir) that drew a stall
@@ -333,24 +337,77 @@ type diskInode struct {
 }
 
 // diskDelta is a sync snapshot relative to the previous Sync call: the
-// file size at call time and a copy of every block written since.
+// file size at call time and every block written since (deltaBlock).
 type diskDelta struct {
 	size   int64
 	blocks []deltaBlock // sorted by index
 
-	// The buffers the blocks' data lives in: buf from the snapshot, and
-	// carried from failed syncs folded in. Once the delta is applied (or
-	// folded into the unsnapped set) nothing refers to them any more and
-	// they go back to the disk's pool.
-	buf     []byte
+	// The buffers materialized blocks' data lives in (materialize), its
+	// own and carried from failed syncs folded in. Once the delta is
+	// applied (or folded into the unsnapped set) nothing refers to them
+	// any more and they go back to the disk's pool.
 	carried [][]byte
 }
 
 // deltaBlock is one block of a delta: its index and its content, cut at
-// the delta's size.
+// the delta's size (n bytes). The content is the volatile image's bytes
+// [b*BlockSize, b*BlockSize+n) while data is nil: writes since the Sync
+// call only append past them (a write to block b after the call makes it
+// unsnapped, and the next delta holds the newer copy), and whatever else
+// may change volatile bytes in place copies them into data first
+// (materialize). written: writeBackSome made it durable already.
 type deltaBlock struct {
-	b    uint64
-	data []byte
+	b       uint64
+	n       int
+	data    []byte
+	written bool
+}
+
+// writeTo copies the block's content into the durable image dur (growing
+// it, gaps zero, as needed), from data or else from the volatile image vol.
+func (blk *deltaBlock) writeTo(dur, vol *image, blockSize int) {
+	off := int64(blk.b) * int64(blockSize)
+	if blk.data != nil {
+		dur.WriteAt(blk.data, off)
+		return
+	}
+	dur.CopyFrom(vol, off, blk.n)
+}
+
+// materialize copies the content of delta's blocks that still lives in
+// ino's volatile image into a buffer of the delta's own, before the
+// volatile bytes change in place.
+func (d *Disk) materialize(ino *diskInode, delta *diskDelta) {
+	var total int64
+	for _, blk := range delta.blocks {
+		if blk.data == nil && !blk.written {
+			total += int64(blk.n)
+		}
+	}
+	if total == 0 {
+		return
+	}
+	buf := d.pool.getBuf(total)
+	bs := int64(d.cfg.BlockSize)
+	var off int64
+	for i := range delta.blocks {
+		blk := &delta.blocks[i]
+		if blk.data != nil || blk.written {
+			continue
+		}
+		end := off + int64(blk.n)
+		blk.data = buf[off:end:end]
+		ino.data.ReadAt(blk.data, int64(blk.b)*bs)
+		off = end
+	}
+	delta.carried = append(delta.carried, buf)
+}
+
+// materializeQueued materializes the deltas of every pending sync of ino.
+func (d *Disk) materializeQueued(ino *diskInode) {
+	for _, op := range ino.queue {
+		d.materialize(ino, &op.delta)
+	}
 }
 
 // diskOp is a pending File.Sync or FS.SyncDir.
@@ -636,6 +693,9 @@ func (d *Disk) CorruptDurable(name string, off int64, n int) bool {
 		panic(fmt.Sprintf("sim: CorruptDurable(%q): volatile size %d differs from durable size %d on a disk no FS has used since its crash", name, ino.data.Len(), ino.durable.Len()))
 	}
 	end := min(off+int64(n), ino.durable.Len())
+	if cold {
+		d.materializeQueued(ino) // none pending after a crash; kept for the invariant
+	}
 	for i := off; i < end; i++ {
 		mask := byte(1 + d.rng.IntN(255))
 		ino.durable.XorByte(i, mask)
@@ -931,7 +991,7 @@ func (d *Disk) complete(op *diskOp) {
 			if lo := deltaLow(&ino.durable, &op.delta, d.cfg.BlockSize); lo >= 0 {
 				d.durableChanged(ino, lo)
 			}
-			applyDelta(&ino.durable, &op.delta, d.cfg.BlockSize)
+			applyDelta(&ino.durable, &ino.data, &op.delta, d.cfg.BlockSize)
 			ino.unlose(&op.delta)
 			d.settle(ino, &op.delta)
 			d.pool.release(&op.delta)
@@ -975,15 +1035,16 @@ func (d *Disk) complete(op *diskOp) {
 }
 
 // applyDelta makes dur the call-time image described by delta on top of the
-// previous snapshot.
-func applyDelta(dur *image, delta *diskDelta, blockSize int) {
+// previous snapshot (the blocks not materialized read from vol, the
+// volatile image).
+func applyDelta(dur, vol *image, delta *diskDelta, blockSize int) {
 	if delta.size < dur.Len() {
 		dur.Truncate(delta.size)
 	} else if delta.size > dur.Len() {
 		dur.extend(delta.size)
 	}
-	for _, blk := range delta.blocks {
-		dur.WriteAt(blk.data, int64(blk.b)*int64(blockSize))
+	for i := range delta.blocks {
+		delta.blocks[i].writeTo(dur, vol, blockSize)
 	}
 }
 
@@ -1068,8 +1129,11 @@ func (d *Disk) carryFailed(ino *diskInode, failed *diskDelta) {
 			blk := failed.blocks[i]
 			start := int64(blk.b) * bs
 			if start < next.size {
-				if start+int64(len(blk.data)) > next.size {
-					blk.data = blk.data[:next.size-start]
+				if start+int64(blk.n) > next.size {
+					blk.n = int(next.size - start)
+					if blk.data != nil {
+						blk.data = blk.data[:blk.n]
+					}
 				}
 				blocks = append(blocks, blk)
 			}
@@ -1081,9 +1145,6 @@ func (d *Disk) carryFailed(ino *diskInode, failed *diskDelta) {
 	d.pool.putBlocks(next.blocks)
 	d.pool.putBlocks(failed.blocks)
 	next.blocks = blocks
-	if failed.buf != nil {
-		next.carried = append(next.carried, failed.buf)
-	}
 	next.carried = append(next.carried, failed.carried...)
 	*failed = diskDelta{}
 }
@@ -1100,7 +1161,7 @@ func (d *Disk) dropFailed(ino *diskInode, failed *diskDelta, mode FailedSyncMode
 	bs := int64(d.cfg.BlockSize)
 	var n int64
 	for _, blk := range failed.blocks {
-		if blk.data == nil {
+		if blk.written {
 			continue // written back before the failure (writeBackSome)
 		}
 		if d.rewritten(ino, blk.b) {
@@ -1130,8 +1191,8 @@ func (d *Disk) dropFailed(ino *diskInode, failed *diskDelta, mode FailedSyncMode
 // writeBackSome makes a seeded subset of a failed sync's blocks durable
 // (DiskConfig.FailedSyncKeepProb): the writeback that reached the device
 // before it failed. A kept block's data is written into the durable image
-// (extending it, gaps zero, as a torn crash does) and set to nil in the
-// delta, so dropFailed leaves it alone. It returns how many blocks it
+// (extending it, gaps zero, as a torn crash does) and marked written in
+// the delta, so dropFailed leaves it alone. It returns how many blocks it
 // kept. With a zero probability it draws nothing.
 func (d *Disk) writeBackSome(ino *diskInode, failed *diskDelta) int64 {
 	p := d.cfg.FailedSyncKeepProb
@@ -1146,8 +1207,8 @@ func (d *Disk) writeBackSome(ino *diskInode, failed *diskDelta) int64 {
 		}
 		start := int64(blk.b) * bs
 		d.durableChanged(ino, min(start, ino.durable.Len()))
-		ino.durable.WriteAt(blk.data, start)
-		failed.blocks[i].data = nil
+		blk.writeTo(&ino.durable, &ino.data, d.cfg.BlockSize)
+		failed.blocks[i].written = true
 		if j, ok := slices.BinarySearch(ino.lost, blk.b); ok {
 			ino.lost = slices.Delete(ino.lost, j, j+1) // durable after all
 		}
@@ -1225,17 +1286,10 @@ func (d *Disk) snapshot(ino *diskInode, delta *diskDelta) {
 		nb++
 	}
 	if nb > 0 {
-		buf := d.pool.getBuf(total)
-		delta.buf = buf
 		delta.blocks = d.pool.getBlocks(nb)
-		var off int64
 		for i, b := range ino.unsnap[:nb] {
 			start := int64(b) * bs
-			n := min(start+bs, size) - start
-			p := buf[off : off+n : off+n]
-			ino.data.ReadAt(p, start)
-			delta.blocks[i] = deltaBlock{b: b, data: p}
-			off += n
+			delta.blocks[i] = deltaBlock{b: b, n: int(min(start+bs, size) - start)}
 		}
 	}
 	d.stats.SyncBytes += total
@@ -1476,9 +1530,11 @@ func (f *diskFile) Truncate(size int64) error {
 		return fmt.Errorf("sim disk: truncate %q to %d (size %d): %w", f.name, size, ino.data.Len(), ErrBadTruncate)
 	}
 	f.fs.d.stats.Truncates++
-	// The durable image and pending deltas never alias the volatile pages
-	// in a writable way (shared pages are copy-on-write), so this cannot
-	// change them.
+	// The durable image never aliases the volatile pages in a writable way
+	// (shared pages are copy-on-write), so this cannot change it; the
+	// pending deltas' blocks still in the volatile image are copied out
+	// first (the bytes cut may be written again).
+	f.fs.d.materializeQueued(ino)
 	ino.data.Truncate(size)
 	f.fs.d.event(DiskEventTruncate)
 	return nil
@@ -1588,9 +1644,6 @@ func (p *deltaPool) putBlocks(b []deltaBlock) {
 // clears it.
 func (p *deltaPool) release(delta *diskDelta) {
 	p.putBlocks(delta.blocks)
-	if delta.buf != nil {
-		p.putBuf(delta.buf)
-	}
 	for _, b := range delta.carried {
 		p.putBuf(b)
 	}
