@@ -66,14 +66,11 @@ func walkChunks(f io.ReaderAt, name string, buf *[blockSize]byte, basePos, seq u
 			return bad("segment larger than the index can address", 0), nil
 		}
 		if b := off - off%blockSize; b != blockStart {
-			// Only the block's bytes from off on are ever looked at: a
-			// walk that resumes inside a block (the Scanner's, after each
-			// append) reads what it has not seen, not the block again.
-			n, err := f.ReadAt(buf[off-b:min(blockSize, size-b)], off)
+			n, err := f.ReadAt(buf[:min(blockSize, size-b)], b)
 			if err != nil && !errors.Is(err, io.EOF) {
 				return nil, fmt.Errorf("read %s at %d: %w", name, b, err)
 			}
-			blockStart, blockEnd = b, off+int64(n)
+			blockStart, blockEnd = b, b+int64(n)
 		}
 		if off >= blockEnd {
 			return bad("file shorter than its size", 0), nil
