@@ -145,12 +145,12 @@ func (c *imageCache[T]) get() (T, error) {
 
 // dirSource is a disk's durable view whose Version is the version of one
 // directory (sim.DurableSource.PrefixVersion): it moves when a file under
-// the directory or the durable namespace changes, not when another
-// directory's files are synced. A reader that lists, stats and reads only
-// names under the directory (a log's Scanner) sees every change it can
-// see through the whole disk's version: the versions are values of the
-// same counter, so a file's ChangedFrom after a directory version still
-// reports every change of that file since.
+// the directory or the durable names under it change, not when another
+// directory's files are synced or its names change. A reader that lists,
+// stats and reads only names under the directory (a log's Scanner) sees
+// every change it can see through the whole disk's version: the versions
+// are values of the same counter, so a file's ChangedFrom after a
+// directory version still reports every change of that file since.
 type dirSource struct {
 	sim.DurableSource
 	prefix string

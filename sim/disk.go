@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -26,9 +25,13 @@ import (
 //
 // Memory. A WAL syncs after every batch, so a sync must not copy the whole
 // file. Each inode tracks, at BlockSize granularity, the blocks written
-// since the last Sync call ("unsnapped" blocks). A Sync call copies only
-// those blocks plus the current size into a delta; a successful completion
-// applies the delta to the durable image. Because syncs on one file
+// since the last Sync call ("unsnapped" blocks). A Sync call records only
+// those blocks plus the current size in a delta; a successful completion
+// applies the delta to the durable image. A delta's blocks are the
+// volatile image's bytes at the call, which a file's writes (appends) do
+// not change afterwards: the completion copies them from the volatile
+// image, and only a Truncate, which can, copies the blocks of the pending
+// deltas into buffers of their own first (materialize). Because syncs on one file
 // complete in issue order, durable-after-sync-k equals the volatile image at
 // call k. What a failed sync's delta becomes depends on
 // DiskConfig.FailedSync. Under FailedSyncKeep (the kind model) it is folded
@@ -209,7 +212,7 @@ type DiskStats struct {
 	Syncs         int64 // File.Sync calls that reached the disk
 	SyncsDone     int64 // File.Sync completions (success or error)
 	SyncErrors    int64 // File.Sync completions with env.ErrIO
-	SyncBytes     int64 // bytes copied into sync snapshots (the memory cost of syncing)
+	SyncBytes     int64 // bytes sync snapshots cover (the blocks written since the previous Sync call)
 	DirSyncs      int64 // FS.SyncDir calls that reached the disk
 	DirSyncErrors int64 // FS.SyncDir completions with env.ErrIO
 	Stalls        int64 // syncs (file or dir) that drew a stall
@@ -253,10 +256,22 @@ type Disk struct {
 	cold bool
 
 	vol map[string]*diskInode // volatile namespace
-	dur map[string]*diskInode // durable namespace
-	// volNames are the names of vol, sorted, kept up to date as names come
-	// and go (a SyncDir snapshots them without sorting).
-	volNames []string
+	dur nsSnap                // durable namespace
+	// durHints are indexes into dur of names looked up lately (durLookup).
+	durHints [2]int
+	// volNames are the names of vol, sorted, and volInos their files, kept
+	// up to date as names come and go: a SyncDir's snapshot is a prefix of
+	// both (see nsSnap), without copying or sorting anything. volShared
+	// says a snapshot may share their arrays: a change anywhere but at the
+	// end then copies them first (unshareVol).
+	volNames  []string
+	volInos   []*diskInode
+	volShared bool
+	// volSnapSeqs, when not nil, are the directories' counts of volatile
+	// name changes (dirLog.volSeq) taken by a SyncDir since the volatile
+	// namespace last changed, for the next SyncDirs to share (Create,
+	// Remove and Crash drop them).
+	volSnapSeqs map[*dirLog]uint64
 
 	// Pending completions (file syncs and dir syncs), so a crash can cancel
 	// them and a stall can move them in issue order (pendingInOrder sorts
@@ -298,15 +313,14 @@ type Disk struct {
 	hook   DiskEventHook
 	// durVer counts changes of the durable state (see DurableVersion).
 	durVer uint64
-	// durNames caches the sorted names of dur (DurableSource.List); nil
-	// when dur was replaced since.
-	durNames []string
-	// nsVer is the durable version at which the durable namespace last
-	// changed; dirVers holds, per directory prefix ("raft/", "wal/t-0/"),
-	// the durable version of the last change of a file image under it
-	// (see DurableSource.PrefixVersion).
-	nsVer   uint64
-	dirVers map[string]*uint64
+	// dirVers holds, per directory prefix ("raft/", "wal/t-0/"), when the
+	// file images and the names under it last changed, and which files
+	// changed when (see dirLog, DurableSource.PrefixVersion and
+	// DurableSource.ChangedNames). durSeqs are the directories' volatile
+	// namespace counts (dirLog.volSeq) at the snapshot that is now the
+	// durable namespace.
+	dirVers map[string]*dirLog
+	durSeqs map[*dirLog]uint64
 }
 
 // prefixStall is one StallPrefixUntil: syncs of files whose names start
@@ -344,31 +358,85 @@ type diskInode struct {
 	// durChanges lists the changes of the durable image (see
 	// DurableChangedFrom), in version order.
 	durChanges []durChange
-	// dirVers are the Disk.dirVers counters of the directory prefixes of
-	// the file's name (an inode has one name for its life: there is no
-	// rename).
-	dirVers []*uint64
+	// name is the file's name and dirVers are the Disk.dirVers logs of
+	// its directory prefixes (an inode has one name for its life: there
+	// is no rename).
+	name    string
+	dirVers []*dirLog
 }
 
 // diskDelta is a sync snapshot relative to the previous Sync call: the
-// file size at call time and a copy of every block written since.
+// file size at call time and every block written since (deltaBlock).
 type diskDelta struct {
 	size   int64
 	blocks []deltaBlock // sorted by index
 
-	// The buffers the blocks' data lives in: buf from the snapshot, and
-	// carried from failed syncs folded in. Once the delta is applied (or
-	// folded into the unsnapped set) nothing refers to them any more and
-	// they go back to the disk's pool.
-	buf     []byte
+	// The buffers materialized blocks' data lives in (materialize), its
+	// own and carried from failed syncs folded in. Once the delta is
+	// applied (or folded into the unsnapped set) nothing refers to them
+	// any more and they go back to the disk's pool.
 	carried [][]byte
 }
 
 // deltaBlock is one block of a delta: its index and its content, cut at
-// the delta's size.
+// the delta's size (n bytes). The content is the volatile image's bytes
+// [b*BlockSize, b*BlockSize+n) while data is nil: writes since the Sync
+// call only append past them (a write to block b after the call makes it
+// unsnapped, and the next delta holds the newer copy), and whatever else
+// may change volatile bytes in place copies them into data first
+// (materialize). written: writeBackSome made it durable already.
 type deltaBlock struct {
-	b    uint64
-	data []byte
+	b       uint64
+	n       int
+	data    []byte
+	written bool
+}
+
+// writeTo copies the block's content into the durable image dur (growing
+// it, gaps zero, as needed), from data or else from the volatile image vol.
+func (blk *deltaBlock) writeTo(dur, vol *image, blockSize int) {
+	off := int64(blk.b) * int64(blockSize)
+	if blk.data != nil {
+		dur.WriteAt(blk.data, off)
+		return
+	}
+	dur.CopyFrom(vol, off, blk.n)
+}
+
+// materialize copies the content of delta's blocks that still lives in
+// ino's volatile image into a buffer of the delta's own, before the
+// volatile bytes change in place.
+func (d *Disk) materialize(ino *diskInode, delta *diskDelta) {
+	var total int64
+	for _, blk := range delta.blocks {
+		if blk.data == nil && !blk.written {
+			total += int64(blk.n)
+		}
+	}
+	if total == 0 {
+		return
+	}
+	buf := d.pool.getBuf(total)
+	bs := int64(d.cfg.BlockSize)
+	var off int64
+	for i := range delta.blocks {
+		blk := &delta.blocks[i]
+		if blk.data != nil || blk.written {
+			continue
+		}
+		end := off + int64(blk.n)
+		blk.data = buf[off:end:end]
+		ino.data.ReadAt(blk.data, int64(blk.b)*bs)
+		off = end
+	}
+	delta.carried = append(delta.carried, buf)
+}
+
+// materializeQueued materializes the deltas of every pending sync of ino.
+func (d *Disk) materializeQueued(ino *diskInode) {
+	for _, op := range ino.queue {
+		d.materialize(ino, &op.delta)
+	}
 }
 
 // diskOp is a pending File.Sync or FS.SyncDir.
@@ -379,13 +447,13 @@ type diskOp struct {
 	item   Item   // the completion event
 	gen    uint64 // the disk generation the completion was queued in
 	d      *Disk
-	err    error                 // result decided at issue time (nil or wrapped ErrIO)
-	mode   FailedSyncMode        // file sync: the failed-sync mode in force at issue time
-	ino    *diskInode            // file sync: the inode
-	name   string                // file sync: the file's name (StallPrefixUntil)
-	delta  diskDelta             // file sync: its snapshot
-	names  map[string]*diskInode // dir sync: namespace snapshot
-	sorted []string              // dir sync: the snapshot's names, sorted
+	err    error              // result decided at issue time (nil or wrapped ErrIO)
+	mode   FailedSyncMode     // file sync: the failed-sync mode in force at issue time
+	ino    *diskInode         // file sync: the inode
+	name   string             // file sync: the file's name (StallPrefixUntil)
+	delta  diskDelta          // file sync: its snapshot
+	ns     nsSnap             // dir sync: namespace snapshot
+	seqs   map[*dirLog]uint64 // dir sync: the directories' volSeq at the snapshot
 	done   func(error)
 	fs     *diskFS // the view that issued it: how the callback is delivered
 	issued time.Duration
@@ -402,7 +470,6 @@ func NewDisk(s *Scheduler, rng *Rand, cfg DiskConfig) *Disk {
 		sched: s,
 		rng:   rng,
 		vol:   map[string]*diskInode{},
-		dur:   map[string]*diskInode{},
 	}
 	d.SetConfig(cfg)
 	return d
@@ -435,11 +502,16 @@ func (d *Disk) SetConfig(cfg DiskConfig) {
 // After a ProcessExit it says whether the next incarnation reads more than
 // the medium holds.
 func (d *Disk) Unsynced() bool {
-	if d.hasUnsyncedState() || len(d.vol) != len(d.dur) {
+	if d.hasUnsyncedState() || len(d.vol) != len(d.dur.names) {
 		return true
 	}
-	for name, ino := range d.vol {
-		if len(ino.lost) > 0 || d.dur[name] != ino {
+	for i, name := range d.dur.names {
+		if d.vol[name] != d.dur.inos[i] {
+			return true
+		}
+	}
+	for _, ino := range d.dur.inos {
+		if len(ino.lost) > 0 {
 			return true
 		}
 	}
@@ -450,11 +522,14 @@ func (d *Disk) hasUnsyncedState() bool {
 	if len(d.pending) > 0 {
 		return true
 	}
-	for _, m := range []map[string]*diskInode{d.vol, d.dur} {
-		for _, ino := range m {
-			if len(ino.unsnap) > 0 {
-				return true
-			}
+	for _, ino := range d.vol {
+		if len(ino.unsnap) > 0 {
+			return true
+		}
+	}
+	for _, ino := range d.dur.inos {
+		if len(ino.unsnap) > 0 {
+			return true
 		}
 	}
 	return false
@@ -497,12 +572,12 @@ func (d *Disk) Files() []string { return sortedNames(d.vol) }
 
 // DurableFiles returns the names in the durable namespace, sorted: the
 // files a crash now would leave.
-func (d *Disk) DurableFiles() []string { return sortedNames(d.dur) }
+func (d *Disk) DurableFiles() []string { return slices.Clone(d.dur.names) }
 
 // DurableImage returns a copy of the durable bytes of name, looked up in the
 // durable namespace; ok is false if a crash now would leave no such file.
 func (d *Disk) DurableImage(name string) ([]byte, bool) {
-	ino, ok := d.dur[name]
+	ino, ok := d.durLookup(name)
 	if !ok {
 		return nil, false
 	}
@@ -686,7 +761,7 @@ func (d *Disk) traceEvent(kind string, a, b, c, e int64) {
 // and the next FS there is no page cache: the volatile image is the durable
 // one, and the next boot reads the damaged bytes.
 func (d *Disk) CorruptDurable(name string, off int64, n int) bool {
-	ino, ok := d.dur[name]
+	ino, ok := d.durLookup(name)
 	if !ok || off < 0 || off >= ino.durable.Len() || n <= 0 {
 		return false
 	}
@@ -695,6 +770,9 @@ func (d *Disk) CorruptDurable(name string, off int64, n int) bool {
 		panic(fmt.Sprintf("sim: CorruptDurable(%q): volatile size %d differs from durable size %d on a disk no FS has used since its crash", name, ino.data.Len(), ino.durable.Len()))
 	}
 	end := min(off+int64(n), ino.durable.Len())
+	if cold {
+		d.materializeQueued(ino) // none pending after a crash; kept for the invariant
+	}
 	for i := off; i < end; i++ {
 		mask := byte(1 + d.rng.IntN(255))
 		ino.durable.XorByte(i, mask)
@@ -728,10 +806,8 @@ func (d *Disk) Crash() {
 	d.pending = d.pending[:0]
 	d.dirQueue = nil
 	d.dirLastDone = 0
-	// Sorted: the torn draws must not depend on map order.
-	names := sortedNames(d.dur)
-	for _, name := range names {
-		ino := d.dur[name]
+	// In name order: the torn draws must not depend on map order.
+	for _, ino := range d.dur.inos {
 		d.tear(ino)
 		// Copy-on-write: the two images share pages until either writes.
 		ino.data = ino.durable.Clone()
@@ -741,8 +817,18 @@ func (d *Disk) Crash() {
 		ino.lastDone = 0
 		ino.removed = false
 	}
-	d.vol = maps.Clone(d.dur)
-	d.volNames = names
+	d.vol = make(map[string]*diskInode, len(d.dur.names))
+	for i, name := range d.dur.names {
+		d.vol[name] = d.dur.inos[i]
+	}
+	d.volNames, d.volInos = slices.Clone(d.dur.names), slices.Clone(d.dur.inos)
+	d.volShared, d.volSnapSeqs = false, nil
+	for _, dl := range d.dirVers { // order-free: each log on its own
+		if dl.volSeq != d.durSeqs[dl] {
+			// The volatile names under it went back to the durable ones.
+			dl.volEvent(nil)
+		}
+	}
 	d.cold = true
 }
 
@@ -848,6 +934,54 @@ func (d *Disk) pendingInOrder() []*diskOp {
 		return 0
 	})
 	return ops
+}
+
+// nsSnap is a namespace as a SyncDir snapshots it and the durable
+// namespace holds it: the names, sorted, and inos[i] the file of
+// names[i]. A snapshot is never modified. It is a prefix of the disk's
+// volatile name lists at the SyncDir call, sharing their arrays, with
+// its capacity cut at its length: names created after it at the end of
+// the lists go past what it can see, and any other change of the lists
+// copies them first (Disk.unshareVol). A log creates its segments in
+// name order, so the log whose directory sorts last copies nothing; the
+// others' new segments land inside the lists and copy two flat slices,
+// still far cheaper than the map and name list every SyncDir used to
+// clone.
+type nsSnap struct {
+	names []string
+	inos  []*diskInode
+}
+
+// lookup returns the index of name.
+func (ns nsSnap) lookup(name string) (int, bool) {
+	return slices.BinarySearch(ns.names, name)
+}
+
+// durLookup returns the file of name in the durable namespace. The oracle
+// looks up the same few names (each log's last segment) over and over:
+// the indexes of the last two names found are tried first (checked
+// against the names, so they need no upkeep when the namespace changes).
+func (d *Disk) durLookup(name string) (*diskInode, bool) {
+	for _, i := range d.durHints {
+		if i < len(d.dur.names) && d.dur.names[i] == name {
+			return d.dur.inos[i], true
+		}
+	}
+	i, ok := d.dur.lookup(name)
+	if !ok {
+		return nil, false
+	}
+	d.durHints[1], d.durHints[0] = d.durHints[0], i
+	return d.dur.inos[i], true
+}
+
+// unshareVol gives the volatile name lists arrays of their own if a
+// snapshot may share theirs, before a change a snapshot would see.
+func (d *Disk) unshareVol() {
+	if d.volShared {
+		d.volNames, d.volInos = slices.Clone(d.volNames), slices.Clone(d.volInos)
+		d.volShared = false
+	}
 }
 
 func sortedNames(m map[string]*diskInode) []string {
@@ -963,7 +1097,7 @@ func (d *Disk) complete(op *diskOp) {
 			if lo := deltaLow(&ino.durable, &op.delta, d.cfg.BlockSize); lo >= 0 {
 				d.durableChanged(ino, lo)
 			}
-			applyDelta(&ino.durable, &op.delta, d.cfg.BlockSize)
+			applyDelta(&ino.durable, &ino.data, &op.delta, d.cfg.BlockSize)
 			ino.unlose(&op.delta)
 			d.settle(ino, &op.delta)
 			d.pool.release(&op.delta)
@@ -982,10 +1116,12 @@ func (d *Disk) complete(op *diskOp) {
 		}
 		d.dirQueue = popOp(d.dirQueue)
 		if op.err == nil {
-			d.dur = op.names
-			d.durNames = op.sorted
+			d.dur = op.ns
 			d.durVer++
-			d.nsVer = d.durVer
+			for _, dl := range d.dirVers { // order-free: each log on its own
+				dl.durableNames(d.durSeqs[dl], op.seqs[dl], d.durVer)
+			}
+			d.durSeqs = op.seqs
 		} else {
 			d.stats.DirSyncErrors++
 		}
@@ -1005,15 +1141,16 @@ func (d *Disk) complete(op *diskOp) {
 }
 
 // applyDelta makes dur the call-time image described by delta on top of the
-// previous snapshot.
-func applyDelta(dur *image, delta *diskDelta, blockSize int) {
+// previous snapshot (the blocks not materialized read from vol, the
+// volatile image).
+func applyDelta(dur, vol *image, delta *diskDelta, blockSize int) {
 	if delta.size < dur.Len() {
 		dur.Truncate(delta.size)
 	} else if delta.size > dur.Len() {
 		dur.extend(delta.size)
 	}
-	for _, blk := range delta.blocks {
-		dur.WriteAt(blk.data, int64(blk.b)*int64(blockSize))
+	for i := range delta.blocks {
+		delta.blocks[i].writeTo(dur, vol, blockSize)
 	}
 }
 
@@ -1098,8 +1235,11 @@ func (d *Disk) carryFailed(ino *diskInode, failed *diskDelta) {
 			blk := failed.blocks[i]
 			start := int64(blk.b) * bs
 			if start < next.size {
-				if start+int64(len(blk.data)) > next.size {
-					blk.data = blk.data[:next.size-start]
+				if start+int64(blk.n) > next.size {
+					blk.n = int(next.size - start)
+					if blk.data != nil {
+						blk.data = blk.data[:blk.n]
+					}
 				}
 				blocks = append(blocks, blk)
 			}
@@ -1111,9 +1251,6 @@ func (d *Disk) carryFailed(ino *diskInode, failed *diskDelta) {
 	d.pool.putBlocks(next.blocks)
 	d.pool.putBlocks(failed.blocks)
 	next.blocks = blocks
-	if failed.buf != nil {
-		next.carried = append(next.carried, failed.buf)
-	}
 	next.carried = append(next.carried, failed.carried...)
 	*failed = diskDelta{}
 }
@@ -1130,7 +1267,7 @@ func (d *Disk) dropFailed(ino *diskInode, failed *diskDelta, mode FailedSyncMode
 	bs := int64(d.cfg.BlockSize)
 	var n int64
 	for _, blk := range failed.blocks {
-		if blk.data == nil {
+		if blk.written {
 			continue // written back before the failure (writeBackSome)
 		}
 		if d.rewritten(ino, blk.b) {
@@ -1160,8 +1297,8 @@ func (d *Disk) dropFailed(ino *diskInode, failed *diskDelta, mode FailedSyncMode
 // writeBackSome makes a seeded subset of a failed sync's blocks durable
 // (DiskConfig.FailedSyncKeepProb): the writeback that reached the device
 // before it failed. A kept block's data is written into the durable image
-// (extending it, gaps zero, as a torn crash does) and set to nil in the
-// delta, so dropFailed leaves it alone. It returns how many blocks it
+// (extending it, gaps zero, as a torn crash does) and marked written in
+// the delta, so dropFailed leaves it alone. It returns how many blocks it
 // kept. With a zero probability it draws nothing.
 func (d *Disk) writeBackSome(ino *diskInode, failed *diskDelta) int64 {
 	p := d.cfg.FailedSyncKeepProb
@@ -1176,8 +1313,8 @@ func (d *Disk) writeBackSome(ino *diskInode, failed *diskDelta) int64 {
 		}
 		start := int64(blk.b) * bs
 		d.durableChanged(ino, min(start, ino.durable.Len()))
-		ino.durable.WriteAt(blk.data, start)
-		failed.blocks[i].data = nil
+		blk.writeTo(&ino.durable, &ino.data, d.cfg.BlockSize)
+		failed.blocks[i].written = true
 		if j, ok := slices.BinarySearch(ino.lost, blk.b); ok {
 			ino.lost = slices.Delete(ino.lost, j, j+1) // durable after all
 		}
@@ -1255,17 +1392,10 @@ func (d *Disk) snapshot(ino *diskInode, delta *diskDelta) {
 		nb++
 	}
 	if nb > 0 {
-		buf := d.pool.getBuf(total)
-		delta.buf = buf
 		delta.blocks = d.pool.getBlocks(nb)
-		var off int64
 		for i, b := range ino.unsnap[:nb] {
 			start := int64(b) * bs
-			n := min(start+bs, size) - start
-			p := buf[off : off+n : off+n]
-			ino.data.ReadAt(p, start)
-			delta.blocks[i] = deltaBlock{b: b, data: p}
-			off += n
+			delta.blocks[i] = deltaBlock{b: b, n: int(min(start+bs, size) - start)}
 		}
 	}
 	d.stats.SyncBytes += total
@@ -1297,11 +1427,19 @@ func (fs *diskFS) Create(name string) (env.File, error) {
 		return nil, fmt.Errorf("sim disk: create %q: %w", name, env.ErrExist)
 	}
 	d.nextInodeID++
-	ino := &diskInode{id: d.nextInodeID, dirVers: d.dirCounters(name)}
+	ino := &diskInode{id: d.nextInodeID, name: name, dirVers: d.dirLogs(name)}
 	ino.data.pool, ino.durable.pool = &d.pages, &d.pages
 	d.vol[name] = ino
+	d.volSnapSeqs = nil
+	for _, dl := range ino.dirVers {
+		dl.volEvent(ino)
+	}
 	i, _ := slices.BinarySearch(d.volNames, name)
+	if i < len(d.volNames) {
+		d.unshareVol() // the insert moves names a snapshot may see
+	}
 	d.volNames = slices.Insert(d.volNames, i, name)
+	d.volInos = slices.Insert(d.volInos, i, ino)
 	f := &diskFile{fs: fs, ino: ino, name: name}
 	d.event(DiskEventCreate)
 	return f, nil
@@ -1325,7 +1463,7 @@ func (fs *diskFS) List(prefix string) ([]string, error) {
 		return nil, fmt.Errorf("sim disk: list %q: %w", prefix, env.ErrClosed)
 	}
 	var out []string
-	for _, name := range sortedNames(fs.d.vol) {
+	for _, name := range fs.d.volNames {
 		if len(name) >= len(prefix) && name[:len(prefix)] == prefix {
 			out = append(out, name)
 		}
@@ -1344,8 +1482,14 @@ func (fs *diskFS) Remove(name string) error {
 	}
 	ino.removed = true
 	delete(fs.d.vol, name)
+	fs.d.volSnapSeqs = nil
+	for _, dl := range ino.dirVers {
+		dl.volEvent(nil)
+	}
 	if i, ok := slices.BinarySearch(fs.d.volNames, name); ok {
+		fs.d.unshareVol()
 		fs.d.volNames = slices.Delete(fs.d.volNames, i, i+1)
+		fs.d.volInos = slices.Delete(fs.d.volInos, i, i+1)
 	}
 	fs.d.event(DiskEventRemove)
 	return nil
@@ -1364,7 +1508,15 @@ func (fs *diskFS) SyncDir(done func(error)) {
 	d.stats.DirSyncs++
 	lat, err := d.drawSync("syncdir", "")
 	op := d.newOp()
-	op.err, op.names, op.sorted, op.done, op.fs = err, maps.Clone(d.vol), slices.Clone(d.volNames), done, fs
+	if d.volSnapSeqs == nil {
+		d.volSnapSeqs = make(map[*dirLog]uint64, len(d.dirVers))
+		for _, dl := range d.dirVers { // order-free: fills a map
+			d.volSnapSeqs[dl] = dl.volSeq
+		}
+	}
+	n := len(d.volNames)
+	d.volShared = true
+	op.err, op.ns, op.seqs, op.done, op.fs = err, nsSnap{names: d.volNames[:n:n], inos: d.volInos[:n:n]}, d.volSnapSeqs, done, fs
 	d.dirLastDone = d.schedule(op, d.dirLastDone, lat)
 	d.dirQueue = append(d.dirQueue, op)
 	d.hang(fs, op)
@@ -1500,6 +1652,9 @@ func (f *diskFile) WriteAt(p []byte, off int64) (int, error) {
 		d.stats.WriteErrors++
 		n = d.rng.IntN(len(p) + 1)
 	}
+	// Pending syncs copy their blocks from the volatile image when they
+	// complete: copy out what they still read from it before it changes.
+	d.materializeQueued(ino)
 	ino.data.WriteAt(p[:n], off)
 	d.markDirty(ino, off, off+int64(n))
 	d.stats.BytesWritten += int64(n)
@@ -1517,9 +1672,11 @@ func (f *diskFile) Truncate(size int64) error {
 		return fmt.Errorf("sim disk: truncate %q to %d (size %d): %w", f.name, size, ino.data.Len(), ErrBadTruncate)
 	}
 	f.fs.d.stats.Truncates++
-	// The durable image and pending deltas never alias the volatile pages
-	// in a writable way (shared pages are copy-on-write), so this cannot
-	// change them.
+	// The durable image never aliases the volatile pages in a writable way
+	// (shared pages are copy-on-write), so this cannot change it; the
+	// pending deltas' blocks still in the volatile image are copied out
+	// first (the bytes cut may be written again).
+	f.fs.d.materializeQueued(ino)
 	ino.data.Truncate(size)
 	f.fs.d.event(DiskEventTruncate)
 	return nil
@@ -1633,9 +1790,6 @@ func (p *deltaPool) putBlocks(b []deltaBlock) {
 // clears it.
 func (p *deltaPool) release(delta *diskDelta) {
 	p.putBlocks(delta.blocks)
-	if delta.buf != nil {
-		p.putBuf(delta.buf)
-	}
 	for _, b := range delta.carried {
 		p.putBuf(b)
 	}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"slices"
+	"sort"
 	"strings"
 
 	"walraft/core/env"
@@ -37,7 +38,7 @@ type DurableStat struct {
 // DurableStat returns name's durable file, or false if a crash now would
 // leave no such file.
 func (d *Disk) DurableStat(name string) (DurableStat, bool) {
-	ino, ok := d.dur[name]
+	ino, ok := d.durLookup(name)
 	if !ok {
 		return DurableStat{}, false
 	}
@@ -50,7 +51,7 @@ func (d *Disk) DurableStat(name string) (DurableStat, bool) {
 // looks only at the file's content: a caller also compares DurableStat's
 // Inode to see the name point at another file.
 func (d *Disk) DurableChangedFrom(name string, v uint64) int64 {
-	ino, ok := d.dur[name]
+	ino, ok := d.durLookup(name)
 	if !ok {
 		return -1
 	}
@@ -67,7 +68,7 @@ func (d *Disk) DurableChangedFrom(name string, v uint64) int64 {
 // returns how many it copied (fewer than len(p) at the end of the image, 0
 // if name is not durable). It never changes anything.
 func (d *Disk) ReadDurable(name string, p []byte, off int64) int {
-	ino, ok := d.dur[name]
+	ino, ok := d.durLookup(name)
 	if !ok || off < 0 || off >= ino.durable.Len() {
 		return 0
 	}
@@ -77,8 +78,8 @@ func (d *Disk) ReadDurable(name string, p []byte, off int64) int {
 // durableChanged records a change of ino's durable image from offset lo.
 func (d *Disk) durableChanged(ino *diskInode, lo int64) {
 	d.durVer++
-	for _, v := range ino.dirVers {
-		*v = d.durVer
+	for _, dl := range ino.dirVers {
+		dl.changed(ino, d.durVer)
 	}
 	if lo < 0 {
 		lo = 0
@@ -122,16 +123,11 @@ func (s DurableSource) Version() uint64 { return s.d.durVer }
 // List returns the durable names that start with prefix, sorted. The
 // slice is shared: the caller must not modify it.
 func (s DurableSource) List(prefix string) []string {
-	d := s.d
-	if d.durNames == nil {
-		d.durNames = sortedNames(d.dur)
-	}
-	i, _ := slices.BinarySearch(d.durNames, prefix)
-	j := i
-	for j < len(d.durNames) && strings.HasPrefix(d.durNames[j], prefix) {
-		j++
-	}
-	return d.durNames[i:j:j]
+	names := s.d.dur.names
+	i, _ := slices.BinarySearch(names, prefix)
+	// The names with the prefix are the run from i on.
+	j := i + sort.Search(len(names)-i, func(k int) bool { return !strings.HasPrefix(names[i+k], prefix) })
+	return names[i:j:j]
 }
 
 // Stat is Disk.DurableStat as (inode, size, ok).
@@ -146,39 +142,161 @@ func (s DurableSource) ChangedFrom(name string, v uint64) int64 {
 }
 
 // PrefixVersion returns a version that grows whenever the durable image of
-// a file whose name starts with prefix, or the durable namespace, changes:
-// a reader of one directory (a log's segments) need not look again when
-// only other files changed. For a prefix that is not a directory ("" or
-// not ending in '/') it is Version.
+// a file whose name starts with prefix, or the durable namespace's names
+// under prefix, change: a reader of one directory (a log's segments) need
+// not look again when only other files or names changed. For a prefix
+// that is not a directory ("" or not ending in '/') it is Version.
 func (s DurableSource) PrefixVersion(prefix string) uint64 {
 	d := s.d
 	if prefix == "" || prefix[len(prefix)-1] != '/' {
 		return d.durVer
 	}
-	v := d.nsVer
-	if c := d.dirVers[prefix]; c != nil {
-		v = max(v, *c)
+	if dl := d.dirVers[prefix]; dl != nil {
+		return max(dl.nsVer, dl.ver)
 	}
-	return v
+	return 0 // no file was ever created under prefix
 }
 
-// dirCounters returns the change counters of name's directory prefixes
-// ("a/" and "a/b/" for "a/b/c"), creating them as needed.
-func (d *Disk) dirCounters(name string) []*uint64 {
-	var out []*uint64
+// ChangedNames appends to dst the durable names under the directory
+// prefix whose durable images changed after version v, or that were added
+// to the durable namespace after v, each once, in no particular order,
+// and reports true; it reports false (and returns dst as it was) when it
+// cannot tell: prefix is not a directory ("" or not ending in '/'), or a
+// durable name under it went away or may name another file since v. A
+// reader that looked at every file of the directory at version v and
+// sees true needs to look again only at the names returned: every other
+// durable file under prefix is the same file, with the same image, as at
+// v (reclog.Scanner uses it so that a log of many segments costs what
+// changed, not what it holds, even while new segments keep coming).
+func (s DurableSource) ChangedNames(prefix string, v uint64, dst []string) ([]string, bool) {
+	d := s.d
+	if prefix == "" || prefix[len(prefix)-1] != '/' {
+		return dst, false
+	}
+	dl := d.dirVers[prefix]
+	if dl == nil {
+		return dst, true // no file was ever created under prefix
+	}
+	if dl.nsVer > v {
+		return dst, false
+	}
+	n := len(dst)
+	for i := len(dl.changes) - 1; i >= 0 && dl.changes[i].ver > v; i-- {
+		ino := dl.changes[i].ino
+		if cur, _ := d.durLookup(ino.name); cur != ino || slices.Contains(dst[n:], ino.name) {
+			// Not (or no longer) durable under its name: not in the
+			// durable namespace a reader lists. Or listed already.
+			continue
+		}
+		dst = append(dst, ino.name)
+	}
+	return dst, true
+}
+
+// dirLog is the change log of one directory prefix: the durable version
+// of the last change under it (ver), and the files whose images changed or
+// that joined the durable names, in version order, a file's run of
+// consecutive changes kept as its last one (which is all ChangedNames
+// needs: a file changed after v if its last change is after v). nsVer is
+// the durable version at which durable names under it last went away or
+// may have come to name other files.
+//
+// The volatile side: volSeq counts the changes of the volatile names
+// under it, and events lists them (Create with its inode; Remove, and a
+// Crash putting the durable names back, as resets) from the oldest one a
+// SyncDir still pending or to come may need on. A SyncDir's snapshot keeps
+// every directory's count, and when it completes, the events between the
+// durable namespace's count and its own are what changed in the directory
+// (durableNames). Equal counts mean the same names and files. Creates
+// only: the volatile names grew from the durable ones by those creates,
+// so the durable names did too, and the new names are logged as changes.
+// Any reset, and nsVer moves (a name created and lost in a crash counts as
+// a reset too, which only costs a reader a longer look).
+type dirLog struct {
+	ver     uint64
+	nsVer   uint64
+	changes []dirChange
+	volSeq  uint64
+	events  []nsEvent
+}
+
+// nsEvent is a change of a directory's volatile names: the count it made,
+// and the inode created, nil for a reset (a Remove, or a Crash).
+type nsEvent struct {
+	seq uint64
+	ino *diskInode
+}
+
+// volEvent records a change of the volatile names: ino created, or a reset
+// when ino is nil.
+func (dl *dirLog) volEvent(ino *diskInode) {
+	dl.volSeq++
+	dl.events = append(dl.events, nsEvent{seq: dl.volSeq, ino: ino})
+}
+
+// durableNames records a completed SyncDir at durable version ver that
+// took the directory's names from the snapshot at count from (the
+// durable namespace's) to the one at count to: the events in between are
+// what changed. It then drops the events no later SyncDir needs (a later
+// snapshot has a count of to or more; SyncDirs complete in issue order).
+func (dl *dirLog) durableNames(from, to, ver uint64) {
+	if to == from {
+		return
+	}
+	reset := false
+	i := 0
+	for ; i < len(dl.events) && dl.events[i].seq <= to; i++ {
+		if dl.events[i].seq > from && dl.events[i].ino == nil {
+			reset = true
+		}
+	}
+	if reset {
+		dl.nsVer, dl.ver = ver, ver
+	} else {
+		for _, e := range dl.events[:i] {
+			if e.seq > from {
+				dl.changed(e.ino, ver)
+			}
+		}
+	}
+	n := copy(dl.events, dl.events[i:])
+	clear(dl.events[n:])
+	dl.events = dl.events[:n]
+}
+
+// dirChange says the durable image of ino changed at version ver.
+type dirChange struct {
+	ver uint64
+	ino *diskInode
+}
+
+// changed records a change of ino's durable image at version ver.
+func (dl *dirLog) changed(ino *diskInode, ver uint64) {
+	dl.ver = ver
+	if n := len(dl.changes); n > 0 && dl.changes[n-1].ino == ino {
+		dl.changes[n-1].ver = ver
+		return
+	}
+	dl.changes = append(dl.changes, dirChange{ver: ver, ino: ino})
+}
+
+// dirLogs returns the change logs of name's directory prefixes ("a/" and
+// "a/b/" for "a/b/c"), creating them as needed.
+func (d *Disk) dirLogs(name string) []*dirLog {
+	var out []*dirLog
 	for i := 0; i < len(name); i++ {
 		if name[i] != '/' {
 			continue
 		}
 		if d.dirVers == nil {
-			d.dirVers = map[string]*uint64{}
+			d.dirVers = map[string]*dirLog{}
 		}
-		c := d.dirVers[name[:i+1]]
-		if c == nil {
-			c = new(uint64)
-			d.dirVers[name[:i+1]] = c
+		dl := d.dirVers[name[:i+1]]
+		if dl == nil {
+			dl = &dirLog{}
+			d.dirVers[name[:i+1]] = dl
 		}
-		out = append(out, c)
+		out = append(out, dl)
 	}
 	return out
 }

@@ -223,3 +223,38 @@ func TestDiskStallPrefix(t *testing.T) {
 		t.Fatalf("a sync issued after ClearFaults took %v", s.Now()-start)
 	}
 }
+
+// WriteAt over a block a pending sync covers: the sync still makes the
+// block durable as it was at the Sync call, and the overwrite is dirty
+// for the next sync.
+func TestDiskWriteAtDuringSync(t *testing.T) {
+	s, d := newTestDisk(1, DiskConfig{BlockSize: 4, SyncMin: time.Millisecond, SyncMax: time.Millisecond})
+	fs := d.FS(nil)
+	f := mustCreate(t, fs, "f")
+	if err := dirSyncWait(t, s, fs); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, f, []byte("AAAAAAAA"))
+	done := false
+	f.Sync(func(error) { done = true })
+	if n, err := f.WriteAt([]byte("BB"), 2); err != nil || n != 2 {
+		t.Fatalf("WriteAt = %d, %v", n, err)
+	}
+	if _, err := f.WriteAt([]byte("BB"), 7); err == nil {
+		t.Fatal("WriteAt past the end succeeded")
+	}
+	s.RunWhile(func() bool { return !done }, s.Now()+time.Second)
+	if got, _ := d.DurableImage("f"); string(got) != "AAAAAAAA" {
+		t.Fatalf("durable after the sync = %q, want the content at the Sync call", got)
+	}
+	if got, _ := d.VolatileImage("f"); string(got) != "AABBAAAA" {
+		t.Fatalf("volatile = %q", got)
+	}
+	if err := syncWait(t, s, f); err != nil {
+		t.Fatal(err)
+	}
+	d.Crash()
+	if got, _ := readAll(t, d.FS(nil), "f"); string(got) != "AABBAAAA" {
+		t.Fatalf("after the next sync and a crash = %q", got)
+	}
+}

@@ -139,6 +139,31 @@ func (im *image) WriteAt(p []byte, off int64) {
 	}
 }
 
+// CopyFrom copies n bytes of src at off into the image at off, growing it
+// (with zero bytes in any gap) as needed, page to page without a buffer.
+// src must hold them. A page the two images share holds the same bytes
+// already and is left alone.
+func (im *image) CopyFrom(src *image, off int64, n int) {
+	if off < 0 || off+int64(n) > src.size {
+		panic(fmt.Sprintf("sim: image.CopyFrom of [%d, %d) outside the source's %d bytes", off, off+int64(n), src.size))
+	}
+	if n == 0 {
+		return
+	}
+	if end := off + int64(n); end > im.size {
+		im.extend(end)
+	}
+	for n > 0 {
+		i, o := int(off/pageSize), int(off%pageSize)
+		k := min(n, pageSize-o)
+		if im.pages[i] != src.pages[i] {
+			copy(im.writable(i)[o:o+k], src.pages[i][o:o+k])
+		}
+		n -= k
+		off += int64(k)
+	}
+}
+
 // Append adds p at the end of the image.
 func (im *image) Append(p []byte) { im.WriteAt(p, im.size) }
 

@@ -37,9 +37,11 @@ func checkImage(t *testing.T, step int, name string, im *image, want []byte) {
 }
 
 // TestImageMatchesFlat runs random writes (at the end, inside, past the end
-// leaving a gap), truncates, clones and byte flips on a pair of images that
-// share pages, and compares both with flat references after every step: a
-// write to one must never show in the other.
+// leaving a gap), copies from the other image (CopyFrom, as a sync applies
+// a block from the volatile image to the durable one), truncates, clones
+// and byte flips on a pair of images that share pages, and compares both
+// with flat references after every step: a write to one must never show in
+// the other.
 func TestImageMatchesFlat(t *testing.T) {
 	for seed := range uint64(20) {
 		rng := NewStreams(seed).Stream("image")
@@ -64,6 +66,12 @@ func TestImageMatchesFlat(t *testing.T) {
 				_, _ = rng.Read(p)
 				im.WriteAt(p, off)
 				ref.writeAt(p, off)
+			case op < 68 && len(refs[1-k]) > 0: // copy a range of the other image
+				src := &refs[1-k]
+				off := int64(rng.IntN(len(*src)))
+				n := 1 + rng.IntN(min(len(*src)-int(off), 2*pageSize))
+				im.CopyFrom(&ims[1-k], off, n)
+				ref.writeAt(append([]byte(nil), (*src)[off:off+int64(n)]...), off)
 			case op < 75: // truncate
 				n := int64(rng.IntN(int(size) + 1))
 				im.Truncate(n)
@@ -108,6 +116,8 @@ func TestImagePanicsOnBadArguments(t *testing.T) {
 		{"extend below the size", func(im *image) { im.extend(9) }},
 		{"write at a negative offset", func(im *image) { im.WriteAt([]byte{1}, -1) }},
 		{"flip past the end", func(im *image) { im.XorByte(10, 1) }},
+		{"copy past the source's end", func(im *image) { src := im.Clone(); im.CopyFrom(&src, 5, 6) }},
+		{"copy at a negative offset", func(im *image) { src := im.Clone(); im.CopyFrom(&src, -1, 2) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/bits"
 	"slices"
+	"strings"
 
 	"walraft/core/env"
 )
@@ -27,6 +28,21 @@ type ImageSource interface {
 	// ReadAt copies the image's bytes at off into p and returns how many
 	// (fewer at the end of the image).
 	ReadAt(name string, p []byte, off int64) int
+}
+
+// ChangedNamesSource is an ImageSource that can also name the files whose
+// images changed after a version. A Scanner whose source is one looks at
+// those files only, instead of asking about every segment of the log: a
+// log of many segments then costs what changed, not what it holds.
+type ChangedNamesSource interface {
+	ImageSource
+	// ChangedNames appends to dst, each once and in any order, the names
+	// starting with prefix whose images changed after version v (a
+	// Version value), and reports true; every other name starting with
+	// prefix then names the same file with the same image as at v. It
+	// reports false when it cannot tell (the set of names changed after
+	// v, say).
+	ChangedNames(prefix string, v uint64, dst []string) ([]string, bool)
 }
 
 // ScanResult is what Open would recover from the images at the time of a
@@ -69,6 +85,16 @@ type Scanner struct {
 	keep    bool
 	scans   uint64
 	partial []byte // keep: the payload of the record being parsed
+	// allSegs: every name the last Scan listed is one of segs (then a
+	// ChangedNamesSource's answer covers everything a Scan looks at).
+	allSegs bool
+	// shortScans counts the Scans that took scanChanged's short way.
+	shortScans uint64
+	// Scratch for scanChanged.
+	changedNames []string
+	changedSegs  []*scanSeg
+	changedSizes []int64
+	addedNames   []string
 }
 
 // scanSeg is one segment file as the last Scan saw it.
@@ -129,6 +155,95 @@ func (s *Scanner) Scan(src ImageSource) ScanResult {
 	s.scans++
 	prev, first := s.res, !s.done
 	changed := uint64(1<<64 - 1)
+	if !s.scanChanged(src, v, &changed) {
+		s.scanAll(src, v, &changed)
+	}
+	s.res = s.walk(src)
+	s.ver, s.done = v, true
+	switch {
+	case first || prev.First != s.res.First:
+		changed = s.res.First
+	case prev.Next < changed:
+		changed = prev.Next
+	}
+	s.res.Changed = max(s.res.First, min(changed, s.res.Next))
+	return s.res
+}
+
+// scanChanged is Scan's short way, for a ChangedNamesSource when the
+// names were the segments of the previous Scan: it looks at the segments
+// whose images changed since that Scan, and at new segments after the
+// last one, and only at them (the others are the same files with the same
+// bytes, so the long way would find nothing to re-read in them either).
+// It reports false, having changed nothing, when the source cannot tell
+// what changed, a changed name names another file, or a new name is not
+// a segment after the last one: the long way then looks at everything.
+func (s *Scanner) scanChanged(src ImageSource, v uint64, changed *uint64) bool {
+	cs, ok := src.(ChangedNamesSource)
+	if !ok || !s.done || !s.allSegs {
+		return false
+	}
+	names, ok := cs.ChangedNames(s.prefix, s.ver, s.changedNames[:0])
+	s.changedNames = names[:0]
+	if !ok {
+		return false
+	}
+	segs, sizes, added := s.changedSegs[:0], s.changedSizes[:0], s.addedNames[:0]
+	defer func() {
+		clear(segs)
+		s.changedSegs, s.changedSizes, s.addedNames = segs[:0], sizes[:0], added[:0]
+	}()
+	for _, name := range names {
+		i, found := slices.BinarySearchFunc(s.segs, name, func(g *scanSeg, n string) int { return strings.Compare(g.name, n) })
+		if !found {
+			added = append(added, name)
+			continue
+		}
+		g := s.segs[i]
+		ino, size, ok := src.Stat(name)
+		if !ok || ino != g.ino {
+			return false
+		}
+		segs, sizes = append(segs, g), append(sizes, size)
+	}
+	// New segments: each a new scanSeg, appended after the last one as the
+	// long way would (anything else, and the long way sorts it out).
+	nold := len(segs)
+	slices.Sort(added)
+	for k, name := range added {
+		if k == 0 && len(s.segs) > 0 && name < s.segs[len(s.segs)-1].name {
+			return false
+		}
+		id, ok := parseSegName(s.prefix, name)
+		if !ok {
+			return false
+		}
+		ino, size, ok := src.Stat(name)
+		if !ok {
+			return false
+		}
+		segs, sizes = append(segs, &scanSeg{name: name, id: id, ino: ino}), append(sizes, size)
+	}
+	for k, g := range segs[:nold] {
+		if lo := src.ChangedFrom(g.name, g.ver); lo >= 0 || sizes[k] != g.size {
+			if lo < 0 || sizes[k] < lo {
+				lo = sizes[k]
+			}
+			s.rescan(src, g, sizes[k], lo, changed)
+		}
+		g.ver = v
+	}
+	for k, g := range segs[nold:] {
+		s.rescan(src, g, sizes[nold+k], segHeaderSize-1, changed)
+		g.ver = v
+		s.segs = append(s.segs, g)
+	}
+	s.shortScans++
+	return true
+}
+
+// scanAll is Scan's long way: it lists the log's files and looks at each.
+func (s *Scanner) scanAll(src ImageSource, v uint64, changed *uint64) {
 	names := src.List(s.prefix)
 	same := len(names) == len(s.segs)
 	for i := 0; same && i < len(names); i++ {
@@ -160,7 +275,7 @@ func (s *Scanner) Scan(src ImageSource) ScanResult {
 		}
 		if g == nil || g.ino != ino {
 			g = &scanSeg{name: name, id: id, ino: ino}
-			s.rescan(src, g, size, segHeaderSize-1, &changed)
+			s.rescan(src, g, size, segHeaderSize-1, changed)
 			if same {
 				// Another file under the same name: s.segs keeps the old
 				// one for the comparison below.
@@ -173,7 +288,7 @@ func (s *Scanner) Scan(src ImageSource) ScanResult {
 			if lo < 0 || size < lo {
 				lo = size
 			}
-			s.rescan(src, g, size, lo, &changed)
+			s.rescan(src, g, size, lo, changed)
 		}
 		g.ver = v
 		if same {
@@ -181,30 +296,21 @@ func (s *Scanner) Scan(src ImageSource) ScanResult {
 		}
 		segs = append(segs, g)
 	}
+	s.allSegs = len(segs) == len(names)
 	// The segments must be the same files in the same order as before,
 	// possibly followed by new ones; anything else renumbers or drops
 	// records, and changed catches it below through the prefix walk.
 	for i, g := range s.segs {
 		if i >= len(segs) || segs[i] != g {
 			if g.hdrWhy == "" {
-				changed = min(changed, g.hdr.baseSeq)
+				*changed = min(*changed, g.hdr.baseSeq)
 			} else {
-				changed = 0
+				*changed = 0
 			}
 			break
 		}
 	}
 	s.segs = segs
-	s.res = s.walk(src)
-	s.ver, s.done = v, true
-	switch {
-	case first || prev.First != s.res.First:
-		changed = s.res.First
-	case prev.Next < changed:
-		changed = prev.Next
-	}
-	s.res.Changed = max(s.res.First, min(changed, s.res.Next))
-	return s.res
 }
 
 // walk checks the segments in order (headers, continuity, bad spots) and

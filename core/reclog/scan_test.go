@@ -79,14 +79,29 @@ func corruptSome(h *harness) bool {
 // a fresh Scanner reads, and at every crash it must predict what Open then
 // recovers: the same records, and ErrCorrupt exactly when Open fails.
 // It runs with and without KeepPayloads (the fresh Scanner it compares with
-// keeps none), so the payloads a Scan keeps are the bytes Read would read.
+// keeps none), so the payloads a Scan keeps are the bytes Read would read,
+// and with the disk's durable view as a ChangedNamesSource (the incremental
+// Scanner looks only at the segments it names) or as a plain ImageSource
+// (it looks at every segment each time).
 func TestScannerMatchesOpen(t *testing.T) {
 	for _, keep := range []bool{false, true} {
-		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) { testScannerMatchesOpen(t, keep) })
+		for _, names := range []bool{false, true} {
+			t.Run(fmt.Sprintf("keep=%v/changed-names=%v", keep, names), func(t *testing.T) { testScannerMatchesOpen(t, keep, names) })
+		}
 	}
 }
 
-func testScannerMatchesOpen(t *testing.T, keep bool) {
+// plainSource hides every method of an ImageSource beyond the interface's
+// (ChangedNames).
+type plainSource struct{ ImageSource }
+
+func testScannerMatchesOpen(t *testing.T, keep, changedNames bool) {
+	view := func(h *harness) ImageSource {
+		if changedNames {
+			return h.disk.DurableSource()
+		}
+		return plainSource{h.disk.DurableSource()}
+	}
 	opts := Options{SegmentBytes: 6 << 10}
 	newScanner := func() *Scanner {
 		sc, err := NewScanner("log", opts)
@@ -99,23 +114,29 @@ func testScannerMatchesOpen(t *testing.T, keep bool) {
 		return sc
 	}
 	var crashes, corrupt, torn, rescans, downCorrupt int
+	var scans, short uint64 // Scans of the incremental Scanners, and how many took the short way
 	defer func() {
-		t.Logf("crashes %d, Open refused %d, torn tails %d, partial changes %d, damaged while down %d", crashes, corrupt, torn, rescans, downCorrupt)
+		t.Logf("crashes %d, Open refused %d, torn tails %d, partial changes %d, damaged while down %d, short scans %d of %d", crashes, corrupt, torn, rescans, downCorrupt, short, scans)
 		if crashes == 0 || corrupt == 0 || torn == 0 || rescans == 0 || downCorrupt == 0 {
 			t.Errorf("the run did not reach every case")
+		}
+		if changedNames != (short > 0) {
+			t.Errorf("%d of %d Scans took the short way with changed names %v", short, scans, changedNames)
 		}
 	}()
 	for seed := uint64(1); seed <= 12; seed++ {
 		cfg := sim.DefaultDiskConfig()
 		cfg.TornKeepProb = 0.5
 		h := newHarness(t, seed, cfg)
-		src := h.disk.DurableSource()
+		src := view(h)
 		v := &scanView{sc: newScanner()}
 		l := h.open(opts)
 		seq := uint64(0)
 		corrupted := false
 		check := func(step int) {
+			s0, sh0 := v.sc.scans, v.sc.shortScans
 			v.update(t, src)
+			scans, short = scans+v.sc.scans-s0, short+v.sc.shortScans-sh0
 			if v.res.Changed < v.res.Next && v.res.Changed > v.res.First {
 				rescans++
 			}
@@ -179,7 +200,7 @@ func testScannerMatchesOpen(t *testing.T, keep bool) {
 					}
 					// Start over on a clean disk.
 					h = newHarness(t, seed*1000+uint64(step), cfg)
-					src = h.disk.DurableSource()
+					src = view(h)
 					v = &scanView{sc: newScanner()}
 					l, seq, corrupted = h.open(opts), 0, false
 					continue
