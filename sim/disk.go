@@ -1589,34 +1589,41 @@ func (f *diskFile) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// drawWrite draws a write's fate, consuming the fault budgets in a fixed
+// order (EIO budget, ENOSPC budget when noSpace is allowed, EIO draw) so a
+// seed replays: how many of its n bytes are stored and its error. A failed
+// write may have stored a prefix (a short write before the error), for
+// ENOSPC too: write(2) fills what space is left.
+func (d *Disk) drawWrite(op, name string, n int, noSpace bool) (int, error) {
+	d.stats.Writes++
+	var err error
+	if d.failWrites > 0 {
+		d.failWrites--
+		err = fmt.Errorf("sim disk: %s %q: %w", op, name, env.ErrIO)
+	} else if noSpace && d.noSpace > 0 {
+		// Checked after the EIO budget and before the EIO draw, and only
+		// when armed, so runs without ENOSPC draw exactly as before.
+		d.noSpace--
+		d.stats.NoSpaceErrors++
+		err = fmt.Errorf("sim disk: %s %q: %w", op, name, env.ErrNoSpace)
+		d.traceEvent("disk.enospc", int64(n), 0, 0, 0)
+	} else if d.rng.Chance(d.cfg.WriteEIOProb) {
+		err = fmt.Errorf("sim disk: %s %q: %w", op, name, env.ErrIO)
+	}
+	if err != nil {
+		d.stats.WriteErrors++
+		n = d.rng.IntN(n + 1)
+	}
+	return n, err
+}
+
 // Write implements env.File.
 func (f *diskFile) Write(p []byte) (int, error) {
 	if err := f.check("write"); err != nil {
 		return 0, err
 	}
 	d := f.fs.d
-	d.stats.Writes++
-	n := len(p)
-	var err error
-	if d.failWrites > 0 {
-		d.failWrites--
-		err = fmt.Errorf("sim disk: write %q: %w", f.name, env.ErrIO)
-	} else if d.noSpace > 0 {
-		// Checked after the EIO budget and before the EIO draw, and only
-		// when armed, so runs without ENOSPC draw exactly as before.
-		d.noSpace--
-		d.stats.NoSpaceErrors++
-		err = fmt.Errorf("sim disk: write %q: %w", f.name, env.ErrNoSpace)
-		d.traceEvent("disk.enospc", int64(len(p)), 0, 0, 0)
-	} else if d.rng.Chance(d.cfg.WriteEIOProb) {
-		err = fmt.Errorf("sim disk: write %q: %w", f.name, env.ErrIO)
-	}
-	if err != nil {
-		// A failed write may have stored a prefix (a short write before
-		// the error), for ENOSPC too: write(2) fills what space is left.
-		d.stats.WriteErrors++
-		n = d.rng.IntN(len(p) + 1)
-	}
+	n, err := d.drawWrite("write", f.name, len(p), true)
 	ino := f.ino
 	off := ino.data.Len()
 	ino.data.Append(p[:n])
@@ -1639,19 +1646,7 @@ func (f *diskFile) WriteAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("sim disk: writeat %q [%d, %d) (size %d): %w", f.name, off, off+int64(len(p)), ino.data.Len(), ErrBadWriteAt)
 	}
 	d := f.fs.d
-	d.stats.Writes++
-	n := len(p)
-	var err error
-	if d.failWrites > 0 {
-		d.failWrites--
-		err = fmt.Errorf("sim disk: writeat %q: %w", f.name, env.ErrIO)
-	} else if d.rng.Chance(d.cfg.WriteEIOProb) {
-		err = fmt.Errorf("sim disk: writeat %q: %w", f.name, env.ErrIO)
-	}
-	if err != nil {
-		d.stats.WriteErrors++
-		n = d.rng.IntN(len(p) + 1)
-	}
+	n, err := d.drawWrite("writeat", f.name, len(p), false)
 	// Pending syncs copy their blocks from the volatile image when they
 	// complete: copy out what they still read from it before it changes.
 	d.materializeQueued(ino)
