@@ -192,27 +192,21 @@ var variantCatchers = map[string][]string{
 // catches its variant is an error, so CI keeps this table true. Unlisted
 // variants are caught by seed 1, 2 or 3 in a few seconds.
 var variantKnownSeeds = map[string]uint64{
-	// Seeds 1..35 of default pass (about 20 s of search).
-	"waiter-by-index": 36,
-	// Seeds 1..23 of standalone pass.
-	"torn-request-kept": 24,
-	// Seeds 1..7 of pipelined-crashes pass.
-	"pipelined-no-rebuild": 8,
 	// Seeds 1..25 of stepdown pass: the leader's disk must return while
 	// its transfer to a cut-off follower is still in progress, with a
 	// batch written meanwhile.
 	"transfer-not-aborted": 26,
-	// Seeds 1..40 of standalone pass: a failed fsync must write back part
+	// Seeds 1..38 of standalone pass: a failed fsync must write back part
 	// of a batch that a fetch then reads after the restart.
-	"standalone-definite-eio": 41,
+	"standalone-definite-eio": 39,
 	// Seed 1 catches it, but in about a minute: the broken state machine
 	// panics on apply and one node restarts some 1,500 times in the
 	// liveness phase. Seed 11 reaches the stale-batch rule too (see
 	// TestStaleBatchRuleDefends) and breaks S3 in under a second.
 	"gate-before-apply-accept-stale": 11,
-	// Seeds 1..10 of pipelined-fsync pass (a leader must win on its peers'
+	// Seeds 1..4 of pipelined-fsync pass (a leader must win on its peers'
 	// votes while its own Raft-log sync is slow).
-	"pipelined-leader-before-term-sync": 11,
+	"pipelined-leader-before-term-sync": 5,
 	// Seeds 1..11 of fsync pass: a failed fsync in linux-clean mode, the
 	// node killed with its machine up, and its restart reading the pages
 	// back.
