@@ -76,6 +76,8 @@ var variants = []Variant{
 		Scenario: "fsync", bugs: node.Bugs{RecoveryNoRewrite: true}},
 	{Name: "raft-recovery-not-awaited", Summary: "a restarted node waits for its WALs' recovery syncs but not its Raft log's: it acknowledges entries a killed process left only in the page cache",
 		Scenario: "pipelined-restart", bugs: node.Bugs{RaftRecoveryNotAwaited: true}},
+	{Name: "hung-takes-timeoutnow", Summary: "a node whose disk hangs stops its election timer but still campaigns when a leader's transfer hands it leadership",
+		Scenario: "gray", bugs: node.Bugs{HungTakesTimeoutNow: true}},
 	{Name: "recovery-ends-late", Summary: "a restarted node ends its recovery one entry late: it withholds its HWMs and refuses fetches until an entry past its recovered log applies",
 		Scenario: "crashes", bugs: node.Bugs{RecoveryEndsLate: true}},
 	{Name: "transfer-not-aborted", Summary: "a batch that reaches its proposal during a leadership transfer does not abort it: raft drops the proposal and the batch, acks=1 answered, is truncated",

@@ -119,6 +119,8 @@ var variantCatchers = map[string][]string{
 	// Started before its Raft log's recovery sync: an acknowledgement of
 	// entries only the page cache holds (S9 as it leaves).
 	"raft-recovery-not-awaited": {InvS9},
+	// A hung node that campaigns on MsgTimeoutNow: A2 at its election.
+	"hung-takes-timeoutnow": {InvA2},
 	// A dropped proposal of a batch whose acks=1 was answered: lost
 	// with no leader change (S5).
 	"transfer-not-aborted": {InvS5},

@@ -316,6 +316,10 @@ type Bugs struct {
 	// but not its Raft log's, so it starts, and acknowledges entries it
 	// read back, while they may still be only in the page cache.
 	RaftRecoveryNotAwaited bool
+	// HungTakesTimeoutNow: a node whose disk hangs still campaigns when a
+	// leader's transfer hands it leadership (MsgTimeoutNow); it only stops
+	// its own election timer.
+	HungTakesTimeoutNow bool
 	// TransferNotAborted: a batch that reaches its proposal during a
 	// leadership transfer does not abort the transfer, so raft drops the
 	// proposal and the node truncates the batch from its WAL, though its

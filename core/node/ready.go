@@ -32,7 +32,7 @@ func (n *Node) Receive(from uint64, msg []byte) {
 		n.trace("msg.misaddressed", int64(from), int64(m.GetFrom()), int64(m.GetTo()), 0)
 		return
 	}
-	if m.GetType() == pb.MsgTimeoutNow && n.diskHung() && !n.bugs.HungFollowerCampaigns {
+	if m.GetType() == pb.MsgTimeoutNow && n.diskHung() && !n.bugs.HungFollowerCampaigns && !n.bugs.HungTakesTimeoutNow {
 		// A node whose disk hangs does not campaign (DESIGN.md 3.9), not
 		// even when a leader hands it leadership: the leader cannot see
 		// this node's disk. The transfer times out and the leader keeps

@@ -422,3 +422,39 @@ func TestFSSyncDirOrderAndStickiness(t *testing.T) {
 		t.Fatalf("SyncDir after a failure: %v, want the sticky ErrIO", err)
 	}
 }
+
+// TestFSWriteAt: WriteAt overwrites bytes inside the file in place (the
+// handle's own descriptor is O_APPEND, where Linux would ignore the
+// offset), never extends it, and a later append still goes to the end.
+func TestFSWriteAt(t *testing.T) {
+	fs, l := newTestFS(t, t.TempDir())
+	f, err := fs.Create("raft/seg-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("hello world")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.WriteAt([]byte("W0"), 6); err != nil || n != 2 {
+		t.Fatalf("WriteAt = %d, %v", n, err)
+	}
+	if _, err := f.WriteAt([]byte("xyz"), 9); err == nil {
+		t.Fatal("WriteAt past the end succeeded")
+	}
+	if _, err := f.Write([]byte("!")); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(readAll(t, f)); got != "hello W0rld!" || f.Size() != 12 {
+		t.Fatalf("after WriteAt and an append: %q size %d", got, f.Size())
+	}
+	if err := syncFile(t, l, f); err != nil {
+		t.Fatal(err)
+	}
+	g, err := fs.Open("raft/seg-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(readAll(t, g)); got != "hello W0rld!" {
+		t.Fatalf("reopened: %q", got)
+	}
+}
