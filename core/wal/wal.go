@@ -332,7 +332,6 @@ type WAL struct {
 	// until then, and onRecovered is told when it ends.
 	recoveredEnd int64
 	recovering   bool
-	recoverErr   error
 	onRecovered  func(error)
 	// noticedEnd is the end of the records notices have covered: a
 	// truncation inside an append rewrites the part it keeps, and those
@@ -476,13 +475,13 @@ func OpenWithBugs(e env.Env, dir, topic string, partition int32, cfg Config, onN
 // Append queued with it) completed, so the records Open recovered are
 // durable, or the log failed.
 func (w *WAL) recovered(err error) {
-	w.recovering, w.recoverErr = false, err
+	w.recovering = false
 	if err == nil && !w.closed {
 		w.durableEnd = max(w.durableEnd, w.recoveredEnd)
 		w.trace("wal.recovered", w.durableEnd, 0, 0)
 	}
 	if w.onRecovered != nil {
-		w.onRecovered(w.recoverErr)
+		w.onRecovered(err)
 	}
 }
 
