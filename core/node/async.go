@@ -264,6 +264,9 @@ func (n *Node) deliver(msgs []*pb.Message) {
 			return
 		}
 		if r.GetTo() == n.cfg.ID {
+			if n.repeatedStableAck(r) {
+				continue
+			}
 			// Errors here are expected (a response of a term raft moved
 			// past) and leave raft unchanged.
 			_ = n.rn.Step(r)
@@ -277,6 +280,29 @@ func (n *Node) deliver(msgs []*pb.Message) {
 		}
 		n.send(r)
 	}
+}
+
+// repeatedStableAck reports whether r is a storage acknowledgement of the
+// very entry the last one stepped acknowledged, and notes r otherwise.
+//
+// While entries are being written, etcd raft attaches the last entry's id
+// to every storage append's acknowledgement, a commit-index-only append's
+// too, which rides on the sync of those entries (localAppend). Stepped
+// second, it names an entry raft has already marked stable: a no-op that
+// raft reports with an Info line ("entry at index N missing from unstable
+// log; ignoring") once per batch on every node. The same (index, term)
+// names the same entry (Raft's log matching), so such a repeat carries
+// nothing and is dropped. A snapshot acknowledgement is always stepped.
+func (n *Node) repeatedStableAck(r *pb.Message) bool {
+	if r.GetType() != pb.MsgStorageAppendResp || r.GetIndex() == 0 || r.Snapshot != nil {
+		return false
+	}
+	id := [2]uint64{r.GetIndex(), r.GetLogTerm()}
+	if id == n.stableAck {
+		return true
+	}
+	n.stableAck = id
+	return false
 }
 
 // updateCutHold holds a pipelined leader's WALs from cutting batches while

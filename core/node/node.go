@@ -248,6 +248,9 @@ type Node struct {
 	syncsOut int
 	lastSync *asyncSync
 	mustSync bool
+	// stableAck is the (index, term) of the last storage acknowledgement
+	// (MsgStorageAppendResp) stepped, so that a repeat is not (deliver).
+	stableAck [2]uint64
 	// cutsHeld: the WALs hold their cuts while a pipelined leader's
 	// Raft-log sync runs (updateCutHold).
 	cutsHeld bool

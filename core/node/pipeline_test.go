@@ -466,3 +466,41 @@ func TestPipelinedLeaderBatchesOnRaftSync(t *testing.T) {
 		t.Fatalf("n%d fsynced its WAL %d times for acks=-1 batches, want 0", l, fsyncs)
 	}
 }
+
+// TestPipelinedStorageAcksNotRepeated: on the pipelined path a
+// commit-index-only storage append rides on the sync of the entries written
+// before it, and etcd raft attaches those entries' id to its
+// acknowledgement too. Stepped after the entries' own acknowledgement it
+// is a no-op that raft reports as an Info line on every node for every
+// batch; the node drops such repeats (repeatedStableAck). The cluster
+// must still commit and answer every request.
+func TestPipelinedStorageAcksNotRepeated(t *testing.T) {
+	c := newGatedCluster(t, 7, 3, node.PathPipelined, nil, node.Bugs{})
+	l := c.leader()
+	var repeats, stable []string
+	c.w.Trace().SetListener(func(e sim.TraceEvent) {
+		if e.Kind == "raft.info" && strings.Contains(e.Text, "missing from unstable log") {
+			repeats = append(repeats, e.String())
+		}
+		if e.Kind == "apply" {
+			stable = append(stable, e.String())
+		}
+	})
+	var replies []*reply
+	for i := 0; i < 40; i++ {
+		replies = append(replies, c.produce(l, node.AcksAll, fmt.Sprintf("v%d", i)))
+		c.run(time.Duration(i%3) * time.Millisecond)
+	}
+	for _, r := range replies {
+		if !c.wait(r, 5*time.Second) || r.resp.Err != nil {
+			t.Fatalf("acks=-1 on n%d: answered %v, err %v", l, r.done, r.resp.Err)
+		}
+	}
+	c.run(100 * time.Millisecond) // followers learn the last commit index
+	if len(stable) == 0 {
+		t.Fatal("no entry applied: the test did not run the pipelined path")
+	}
+	if len(repeats) > 0 {
+		t.Fatalf("%d repeated storage acknowledgements stepped, first: %s", len(repeats), repeats[0])
+	}
+}
