@@ -92,7 +92,8 @@ func (nopNet) Send(env.NodeID, []byte) {}
 // cluster is the set of members of one run.
 type cluster struct {
 	cfg     Config
-	members []*member // members[i].id == i+1
+	members []*member     // members[i].id == i+1
+	path    *pathRecorder // Config.CriticalPath: nil when off
 
 	mu     sync.Mutex
 	lead   *member
@@ -103,6 +104,9 @@ type cluster struct {
 func startCluster(cfg Config, dir string) (*cluster, error) {
 	c := &cluster{cfg: cfg}
 	n := cfg.nodeCount()
+	if cfg.CriticalPath {
+		c.path = newPathRecorder()
+	}
 	peers := make([]uint64, n)
 	for i := range peers {
 		peers[i] = uint64(i + 1)
@@ -114,6 +118,7 @@ func startCluster(cfg Config, dir string) (*cluster, error) {
 	for _, id := range peers {
 		m := &member{id: id, loop: osenv.NewLoop(), dead: make(chan struct{}), gate: &osenv.SyncGate{},
 			tracer: newNodeTracer(n == 1, n > 1 && cfg.Partitions == 1)}
+		m.tracer.path, m.tracer.id = c.path, id
 		m.alive.Store(true)
 		c.members = append(c.members, m)
 		fs, err := osenv.NewFSWithGate(filepath.Join(dir, fmt.Sprintf("n%d", id)), m.loop, m.gate)
@@ -121,10 +126,12 @@ func startCluster(cfg Config, dir string) (*cluster, error) {
 			return fail(fmt.Errorf("bench: node %d: %w", id, err))
 		}
 		m.fs = NewCountingFS(fs)
+		m.fs.path, m.fs.id = c.path, id
 		if n > 1 {
 			m.tr, err = osenv.NewTransport(osenv.TransportConfig{ID: id, Listen: "127.0.0.1:0"}, m.loop,
 				func(from env.NodeID, msg []byte) {
 					if m.node != nil { // on the loop, like every use of m.node
+						c.path.message(m.id, from, msg, true)
 						m.node.Receive(from, msg)
 					}
 				})
@@ -145,6 +152,9 @@ func startCluster(cfg Config, dir string) (*cluster, error) {
 		var net env.Network = nopNet{}
 		if m.tr != nil {
 			net = m.tr
+			if c.path != nil {
+				net = pathNet{Network: m.tr, path: c.path, id: m.id}
+			}
 		}
 		e := osenv.NewEnv(m.loop, m.fs, net, osenv.WallSeed()+m.id, m.tracer)
 		ncfg := node.Config{
@@ -273,4 +283,17 @@ func (c *cluster) shutdown() {
 		}
 		m.stop(false)
 	}
+}
+
+// pathNet notes the Raft messages a node sends (Config.CriticalPath).
+type pathNet struct {
+	env.Network
+	path *pathRecorder
+	id   uint64
+}
+
+// Send implements env.Network.
+func (p pathNet) Send(to env.NodeID, msg []byte) {
+	p.path.message(p.id, to, msg, false)
+	p.Network.Send(to, msg)
 }

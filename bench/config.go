@@ -117,6 +117,10 @@ type Config struct {
 	// alone cut the quorum ceiling from about 66k to 50k msg/s (16
 	// producers: 34k to 11k). DefaultConfig uses DefaultProcs.
 	Procs int
+	// CriticalPath also times each batch's steps from proposal to apply on
+	// the leader (Result.CriticalPath; see CriticalPath). It needs a
+	// 3-node cluster with one partition, and costs some CPU.
+	CriticalPath bool
 	// Ceiling also runs RunCeiling after the cluster has shut down and
 	// reports the run's ratio to both ceilings.
 	Ceiling bool
@@ -211,6 +215,8 @@ func (c Config) Validate() error {
 		return bad("-stall-for %v: set it (positive, at most %v) exactly when -stall-leader-disk-after is set", c.StallFor, MaxRunDuration)
 	case c.StallLeaderDiskAfter > 0 && c.KillLeaderAfter > 0:
 		return bad("one drill per run: -kill-leader-after or -stall-leader-disk-after")
+	case c.CriticalPath && (c.Mode != ModeCluster || c.Nodes != 3 || c.Partitions != 1):
+		return bad("-critical-path needs -mode cluster, 3 nodes and 1 partition")
 	}
 	return nil
 }

@@ -21,6 +21,10 @@ import (
 // goroutine while the node runs.
 type CountingFS struct {
 	env.FS
+	// path and id, when path is set, note the node's Raft-log syncs for
+	// Config.CriticalPath.
+	path *pathRecorder
+	id   uint64
 
 	syncs    atomic.Int64
 	dirSyncs atomic.Int64
@@ -114,7 +118,10 @@ func (f *countingFile) Sync(done func(error)) {
 		sum = &f.fs.walSync
 	}
 	start := time.Now()
+	name := f.Name()
+	f.fs.path.file(f.fs.id, name, false)
 	f.File.Sync(func(err error) {
+		f.fs.path.file(f.fs.id, name, true)
 		sum.add(time.Since(start))
 		done(err)
 	})
@@ -154,6 +161,8 @@ func (f *countingFile) Close() error {
 type nodeTracer struct {
 	standalone bool
 	timeRaft   bool
+	path       *pathRecorder // Config.CriticalPath: nil when off
+	id         uint64
 
 	leading bool                   // loop only
 	waiting map[int64][]stamp      // loop only: produce times by partition, in offset order
@@ -183,6 +192,14 @@ func newNodeTracer(standalone, timeRaft bool) *nodeTracer {
 
 // Trace implements env.Tracer.
 func (t *nodeTracer) Trace(e env.Event) {
+	if t.path != nil {
+		switch {
+		case e.Kind == "propose":
+			t.path.add(t.id, 0, pePropose, uint64(e.B))
+		case e.Kind == "apply" && e.D == 0:
+			t.path.add2(t.id, 0, peApply, uint64(e.A), uint64(e.C))
+		}
+	}
 	if e.Kind == "raft.role" {
 		t.leading = node.Role(e.A) == node.RoleLeader
 		clear(t.waiting)

@@ -50,6 +50,8 @@ type Result struct {
 
 	// Stages breaks the leader's produce path down.
 	Stages Stages `json:"stages"`
+	// CriticalPath breaks the Raft part down further (Config.CriticalPath).
+	CriticalPath *CriticalPath `json:"critical_path,omitempty"`
 	// Cost is the process's CPU, system calls and allocations per message
 	// of the window.
 	Cost Cost `json:"cost"`
@@ -148,6 +150,13 @@ func (r Result) Print(w io.Writer) error {
 	st := r.Stages
 	fmt.Fprintf(&b, "  stages      queue %s ms  WAL write+fsync %s ms  Raft propose->apply %s ms  (fsync: WAL %s ms, Raft log %s ms)\n",
 		ms(st.QueueMs), ms(st.WALMs), ms(st.RaftMs), ms(st.WALFsyncMs), ms(st.LogFsyncMs))
+	if cp := r.CriticalPath; cp != nil {
+		fmt.Fprintf(&b, "  raft path   medians of %s batches: leader fsync issued %s ms after propose, takes %s ms;"+
+			" MsgApp sent %s, on the wire %s, queued at the follower %s, follower fsync %s, ack back %s;"+
+			" quorum -> apply %s; propose -> apply %s ms (quorum waited for the leader's own fsync in %.0f%%)\n",
+			group(float64(cp.Batches)), ms(cp.LeaderSyncStart), ms(cp.LeaderSync), ms(cp.Send), ms(cp.NetOut),
+			ms(cp.FollowerQueue), ms(cp.FollowerSync), ms(cp.AckBack), ms(cp.QuorumToApply), ms(cp.ProposeToApply), cp.LeaderLastPct)
+	}
 	co := r.Cost
 	fmt.Fprintf(&b, "  cost/msg    cpu %.1f us (user %.1f, sys %.1f; %.2f cores)  fsyncs %.3f  file writes %.3f  net flushes %.3f  allocs %.1f (%s B)\n",
 		co.UserUs+co.SysUs, co.UserUs, co.SysUs, co.Cores, co.Fsyncs, co.FileWrites, co.NetFlushes, co.Allocs, group(co.AllocBytes))

@@ -145,6 +145,7 @@ func runOn(ctx context.Context, cfg Config, c *cluster) (Result, error) {
 	start := time.Now()
 	st.acks.start(start)
 	st.phase.Store(phaseMeasure)
+	c.path.setOn(true)
 	if ok && cfg.StallLeaderDiskAfter > 0 {
 		if ok = sleep(cfg.StallLeaderDiskAfter); ok {
 			if l := c.leader(nil); l != nil {
@@ -184,6 +185,7 @@ func runOn(ctx context.Context, cfg Config, c *cluster) (Result, error) {
 		}
 	}
 	st.phase.Store(phaseStop)
+	c.path.setOn(false)
 	elapsed := time.Since(start)
 	st.acks.close(time.Now())
 	k1, p1 := c.counters(), takeProcSnap()
@@ -232,6 +234,14 @@ func runOn(ctx context.Context, cfg Config, c *cluster) (Result, error) {
 		res.FailoverMs = float64(f-st.killedAt.Load()) / float64(time.Millisecond)
 	}
 	st.acks.report(&res, start)
+	if c.path != nil {
+		ids := make([]uint64, len(c.members))
+		for i, m := range c.members {
+			ids[i] = m.id
+		}
+		cp := c.path.analyze(lead.id, ids)
+		res.CriticalPath = &cp
+	}
 	if res.StalledLeader != 0 {
 		res.KilledLeader = 0 // stalled, not killed
 	}

@@ -53,6 +53,10 @@ func TestValidate(t *testing.T) {
 		{"stall duration alone", func(c *Config) { c.StallFor = time.Second }, ok, true},
 		{"stall after window", func(c *Config) { c.StallLeaderDiskAfter, c.StallFor = c.Duration, time.Second }, ok, true},
 		{"stall standalone", func(c *Config) { c.StallLeaderDiskAfter, c.StallFor = time.Second, time.Second }, standalone, true},
+		{"critical path", func(c *Config) { c.CriticalPath = true }, ok, false},
+		{"critical path standalone", func(c *Config) { c.CriticalPath = true }, standalone, true},
+		{"critical path of 5 nodes", func(c *Config) { c.CriticalPath, c.Nodes = true, 5 }, ok, true},
+		{"critical path of 2 partitions", func(c *Config) { c.CriticalPath, c.Partitions = true, 2 }, ok, true},
 		{"stall and kill", func(c *Config) {
 			c.StallLeaderDiskAfter, c.StallFor, c.KillLeaderAfter = time.Second, time.Second, 2*time.Second
 		}, ok, true},

@@ -17,7 +17,7 @@ import (
 func init() {
 	commands = append(commands, command{
 		name:    "bench",
-		args:    "[-mode standalone|cluster] [-nodes 3] [-producers 64] [-duration 20s] [-warmup 2s] [-acks 0|1|all] [-size 256] [-path batch|legacy|pipelined] [-partitions 1] [-dir DIR] [-kill-leader-after D] [-stall-leader-disk-after D -stall-for S] [-ceiling] [-cpuprofile FILE] [-memprofile FILE] [-json]",
+		args:    "[-mode standalone|cluster] [-nodes 3] [-producers 64] [-duration 20s] [-warmup 2s] [-acks 0|1|all] [-size 256] [-path batch|legacy|pipelined] [-partitions 1] [-dir DIR] [-kill-leader-after D] [-stall-leader-disk-after D -stall-for S] [-ceiling] [-critical-path] [-cpuprofile FILE] [-memprofile FILE] [-json]",
 		summary: "benchmark the real runtime with closed-loop producers, then verify every acknowledged message",
 		run:     cmdBench,
 	})
@@ -40,6 +40,7 @@ func cmdBench(args []string, st stdio) int {
 	stallAfter := fs.Duration("stall-leader-disk-after", 0, "hold the leader's fsyncs this long into the window (0: never), for -stall-for")
 	stallFor := fs.Duration("stall-for", 0, "how long -stall-leader-disk-after holds the leader's fsyncs")
 	ceiling := fs.Bool("ceiling", false, "also measure the raw group-commit ceilings (one file; three files acked on two syncs; one file, then three acked on two)")
+	critPath := fs.Bool("critical-path", false, "also time each batch's steps from proposal to apply on the leader (leader and follower fsyncs, the network, the quorum); 3-node cluster, 1 partition; decodes every Raft message, which costs some CPU")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (warm-up, window and verification; every node, producer and the ceilings share the process) to `FILE`, for go tool pprof")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to `FILE` when it ends, for go tool pprof -sample_index=alloc_space")
@@ -49,6 +50,7 @@ func cmdBench(args []string, st stdio) int {
 	cfg := def
 	cfg.Mode, cfg.Nodes, cfg.Producers, cfg.Duration, cfg.Warmup = *mode, *nodes, *producers, *duration, *warmup
 	cfg.Size, cfg.Partitions, cfg.Dir, cfg.KillLeaderAfter, cfg.Ceiling = *size, *partitions, *dir, *kill, *ceiling
+	cfg.CriticalPath = *critPath
 	cfg.StallLeaderDiskAfter, cfg.StallFor = *stallAfter, *stallFor
 	var err error
 	if cfg.Acks, err = bench.ParseAcks(*acks); err != nil {
