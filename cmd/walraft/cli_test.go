@@ -111,6 +111,10 @@ func TestUsageErrors(t *testing.T) {
 			if !strings.Contains(errs, tc.want) {
 				t.Errorf("stderr does not mention %q:\n%s", tc.want, errs)
 			}
+			// Bad input is one line (a bare `walraft` prints the usage).
+			if tc.args != nil && strings.Count(strings.TrimSuffix(errs, "\n"), "\n") > 0 {
+				t.Errorf("want one line on stderr, got:\n%s", errs)
+			}
 		})
 	}
 }

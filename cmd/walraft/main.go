@@ -94,8 +94,13 @@ func cli(args []string, st stdio) (code int) {
 			return c.run(args[1:], st)
 		}
 	}
-	fmt.Fprintf(st.err, "walraft: unknown command %q\n\n", name)
-	usage(st.err)
+	names := make([]string, 0, len(commands))
+	for _, c := range commands {
+		if !c.hidden {
+			names = append(names, c.name)
+		}
+	}
+	fmt.Fprintf(st.err, "walraft: unknown command %q (commands: %s; walraft help explains them)\n", name, strings.Join(names, ", "))
 	return exitUsage
 }
 
@@ -132,13 +137,23 @@ func newFlags(name string, st stdio) *flag.FlagSet {
 // arguments is within [minPos, maxPos] (maxPos < 0: no limit). It returns
 // the positional arguments and an exit code: -1 to go on, exitOK after
 // -h, exitUsage on a bad command line (already reported).
+//
+// A bad flag is one line (the flag package's error and where the flags
+// are explained), not the whole usage: the usage is for -h.
 func parseFlags(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]string, int) {
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard) // the flag package prints its error, then the usage
+	fs.Usage = func() {}
+	defer func() { fs.SetOutput(out); fs.Usage = usage }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			fs.SetOutput(out)
 			if errors.Is(err, flag.ErrHelp) {
+				usage()
 				return nil, exitOK
 			}
+			fmt.Fprintf(out, "walraft %s: %v (walraft %s -h lists the flags)\n", fs.Name(), err, fs.Name())
 			return nil, exitUsage
 		}
 		args = fs.Args()
@@ -155,13 +170,12 @@ func parseFlags(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]string, 
 	if len(pos) < minPos || (maxPos >= 0 && len(pos) > maxPos) {
 		switch {
 		case maxPos == 0:
-			fmt.Fprintf(fs.Output(), "walraft %s: unexpected argument %q\n", fs.Name(), pos[0])
+			fmt.Fprintf(out, "walraft %s: unexpected argument %q (walraft %s -h for usage)\n", fs.Name(), pos[0], fs.Name())
 		case len(pos) < minPos:
-			fmt.Fprintf(fs.Output(), "walraft %s: missing argument\n", fs.Name())
+			fmt.Fprintf(out, "walraft %s: missing argument (walraft %s -h for usage)\n", fs.Name(), fs.Name())
 		default:
-			fmt.Fprintf(fs.Output(), "walraft %s: too many arguments: %s\n", fs.Name(), strings.Join(pos, " "))
+			fmt.Fprintf(out, "walraft %s: too many arguments: %s\n", fs.Name(), strings.Join(pos, " "))
 		}
-		fs.Usage()
 		return nil, exitUsage
 	}
 	return pos, -1
