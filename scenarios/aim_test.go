@@ -533,3 +533,41 @@ func TestZombiePlanAimsAtOneFollower(t *testing.T) {
 		}
 	}
 }
+
+// TestBootSyncFaultMeetsRecovery: a failed-sync fault triggered on boot
+// with no delay applies inside the boot event, so it fails the node's
+// first recovery syncs (which the disk draws as they are issued): the node
+// must stop before it starts, and come back on its next restart. Fired an
+// event later, as other faults are, it would miss every recovery sync.
+func TestBootSyncFaultMeetsRecovery(t *testing.T) {
+	s := Schedule{
+		{At: 800 * time.Millisecond, Kind: FaultKill, Node: 2, Dur: 100 * time.Millisecond},
+		{At: 500 * time.Millisecond, Kind: FaultSyncEIO, Target: TargetEventNode, Count: 1, Trigger: &Trigger{On: OnBoot, Node: 2}},
+	}
+	res := smallRun(t, s, nil)
+	var boot, failed, started, restarted = -1, -1, -1, -1
+	for i, e := range res.Trace {
+		if e.Node != 2 {
+			continue
+		}
+		switch {
+		case e.Kind == "proc.boot" && e.A == 2 && boot < 0:
+			boot = i
+		case e.Kind == "fs.sync.err" && boot >= 0 && failed < 0:
+			failed = i
+		case e.Kind == "node.start" && boot >= 0 && started < 0:
+			started = i
+		case e.Kind == "proc.boot" && e.A == 3 && restarted < 0:
+			restarted = i
+		}
+	}
+	if boot < 0 || failed < 0 {
+		t.Fatalf("n2 booted at trace index %d, its first failed sync at %d: the fault missed the boot", boot, failed)
+	}
+	if started >= 0 && started < failed {
+		t.Fatalf("n2 started (index %d) before its recovery sync failed (index %d)", started, failed)
+	}
+	if restarted < 0 || (started >= 0 && started < restarted) {
+		t.Fatalf("n2 did not stop and boot again after its failed recovery sync (start %d, next boot %d)", started, restarted)
+	}
+}

@@ -370,6 +370,9 @@ func restartPlan(o Options, rng *sim.Rand) Schedule {
 		}
 		return CorruptRaft
 	}
+	// The boot's failed recovery syncs come from a stream of their own, so
+	// that adding them left the plan's other draws as they were.
+	eio := sim.NewStreams(o.Seed).Stream("plan/restart/boot-eio")
 	t := rng.Duration(300*time.Millisecond, time.Second)
 	for t < o.SafetyDuration-500*time.Millisecond {
 		at := Trigger{On: OnWALWrite, Nth: 1 + rng.IntN(10)}
@@ -387,6 +390,11 @@ func restartPlan(o Options, rng *sim.Rand) Schedule {
 			Fault{At: t, Kind: FaultStallLog, Target: TargetEventNode, Dur: rng.Duration(20*time.Millisecond, 200*time.Millisecond), Log: log(), Trigger: &stallAt},
 			Fault{At: t, Kind: FaultKill, Target: TargetEventNode, Dur: rng.Duration(20*time.Millisecond, 500*time.Millisecond), Trigger: &killAt},
 			Fault{At: t, Kind: FaultStallLog, Target: TargetEventNode, Dur: rng.Duration(5*time.Millisecond, 300*time.Millisecond), Log: log(), Trigger: &Trigger{On: OnBoot}})
+		if eio.Chance(0.4) {
+			// One of the first recovery syncs after the kill fails: the
+			// node must stop, not start on what only its page cache held.
+			s = append(s, Fault{At: t, Kind: FaultSyncEIO, Target: TargetEventNode, Count: 1 + eio.IntN(3), Trigger: &Trigger{On: OnBoot}})
+		}
 		t += rng.Duration(time.Second, 3*time.Second)
 	}
 	s.Sort()

@@ -51,7 +51,10 @@ const (
 	// OnBoot: the node's process boots again after a crash or kill
 	// ("proc.boot" of an incarnation after the first), before it opens
 	// its logs: a fault fired here meets its recovery (a log's recovery
-	// sync stalled, say), where OnRestart fires once it has started.
+	// sync stalled, say), where OnRestart fires once it has started. A
+	// failed-sync, -write or -read fault or ENOSPC with no delay applies
+	// in the boot event itself, so its budget meets the recovery's first
+	// operations (bootDiskFault).
 	OnBoot TriggerEvent = "boot"
 )
 
@@ -146,6 +149,12 @@ func (h *harness) watch(e sim.TraceEvent) {
 	if len(h.armed) == 0 || h.inLive {
 		return
 	}
+	var now []Fault // fired inside this event, after the loop
+	defer func() {
+		for _, f := range now {
+			h.fire(f, uint64(e.Node))
+		}
+	}()
 	for i := 0; i < len(h.armed); i++ {
 		a := h.armed[i]
 		if !h.matches(a.f.Trigger, e) {
@@ -161,8 +170,28 @@ func (h *harness) watch(e sim.TraceEvent) {
 		h.w.Emit(e.Node, env.Event{Kind: "fault.trigger", A: int64(ev), B: int64(f.Trigger.Delay), Text: string(f.Kind) + " " + f.Trigger.String()})
 		h.probe("trigger-fired")
 		h.probe("trigger-" + string(f.Trigger.On))
+		if f.Trigger.On == OnBoot && f.Trigger.Delay == 0 && bootDiskFault(f.Kind) {
+			// Before the booting node opens its logs (proc.boot comes
+			// first): a sync fault must meet the recovery syncs, whose
+			// results the disk draws as they are issued.
+			now = append(now, f)
+			continue
+		}
 		h.s.After(f.Trigger.Delay, func() { h.fire(f, ev) })
 	}
+}
+
+// bootDiskFault reports whether a boot trigger without delay applies kind
+// inside the boot event itself: the disk's fault budgets (failed syncs,
+// writes and reads), which the disk draws as an operation is issued. A
+// stall applies to syncs in flight too, and keeps firing in an event of
+// its own, as every other fault does.
+func bootDiskFault(kind FaultKind) bool {
+	switch kind {
+	case FaultSyncEIO, FaultWriteEIO, FaultReadEIO, FaultNoSpace:
+		return true
+	}
+	return false
 }
 
 // matches reports whether trace event e is t's event.
