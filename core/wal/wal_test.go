@@ -504,3 +504,39 @@ func TestCorruptOpen(t *testing.T) {
 		t.Fatalf("Open of a corrupt log: %v", err)
 	}
 }
+
+// TestRecoveryPassesSyncError: when the recovery sync of a reopened WAL
+// fails, OnRecovered gets the error, and nothing recovered is claimed
+// durable: the owner must stop rather than start on records only the page
+// cache may hold (the failed fsync may have dropped them).
+func TestRecoveryPassesSyncError(t *testing.T) {
+	h := newHarness(t, 3, sim.DefaultDiskConfig())
+	w := h.open(Config{}, nil)
+	done := false
+	if _, err := w.Append([][]byte{rec(0, 0, 40), rec(0, 1, 40)}, func(err error) { done = err == nil }); err != nil {
+		t.Fatal(err)
+	}
+	h.run(func() bool { return done })
+	// The process exits with the machine up, and the next one's first
+	// sync fails.
+	h.gen++
+	h.events = nil
+	h.disk.ProcessExit()
+	h.disk.FailNextSyncs(1)
+	w = h.open(Config{}, nil)
+	var got error
+	called := false
+	w.OnRecovered(func(err error) { called, got = true, err })
+	h.run(func() bool { return called })
+	if got == nil || !errors.Is(got, env.ErrIO) {
+		t.Fatalf("OnRecovered(%v), want the recovery sync's EIO", got)
+	}
+	if w.DurableEnd() != w.Start() {
+		t.Fatalf("DurableEnd %d after a failed recovery sync, want Start %d", w.DurableEnd(), w.Start())
+	}
+	for _, e := range h.events {
+		if e.Kind == "wal.recovered" {
+			t.Fatalf("traced %v after a failed recovery sync", e)
+		}
+	}
+}
