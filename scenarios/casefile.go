@@ -248,6 +248,11 @@ func (c *Case) validateRun() error {
 	if err := c.Schedule.Validate(o.Nodes); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadCase, err)
 	}
+	for i, f := range c.Schedule {
+		if err := f.canTakeEffect(o.SafetyDuration); err != nil {
+			return fmt.Errorf("%w: schedule[%d]: fault %s: %v", ErrBadCase, i, strings.TrimSpace(f.String()), err)
+		}
+	}
 	return nil
 }
 
@@ -261,6 +266,8 @@ func validateCaseOptions(o Options) error {
 		return err
 	}
 	switch {
+	case o.Producers == 0:
+		return fmt.Errorf("no producers: nothing would be written, so nothing could be lost (a case needs Producers >= 1)")
 	case o.Producers > maxCaseClients || o.Consumers > maxCaseClients:
 		return fmt.Errorf("%d producers and %d consumers (at most %d each)", o.Producers, o.Consumers, maxCaseClients)
 	case o.SafetyDuration > maxCasePhase || o.LivenessDuration > maxCasePhase:
@@ -498,8 +505,11 @@ func joinPath(path, name string) string {
 
 func displayPath(p string) string { return strconv.Quote(p) }
 
-// ReadCase reads and decodes a case file (see DecodeCase). Errors name the
-// file; content errors wrap ErrBadCase.
+// ReadCase reads and decodes a case file (see DecodeCase). A hand-written
+// schedule file (DecodeScheduleFile: no commit, trace hash or violations
+// yet) is read too, so that replay, minimize, report and go test take what
+// run -schedule takes; its commit reads "unknown". Errors name the file
+// and are DecodeCase's; content errors wrap ErrBadCase.
 func ReadCase(path string) (*Case, error) {
 	b, err := readBounded(path, "case")
 	if err != nil {
@@ -507,7 +517,14 @@ func ReadCase(path string) (*Case, error) {
 	}
 	c, err := DecodeCase(b)
 	if err != nil {
-		return nil, fmt.Errorf("case %s: %w", path, err)
+		sc, serr := DecodeScheduleFile(b)
+		if serr != nil {
+			return nil, fmt.Errorf("case %s: %w", path, err)
+		}
+		if sc.Commit == "" {
+			sc.Commit = "unknown"
+		}
+		return sc, nil
 	}
 	return c, nil
 }

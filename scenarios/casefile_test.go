@@ -251,3 +251,45 @@ func TestDecodeScheduleFile(t *testing.T) {
 		})
 	}
 }
+
+// TestFaultCanTakeEffect: a case file's fault that could never act (due
+// after the safety phase, a window with no duration, a budget of zero) is
+// refused; one at the phase's last instant still applies.
+func TestFaultCanTakeEffect(t *testing.T) {
+	safety := 6 * time.Second
+	tests := []struct {
+		name string
+		f    Fault
+		ok   bool
+	}{
+		{"crash inside", Fault{At: time.Second, Kind: FaultCrash, Node: 1}, true},
+		{"heal at the last instant", Fault{At: safety, Kind: FaultHeal}, true},
+		{"crash after the phase", Fault{At: safety + 1, Kind: FaultCrash, Node: 1}, false},
+		{"stall without dur", Fault{At: time.Second, Kind: FaultStall, Node: 1}, false},
+		{"stall", Fault{At: time.Second, Kind: FaultStall, Node: 1, Dur: time.Millisecond}, true},
+		{"drop without prob", Fault{At: time.Second, Kind: FaultDrop, Dur: time.Second}, false},
+		{"sync-eio without count", Fault{At: time.Second, Kind: FaultSyncEIO, Node: 1}, false},
+		{"sync-eio", Fault{At: time.Second, Kind: FaultSyncEIO, Node: 1, Count: 1}, true},
+		{"clock step of zero", Fault{At: time.Second, Kind: FaultClockStep, Node: 1}, false},
+		{"skew at rate 1", Fault{At: time.Second, Kind: FaultSkew, Node: 1, Rate: 1}, false},
+		{"crash at disk event 0", Fault{Kind: FaultCrashAtDiskEvent, Node: 1}, false},
+	}
+	for _, tc := range tests {
+		if err := tc.f.canTakeEffect(safety); (err == nil) != tc.ok {
+			t.Errorf("%s: canTakeEffect = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// TestUnfiredFaults: a fault whose trigger never fires is reported in
+// Result.Unfired; one that fires is not.
+func TestUnfiredFaults(t *testing.T) {
+	s := Schedule{
+		{At: 100 * time.Millisecond, Kind: FaultCrash, Target: TargetEventNode, Dur: 50 * time.Millisecond, Trigger: &Trigger{On: OnBecomeLeader, Nth: 1000}},
+		{At: time.Second, Kind: FaultPause, Node: 2, Dur: 10 * time.Millisecond},
+	}
+	res := smallRun(t, s, nil)
+	if len(res.Unfired) != 1 || res.Unfired[0].Trigger == nil || res.Unfired[0].Trigger.Nth != 1000 {
+		t.Fatalf("Unfired = %v, want the become-leader trigger alone", res.Unfired)
+	}
+}

@@ -67,6 +67,7 @@ type harness struct {
 
 	// Aimed and triggered faults (targets.go, triggers.go).
 	armed     []*armed // triggers waiting for their event
+	unfired   []Fault  // faults that never took effect (Result.Unfired)
 	lastVoter uint64   // the node that sent the latest vote grant
 	// hungSince is, per node, when it reported its disk hung (trace
 	// disk.hung A=1) and has not reported it back since: A2.
@@ -468,6 +469,14 @@ func (h *harness) netFault() {
 // failing disks, skewed clocks. From here the cluster must converge (L1).
 func (h *harness) startLiveness() {
 	h.inLive = true
+	for _, f := range h.sched {
+		if f.At > h.s.Now() { // RunUntil ran every event up to now
+			h.unfired = append(h.unfired, f) // due in the liveness phase
+		}
+	}
+	for _, a := range h.armed {
+		h.unfired = append(h.unfired, a.f) // its trigger never fired
+	}
 	h.stopped = true
 	net := h.w.Net()
 	net.Heal()

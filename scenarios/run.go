@@ -70,6 +70,11 @@ type Result struct {
 	DiskEvents [][]sim.DiskEvent
 	// Avail is the run's availability under its faults (A1).
 	Avail AvailSummary
+	// Unfired are the faults of the schedule that never took effect: a
+	// trigger that never fired in the safety phase, or a fault due after
+	// it (faults apply in the safety phase only). A schedule whose faults
+	// never fire holds for nothing; the CLI says so.
+	Unfired []Fault
 }
 
 // OK reports whether every invariant held (a run beyond the fault budget
@@ -164,6 +169,7 @@ func (h *harness) result() *Result {
 
 		DiskEvents: h.diskEvents,
 		Avail:      SummarizeAvail(hist),
+		Unfired:    h.unfired,
 	}
 	if rep.BeyondBudget {
 		res.BeyondBudget = strings.Join(rep.BeyondBudgetWhy, "; ")

@@ -272,6 +272,44 @@ func (f Fault) Validate(n int) error {
 	return nil
 }
 
+// canTakeEffect reports a fault of a hand-written schedule that could
+// never do anything: due after the safety phase (faults apply in the
+// safety phase only), a window fault with no duration, a fault with no
+// count, probability or step where its kind needs one. Fault.Validate
+// leaves these alone (generators and rapid may draw them); a case file is
+// held to them, since a schedule whose faults never act holds for nothing.
+func (f Fault) canTakeEffect(safety time.Duration) error {
+	switch {
+	case f.At > safety: // a fault at the phase's last instant still applies
+		return fmt.Errorf("at %v is after the safety phase (%v long), where faults apply", f.At, safety)
+	}
+	switch f.Kind {
+	case FaultPause, FaultStall, FaultStallLog, FaultHang, FaultDrop, FaultDup, FaultLink:
+		if f.Dur <= 0 {
+			return fmt.Errorf("%s needs a positive dur (nanoseconds)", f.Kind)
+		}
+	}
+	switch f.Kind {
+	case FaultSyncEIO, FaultWriteEIO, FaultNoSpace, FaultReadEIO, FaultCrashAtDiskEvent, FaultTornCrashAtDiskEvent, FaultKillAtDiskEvent:
+		if f.Count <= 0 {
+			return fmt.Errorf("%s needs a count of at least 1", f.Kind)
+		}
+	case FaultDrop, FaultDup:
+		if f.Prob <= 0 {
+			return fmt.Errorf("%s needs a prob in (0, 1]", f.Kind)
+		}
+	case FaultClockStep:
+		if f.Step == 0 {
+			return fmt.Errorf("clock-step needs a non-zero step (nanoseconds; negative steps back)")
+		}
+	case FaultSkew:
+		if f.Rate == 1 {
+			return fmt.Errorf("skew at rate 1 changes nothing")
+		}
+	}
+	return nil
+}
+
 // Schedule is a fault schedule: fault events in time order. It is plain data:
 // generated from a seed or drawn by rapid, printed, saved in case files and
 // loaded again.

@@ -109,7 +109,7 @@ func cmdReplay(args []string, st stdio) int {
 	r := summarize(o, c.Variant, res, wall, simErr, commit)
 	r.Case = pos[0]
 	out := replayJSON{runJSON: *r, RecordedTraceHash: c.TraceHash, RecordedCommit: c.Commit,
-		RecordedInvariant: c.Invariants(), Drift: r.TraceHash != c.TraceHash, Timeline: []string{}}
+		RecordedInvariant: c.Invariants(), Drift: c.TraceHash != "" && r.TraceHash != c.TraceHash, Timeline: []string{}}
 	if out.Drift {
 		out.DriftWhy = driftWhy(c, commit)
 	}
@@ -205,6 +205,8 @@ func cmdReplay(args []string, st stdio) int {
 		for _, l := range out.DriftWhy {
 			fmt.Fprintf(st.out, "  %s\n", l)
 		}
+	} else if c.TraceHash == "" {
+		fmt.Fprintf(st.out, "trace hash %s (the file records none: a hand-written schedule)\n", r.TraceHash)
 	} else {
 		fmt.Fprintf(st.out, "trace hash %s matches the case: the recorded run replayed exactly\n", r.TraceHash)
 	}

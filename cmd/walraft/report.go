@@ -93,7 +93,7 @@ func cmdReport(args []string, st stdio) int {
 	d := col.Data
 	fmt.Fprintf(st.out, "report of %s written to %s (%d messages, %d ops, %d faults)\n", pos[0], path, len(d.Msgs), len(d.Ops), len(d.Schedule))
 	fmt.Fprintf(st.out, "focus: %s (%.6fs - %.6fs)\n", col.Focus.Label, col.Focus.From.Seconds(), col.Focus.To.Seconds())
-	if d.TraceHash != d.CaseHash {
+	if d.CaseHash != "" && d.TraceHash != d.CaseHash {
 		fmt.Fprintf(st.out, "DRIFT: trace hash %s differs from the case's %s (see walraft replay for what differs)\n", d.TraceHash, d.CaseHash)
 	}
 	return exitOK

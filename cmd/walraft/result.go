@@ -115,8 +115,11 @@ type runJSON struct {
 	Acks         map[string]acksJSON `json:"acks"`
 	Probes       map[string]int      `json:"probes"`
 	Faults       int                 `json:"faults"`
-	Avail        availJSON           `json:"avail"`
-	Commit       string              `json:"commit"`
+	// Unfired are the faults that never took effect (a trigger that never
+	// fired in the safety phase; scenarios.Result.Unfired).
+	Unfired []string  `json:"unfired,omitempty"`
+	Avail   availJSON `json:"avail"`
+	Commit  string    `json:"commit"`
 	// Replay is the command that runs this seed again.
 	Replay string `json:"replay"`
 	// Case is the case file written for a failing run, if any.
@@ -188,6 +191,9 @@ func summarize(o scenarios.Options, variant string, res *scenarios.Result, wall 
 	}
 	r.OK = res.OK()
 	r.BeyondBudget = res.BeyondBudget
+	for _, f := range res.Unfired {
+		r.Unfired = append(r.Unfired, strings.TrimSpace(f.String()))
+	}
 	for _, v := range res.Report.Verdicts {
 		r.Invariants[v.Invariant] = string(v.Verdict)
 	}

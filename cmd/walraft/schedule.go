@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -62,22 +63,27 @@ type scheduleRun struct {
 	Case   string `json:"case,omitempty"`
 	// Replay runs this seed of the file again.
 	Replay string `json:"replay"`
+	// Unfired counts the faults that never took effect in this seed.
+	Unfired int `json:"unfired,omitempty"`
 }
 
 // scheduleSummary is `walraft run -schedule FILE -seeds A-B -json`.
 type scheduleSummary struct {
-	Schedule   string        `json:"schedule"`
-	Scenario   string        `json:"scenario"`
-	Variant    string        `json:"variant"`
-	From       uint64        `json:"from"`
-	To         uint64        `json:"to"`
-	Expect     string        `json:"expect,omitempty"`
-	Held       int           `json:"held"`
-	Violated   int           `json:"violated"`
-	AsExpected int           `json:"as_expected"`
-	Failed     []uint64      `json:"failed_seeds"`
-	Runs       []scheduleRun `json:"runs"`
-	Commit     string        `json:"commit"`
+	Schedule   string `json:"schedule"`
+	Scenario   string `json:"scenario"`
+	Variant    string `json:"variant"`
+	From       uint64 `json:"from"`
+	To         uint64 `json:"to"`
+	Expect     string `json:"expect,omitempty"`
+	Held       int    `json:"held"`
+	Violated   int    `json:"violated"`
+	AsExpected int    `json:"as_expected"`
+	// SeedsWithUnfired counts the seeds in which some fault never took
+	// effect.
+	SeedsWithUnfired int           `json:"seeds_with_unfired,omitempty"`
+	Failed           []uint64      `json:"failed_seeds"`
+	Runs             []scheduleRun `json:"runs"`
+	Commit           string        `json:"commit"`
 }
 
 // parseSeedRange parses -seeds "A-B" (A <= B, at most maxScheduleSeeds
@@ -181,8 +187,17 @@ func runScheduleSeed(st stdio, f scheduleFlags, c *scenarios.Case, variant strin
 }
 
 // asExpected reports whether a run's verdict is the file's "expect" (nil
-// when the file expects nothing).
-func asExpected(c *scenarios.Case, r *runJSON) *bool {
+// when the file expects nothing). The expect is for the file's own
+// variant: run with another one, a variant the file lists in caught_by is
+// expected to break an invariant, and any other is not judged (nil).
+func asExpected(c *scenarios.Case, variant string, r *runJSON) *bool {
+	if variant != c.Variant {
+		if !slices.Contains(c.CaughtBy, variant) {
+			return nil
+		}
+		ok := r.failed()
+		return &ok
+	}
 	if c.Expect == "" {
 		return nil
 	}
@@ -244,11 +259,35 @@ func runScheduleOne(st stdio, f scheduleFlags, c *scenarios.Case, variant string
 			fmt.Fprintf(st.out, "trace hash differs from the file's %s (the code changed since it was recorded)\n", c.TraceHash)
 		}
 	}
-	if ok := asExpected(c, r); ok != nil {
-		fmt.Fprintf(st.out, "expect %s: %s\n", c.Expect, expectWord(*ok))
+	printUnfired(st.out, r.Unfired, len(c.Schedule))
+	if ok := asExpected(c, variant, r); ok != nil {
+		fmt.Fprintf(st.out, "%s: %s\n", expectLabel(c, variant), expectWord(*ok))
+	} else if variant != c.Variant && c.Expect != "" {
+		fmt.Fprintf(st.out, "expect %s is for %s, not judged for %s (not in caught_by)\n", c.Expect, variantName(c.Variant), variantName(variant))
 	}
 	printOutcome(st.out, r)
 	return code
+}
+
+// printUnfired says which faults of a schedule never took effect: a
+// schedule whose faults never act holds for nothing.
+func printUnfired(w io.Writer, unfired []string, faults int) {
+	if len(unfired) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "note: %d of %d faults never took effect (a trigger that never fired in the safety phase):\n", len(unfired), faults)
+	for _, f := range unfired {
+		fmt.Fprintf(w, "  %s\n", f)
+	}
+}
+
+// expectLabel names what a run is judged against: the file's expect, or,
+// for a variant the file lists in caught_by, that it is caught.
+func expectLabel(c *scenarios.Case, variant string) string {
+	if variant != c.Variant {
+		return "caught_by " + variant
+	}
+	return "expect " + c.Expect
 }
 
 func expectWord(ok bool) string {
@@ -271,10 +310,19 @@ func runScheduleRange(st stdio, f scheduleFlags, c *scenarios.Case, variant stri
 			fmt.Fprintf(st.out, "note: %s\n", c.Note)
 		}
 	}
+	var unfired []string // every fault that never took effect in some seed
 	for seed := from; ; seed++ {
 		r, _ := runScheduleSeed(st, f, c, variant, seed, commit)
 		run := scheduleRun{Seed: seed, OK: !r.failed(), Invariants: r.invariantNames(), TraceHash: r.TraceHash,
-			AsExpected: asExpected(c, r), Case: r.Case, Replay: r.Replay}
+			AsExpected: asExpected(c, variant, r), Case: r.Case, Replay: r.Replay, Unfired: len(r.Unfired)}
+		for _, u := range r.Unfired {
+			if !slices.Contains(unfired, u) {
+				unfired = append(unfired, u)
+			}
+		}
+		if len(r.Unfired) > 0 {
+			sum.SeedsWithUnfired++
+		}
 		if run.Invariants == nil {
 			run.Invariants = []string{}
 		}
@@ -316,7 +364,18 @@ func runScheduleRange(st stdio, f scheduleFlags, c *scenarios.Case, variant stri
 		fmt.Fprintf(st.out, " (seeds %s)", joinSeeds(sum.Failed, 20))
 	}
 	fmt.Fprintln(st.out)
-	if c.Expect != "" {
+	if sum.SeedsWithUnfired > 0 {
+		fmt.Fprintf(st.out, "note: in %d of %d seeds some faults never took effect (a trigger that never fired in the safety phase):\n", sum.SeedsWithUnfired, n)
+		for _, u := range unfired {
+			fmt.Fprintf(st.out, "  %s\n", u)
+		}
+	}
+	switch {
+	case variant != c.Variant && slices.Contains(c.CaughtBy, variant):
+		fmt.Fprintf(st.out, "caught_by %s: caught in %d of %d seeds\n", variant, sum.AsExpected, n)
+	case variant != c.Variant && c.Expect != "":
+		fmt.Fprintf(st.out, "expect %s is for %s, not judged for %s (not in caught_by)\n", c.Expect, variantName(c.Variant), variantName(variant))
+	case c.Expect != "":
 		fmt.Fprintf(st.out, "expect %s: %d of %d seeds as expected\n", c.Expect, sum.AsExpected, n)
 	}
 	if code == exitFail {
@@ -342,6 +401,9 @@ func printScheduleRun(w io.Writer, run scheduleRun, r *runJSON) {
 	}
 	if run.Case != "" {
 		line += "  case " + run.Case
+	}
+	if run.Unfired > 0 {
+		line += fmt.Sprintf("  (%d faults never took effect)", run.Unfired)
 	}
 	fmt.Fprintln(w, line)
 }
