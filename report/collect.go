@@ -234,7 +234,44 @@ func Collect(run RunFunc, c *scenarios.Case, casePath, build string, sel Select)
 	d.addMsgs(msgs, f)
 	d.addTrace(res.Trace, res.SimTime)
 	d.addOps(res.History, f)
+	d.fillEmpty()
 	return &Collected{Data: d, Result: res, Focus: f}, nil
+}
+
+// fillEmpty turns every nil list of d into an empty one, so the page's
+// JSON holds [] and never null: a run with no faults has no lane states,
+// no drop reasons and no faults in focus, and the page's script iterates
+// over each of them.
+func (d *Data) fillEmpty() {
+	orEmpty(&d.Replay)
+	orEmpty(&d.Nodes)
+	orEmpty(&d.Schedule)
+	orEmpty(&d.Verdicts)
+	orEmpty(&d.Viols)
+	orEmpty(&d.Focus.Ops)
+	orEmpty(&d.Focus.Faults)
+	orEmpty(&d.Focus.Evidence)
+	orEmpty(&d.MsgKinds)
+	orEmpty(&d.Msgs)
+	orEmpty(&d.Drops)
+	orEmpty(&d.States)
+	orEmpty(&d.Roles)
+	orEmpty(&d.RoleName)
+	orEmpty(&d.Series)
+	orEmpty(&d.Ops)
+	orEmpty(&d.Legend)
+	for i := range d.Series {
+		orEmpty(&d.Series[i].Points)
+	}
+	for i := range d.Viols {
+		orEmpty(&d.Viols[i].Ops)
+	}
+}
+
+func orEmpty[T any](s *[]T) {
+	if *s == nil {
+		*s = []T{}
+	}
 }
 
 func variantLabel(v string) string {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -306,4 +308,91 @@ func TestLegendCoversSource(t *testing.T) {
 	if len(seen) < 30 {
 		t.Fatalf("found only %d emitted kinds: the pattern no longer matches the code", len(seen))
 	}
+}
+
+// noFaultCase is a failing case with an empty schedule, what minimize
+// writes when a bug needs no fault: ack-before-fsync answers acks=1 writes
+// before their fsync on any run. The schedule is nil, as a minimized case
+// file decodes ("schedule": null).
+var noFaultCase = sync.OnceValues(func() (*scenarios.Case, error) {
+	sc, err := scenarios.Lookup("default")
+	if err != nil {
+		return nil, err
+	}
+	o := sc.Draw(2)
+	o.Variant = "ack-before-fsync"
+	o.SafetyDuration = 500 * time.Millisecond
+	res, err := scenarios.Run(o, scenarios.RunConfig{Variant: o.Variant, UseSchedule: true})
+	if err != nil {
+		return nil, err
+	}
+	c := &scenarios.Case{Version: scenarios.CaseVersion, Scenario: o.Scenario, Seed: o.Seed, Variant: o.Variant,
+		Commit: "test", TraceHash: scenarios.FormatTraceHash(res.TraceHash), Options: res.Options}
+	for _, v := range res.Violations {
+		c.Violations = append(c.Violations, scenarios.CaseViolation{Invariant: v.Invariant, Detail: v.Detail, Time: v.Time})
+	}
+	return c, nil
+})
+
+// The page's script iterates over every list of the data, so no list may
+// be JSON null: a case with no faults (no lane states, no drop reasons, no
+// faults in focus) once left the page without a diagram. This walks the
+// data block of the rendered page for both a faulty and a no-fault case.
+func TestRenderHasNoNullLists(t *testing.T) {
+	nf, err := noFaultCase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nf.Schedule) != 0 || len(nf.Violations) == 0 {
+		t.Fatalf("no-fault case has %d faults and %d violations: want 0 faults and some violations", len(nf.Schedule), len(nf.Violations))
+	}
+	colNF, err := Collect(nil, nf, "case.json", "test", Select{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, col := mustCollect(t)
+	for _, tc := range []struct {
+		name string
+		d    *Data
+	}{{"no faults", colNF.Data}, {"faults", col.Data}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Render(&buf, tc.d); err != nil {
+				t.Fatal(err)
+			}
+			page := buf.String()
+			const open = `<script type="application/json" id="data">`
+			start := strings.Index(page, open) + len(open)
+			end := strings.Index(page[start:], "</script>")
+			var v map[string]any
+			if err := json.Unmarshal([]byte(page[start:start+end]), &v); err != nil {
+				t.Fatal(err)
+			}
+			delete(v, "options") // the run's options as the case holds them, shown as text only
+			for _, p := range nullPaths(v, "") {
+				t.Errorf("data has null at %s: the page's script would throw", p)
+			}
+		})
+	}
+}
+
+// nullPaths lists where a decoded JSON value holds null.
+func nullPaths(v any, at string) []string {
+	var out []string
+	switch x := v.(type) {
+	case nil:
+		out = append(out, at)
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			if k == "fields" { // a fault's own JSON, shown as text
+				continue
+			}
+			out = append(out, nullPaths(x[k], at+"."+k)...)
+		}
+	case []any:
+		for i, e := range x {
+			out = append(out, nullPaths(e, fmt.Sprintf("%s[%d]", at, i))...)
+		}
+	}
+	return out
 }
