@@ -117,6 +117,8 @@ type FocusJSON struct {
 	Ops         []int64  `json:"ops"`
 	Faults      []int    `json:"faults"`
 	Evidence    []string `json:"evidence"`
+	// KeptByMinimize: the faults in focus are a minimized schedule's.
+	KeptByMinimize bool `json:"kept_by_minimize"`
 }
 
 // State is a stretch of a lane: [from_us, to_us) of node in state What.
@@ -188,6 +190,7 @@ func Collect(run RunFunc, c *scenarios.Case, casePath, build string, sel Select)
 	if err != nil {
 		return nil, err
 	}
+	sel.Minimized = sel.Minimized || Minimized(c)
 	f, err := FindFocus(res, c.Violations, sel)
 	if err != nil {
 		return nil, err
@@ -227,7 +230,7 @@ func Collect(run RunFunc, c *scenarios.Case, casePath, build string, sel Select)
 		d.Viols = append(d.Viols, vv)
 	}
 	d.Focus = FocusJSON{FromUS: us(f.From), ToUS: us(f.To), CenterUS: us(f.Center), ViolationUS: us(f.ViolationAt),
-		Label: f.Label, Invariant: f.Invariant, Faults: f.Faults, Evidence: f.Evidence}
+		Label: f.Label, Invariant: f.Invariant, Faults: f.Faults, Evidence: f.Evidence, KeptByMinimize: f.KeptByMinimize}
 	for _, id := range f.Ops {
 		d.Focus.Ops = append(d.Focus.Ops, int64(id))
 	}

@@ -22,7 +22,17 @@ type Select struct {
 	// Invariant picks the violations of this invariant ("": the first
 	// violated invariant, in the order the run reported them).
 	Invariant string
+	// Minimized says the schedule is minimize's output, so every fault
+	// in it is needed by the violation (Minimized(c) tells from the case).
+	Minimized bool
 }
+
+// MinimizedNotePrefix starts the note of a case that walraft minimize
+// wrote; a case file records no other sign of it.
+const MinimizedNotePrefix = "minimized from "
+
+// Minimized reports whether c is minimize's output.
+func Minimized(c *scenarios.Case) bool { return strings.HasPrefix(c.Note, MinimizedNotePrefix) }
 
 // Focus is the stretch of a run that shows a violation: the evidence it
 // names and the time range between the earliest and latest of it.
@@ -41,11 +51,18 @@ type Focus struct {
 	// Ops are the client ops the focused violations name (at most
 	// maxFocusOps, earliest first).
 	Ops []scenarios.OpID
-	// Faults are indexes into the schedule of the faults in focus: every
-	// fault of a schedule of at most keepAllFaults faults (a minimized
-	// schedule keeps only the faults the violation needs), else the last
-	// fault before the earliest evidence and the first after it.
+	// Faults are indexes into the schedule of the faults in focus. When a
+	// violation is in focus, only faults that fired before it was
+	// detected can be evidence: of those, every one of a minimized
+	// schedule (it keeps only the faults the violation needs) or of a
+	// schedule of at most keepAllFaults faults, else the last one before
+	// Center and the first after it. A triggered fault counts from its
+	// At (when it is armed; it fires then or later). With no violation,
+	// the faults nearest Center.
 	Faults []int
+	// KeptByMinimize: the schedule is minimized (Select.Minimized), so
+	// Faults were kept because the violation needs them.
+	KeptByMinimize bool
 	// Evidence lists, one line each, what the focus is made of.
 	Evidence []string
 }
@@ -182,18 +199,23 @@ func FindFocus(res *scenarios.Result, recorded []scenarios.CaseViolation, sel Se
 			f.From = o.Invoke
 		}
 	}
-	// The faults in focus.
+	// The faults in focus: a fault after the violation was detected
+	// cannot have caused it.
 	sched := res.Schedule
+	fired := func(x scenarios.Fault) bool { return len(picked) == 0 || x.At <= f.ViolationAt }
+	f.KeptByMinimize = sel.Minimized && len(picked) > 0
 	switch {
 	case len(sched) == 0:
-	case len(sched) <= keepAllFaults:
-		for i := range sched {
-			f.Faults = append(f.Faults, i)
+	case sel.Minimized || len(sched) <= keepAllFaults:
+		for i, x := range sched {
+			if fired(x) {
+				f.Faults = append(f.Faults, i)
+			}
 		}
 	default:
 		before, after := -1, -1
 		for i, x := range sched {
-			if sel.Node != 0 && x.Node != 0 && x.Node != sel.Node {
+			if (sel.Node != 0 && x.Node != 0 && x.Node != sel.Node) || !fired(x) {
 				continue
 			}
 			if x.At <= f.Center {

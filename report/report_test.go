@@ -396,3 +396,47 @@ func nullPaths(v any, at string) []string {
 	}
 	return out
 }
+
+// A fault is evidence of a violation only if it fired before the violation
+// was detected; only a minimized schedule's faults are "kept" ones.
+func TestFocusFaultsFiredBeforeViolation(t *testing.T) {
+	at := func(ss ...float64) scenarios.Schedule {
+		var s scenarios.Schedule
+		for _, x := range ss {
+			s = append(s, scenarios.Fault{At: time.Duration(x * float64(time.Second)), Kind: scenarios.FaultHeal})
+		}
+		return s
+	}
+	five := at(0.5, 1, 2, 3, 4)
+	tests := []struct {
+		name      string
+		sched     scenarios.Schedule
+		violation time.Duration // 0: the run holds
+		sel       Select
+		want      []int
+		kept      bool
+	}{
+		{"nearest before the violation", five, 1500 * time.Millisecond, Select{}, []int{1}, false},
+		{"violation before every fault", five, 100 * time.Millisecond, Select{}, nil, false},
+		{"-at past the violation", five, 1500 * time.Millisecond, Select{At: 3500 * time.Millisecond}, []int{1}, false},
+		{"-at before the violation", five, 3500 * time.Millisecond, Select{At: 1500 * time.Millisecond}, []int{1, 2}, false},
+		{"minimized: all that fired", five, 2500 * time.Millisecond, Select{Minimized: true}, []int{0, 1, 2}, true},
+		{"short schedule", at(0.5, 3), 1500 * time.Millisecond, Select{}, []int{0}, false},
+		{"no violation: nearest -at", five, 0, Select{At: 2500 * time.Millisecond}, []int{2, 3}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := &scenarios.Result{Schedule: tc.sched, SimTime: 10 * time.Second}
+			if tc.violation > 0 {
+				res.Violations = []scenarios.Violation{{Invariant: "S5", Time: tc.violation, Detail: "test"}}
+			}
+			f, err := FindFocus(res, nil, tc.sel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(f.Faults, tc.want) || f.KeptByMinimize != tc.kept {
+				t.Fatalf("faults %v kept %v, want %v kept %v (evidence %q)", f.Faults, f.KeptByMinimize, tc.want, tc.kept, f.Evidence)
+			}
+		})
+	}
+}

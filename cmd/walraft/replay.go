@@ -134,7 +134,8 @@ func cmdReplay(args []string, st stdio) int {
 		win := report.NewWindow(f.Center, *window, *window/4, splitList(*hide), sel.Node)
 		// And a shorter window at each fault in focus that is not already
 		// on screen: the kept fault of a minimized case is often seconds
-		// after the lost write's ack.
+		// after the lost write's ack. Only a minimized case says the fault
+		// was kept: elsewhere it is merely the nearest before the violation.
 		type faultWin struct {
 			w     *report.Window
 			label string
@@ -160,7 +161,11 @@ func cmdReplay(args []string, st stdio) int {
 		if again, _, err := simulate(o, rc2); err == nil && again.TraceHash == res.TraceHash {
 			out.Timeline = win.Lines(f.Label)
 			for _, fw := range fws {
-				out.Timeline = append(out.Timeline, "", "around the "+fw.label+" (kept by the schedule):")
+				why := ""
+				if f.KeptByMinimize {
+					why = " (kept by the minimized schedule)"
+				}
+				out.Timeline = append(out.Timeline, "", "around the "+fw.label+why+":")
 				out.Timeline = append(out.Timeline, fw.w.Lines(fw.label)...)
 			}
 		} else {

@@ -47,7 +47,7 @@ func addFocusFlags(fs interface {
 
 // selection validates the focus flags against the case.
 func (f focusFlags) selection(c *scenarios.Case) (report.Select, error) {
-	s := report.Select{At: *f.at, Op: scenarios.OpID(*f.op), Node: *f.node, Invariant: *f.invariant}
+	s := report.Select{At: *f.at, Op: scenarios.OpID(*f.op), Node: *f.node, Invariant: *f.invariant, Minimized: report.Minimized(c)}
 	switch {
 	case s.At < 0:
 		return s, fmt.Errorf("-at %v: want a time >= 0", s.At)
