@@ -84,6 +84,9 @@ var ErrNoSuchFocus = errors.New("nothing to focus on")
 // something that is not there.
 func FindFocus(res *scenarios.Result, recorded []scenarios.CaseViolation, sel Select) (Focus, error) {
 	var f Focus
+	if sel.At > res.SimTime {
+		return f, fmt.Errorf("%w: -at %v is past the run's end at %v", ErrNoSuchFocus, sel.At, res.SimTime)
+	}
 	vs := res.Violations
 	if len(vs) == 0 {
 		for _, v := range recorded {

@@ -132,6 +132,8 @@ func TestFindFocusSelect(t *testing.T) {
 		{"invariant", Select{Invariant: "S3"}, false, func(f Focus) bool { return f.Invariant == "S3" }},
 		{"unknown invariant", Select{Invariant: "S99"}, true, nil},
 		{"unknown op", Select{Op: 1 << 40}, true, nil},
+		{"at past the end", Select{At: res.SimTime + time.Nanosecond}, true, nil},
+		{"at the end", Select{At: res.SimTime}, false, func(f Focus) bool { return f.Center == res.SimTime }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

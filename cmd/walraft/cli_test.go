@@ -333,9 +333,9 @@ func TestMinimizeCommand(t *testing.T) {
 	}
 	// Centred away from it, the minimized case's one fault gets its own
 	// window, which says the minimized schedule kept it.
-	code, out, _ = runCLI(t, "replay", "-at", "4s", dst)
+	code, out, _ = runCLI(t, "replay", "-at", "2s", dst)
 	if code != exitFail || !strings.Contains(out, "around the fault 1.500s crash n1") || !strings.Contains(out, "(kept by the minimized schedule):") {
-		t.Errorf("replay -at 4s of the minimized case: exit %d\n%s", code, out)
+		t.Errorf("replay -at 2s of the minimized case: exit %d\n%s", code, out)
 	}
 	// The default output name sits next to the case.
 	code, _, _ = runCLI(t, "minimize", "-q", path)
