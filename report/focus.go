@@ -247,9 +247,14 @@ func FindFocus(res *scenarios.Result, recorded []scenarios.CaseViolation, sel Se
 	return f, nil
 }
 
-// opTime is an op's evidence time: its completion (the ack) when it has
-// one, else its invocation.
+// opTime is an op's evidence time: the node's answer when the history
+// has it (reply-time evidence is read then, so an ack before an fsync
+// shows before the fsync), else the client's receipt of the answer, else
+// its invocation.
 func opTime(o *scenarios.Op) time.Duration {
+	if e := o.Evidence; e != nil && e.At > 0 {
+		return e.At
+	}
 	if o.Complete > 0 {
 		return o.Complete
 	}
@@ -269,7 +274,9 @@ func describeOp(o *scenarios.Op) string {
 		fmt.Fprintf(&b, " offsets [%d, %d]", o.Offset, o.Offset+int64(len(o.Payloads))-1)
 	}
 	fmt.Fprintf(&b, ", invoked %.6fs", o.Invoke.Seconds())
-	if o.Complete > 0 {
+	if e := o.Evidence; e != nil && e.At > 0 {
+		fmt.Fprintf(&b, ", answered by n%d %.6fs (client got it %.6fs)", o.Node, e.At.Seconds(), o.Complete.Seconds())
+	} else if o.Complete > 0 {
 		fmt.Fprintf(&b, ", answered %.6fs", o.Complete.Seconds())
 	}
 	return b.String()

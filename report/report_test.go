@@ -90,8 +90,10 @@ func TestCollectReplaysTheCase(t *testing.T) {
 	}
 }
 
-// The focus is the earliest evidence (the ack of the first lost write),
-// not the time the checker detected the loss at the end of the run.
+// The focus is the earliest evidence (the ack of the first lost write, at
+// the node's reply: the reply-time evidence is read then, and the client
+// gets it a client latency later), not the time the checker detected the
+// loss at the end of the run.
 func TestFocusOnEarliestEvidence(t *testing.T) {
 	_, col := mustCollect(t)
 	f := col.Focus
@@ -102,8 +104,11 @@ func TestFocusOnEarliestEvidence(t *testing.T) {
 		t.Fatal("focus names no ops")
 	}
 	first := col.Result.History.Ops[f.Ops[0]-1]
-	if first.ID != f.Ops[0] || f.Center != first.Complete {
-		t.Fatalf("focus centre %v, want the ack of op %d at %v", f.Center, f.Ops[0], first.Complete)
+	if first.Evidence == nil || first.Evidence.At == 0 || first.Evidence.At >= first.Complete {
+		t.Fatalf("op %d: evidence %+v, want the node's reply time, before the client got it at %v", first.ID, first.Evidence, first.Complete)
+	}
+	if first.ID != f.Ops[0] || f.Center != first.Evidence.At {
+		t.Fatalf("focus centre %v, want the node's answer to op %d at %v", f.Center, f.Ops[0], first.Evidence.At)
 	}
 	if f.Center >= f.ViolationAt {
 		t.Fatalf("centre %v not before detection %v", f.Center, f.ViolationAt)
