@@ -109,7 +109,7 @@ func cmdMinimize(args []string, st stdio) int {
 		budget = " (run budget spent: -max-runs may shrink it further)"
 	}
 	fmt.Fprintf(st.out, "%d runs in %s%s\n", m.Runs, fmtDur(time.Since(start)), budget)
-	fmt.Fprintf(st.out, "wrote %s\nreplay: go run ./cmd/walraft replay %s\n", dst, dst)
+	fmt.Fprintf(st.out, "wrote %s\nreplay: %s replay %s\n", dst, self(), dst)
 	fmt.Fprintln(st.out, "fault schedule:")
 	fmt.Fprint(st.out, indentAll(m.Schedule.String(), "  "))
 	return exitOK
