@@ -117,6 +117,8 @@ type FocusJSON struct {
 	Ops         []int64  `json:"ops"`
 	Faults      []int    `json:"faults"`
 	Evidence    []string `json:"evidence"`
+	// KeptByMinimize: the faults in focus are a minimized schedule's.
+	KeptByMinimize bool `json:"kept_by_minimize"`
 }
 
 // State is a stretch of a lane: [from_us, to_us) of node in state What.
@@ -188,6 +190,7 @@ func Collect(run RunFunc, c *scenarios.Case, casePath, build string, sel Select)
 	if err != nil {
 		return nil, err
 	}
+	sel.Minimized = sel.Minimized || Minimized(c)
 	f, err := FindFocus(res, c.Violations, sel)
 	if err != nil {
 		return nil, err
@@ -227,14 +230,51 @@ func Collect(run RunFunc, c *scenarios.Case, casePath, build string, sel Select)
 		d.Viols = append(d.Viols, vv)
 	}
 	d.Focus = FocusJSON{FromUS: us(f.From), ToUS: us(f.To), CenterUS: us(f.Center), ViolationUS: us(f.ViolationAt),
-		Label: f.Label, Invariant: f.Invariant, Faults: f.Faults, Evidence: f.Evidence}
+		Label: f.Label, Invariant: f.Invariant, Faults: f.Faults, Evidence: f.Evidence, KeptByMinimize: f.KeptByMinimize}
 	for _, id := range f.Ops {
 		d.Focus.Ops = append(d.Focus.Ops, int64(id))
 	}
 	d.addMsgs(msgs, f)
 	d.addTrace(res.Trace, res.SimTime)
 	d.addOps(res.History, f)
+	d.fillEmpty()
 	return &Collected{Data: d, Result: res, Focus: f}, nil
+}
+
+// fillEmpty turns every nil list of d into an empty one, so the page's
+// JSON holds [] and never null: a run with no faults has no lane states,
+// no drop reasons and no faults in focus, and the page's script iterates
+// over each of them.
+func (d *Data) fillEmpty() {
+	orEmpty(&d.Replay)
+	orEmpty(&d.Nodes)
+	orEmpty(&d.Schedule)
+	orEmpty(&d.Verdicts)
+	orEmpty(&d.Viols)
+	orEmpty(&d.Focus.Ops)
+	orEmpty(&d.Focus.Faults)
+	orEmpty(&d.Focus.Evidence)
+	orEmpty(&d.MsgKinds)
+	orEmpty(&d.Msgs)
+	orEmpty(&d.Drops)
+	orEmpty(&d.States)
+	orEmpty(&d.Roles)
+	orEmpty(&d.RoleName)
+	orEmpty(&d.Series)
+	orEmpty(&d.Ops)
+	orEmpty(&d.Legend)
+	for i := range d.Series {
+		orEmpty(&d.Series[i].Points)
+	}
+	for i := range d.Viols {
+		orEmpty(&d.Viols[i].Ops)
+	}
+}
+
+func orEmpty[T any](s *[]T) {
+	if *s == nil {
+		*s = []T{}
+	}
 }
 
 func variantLabel(v string) string {

@@ -22,7 +22,17 @@ type Select struct {
 	// Invariant picks the violations of this invariant ("": the first
 	// violated invariant, in the order the run reported them).
 	Invariant string
+	// Minimized says the schedule is minimize's output, so every fault
+	// in it is needed by the violation (Minimized(c) tells from the case).
+	Minimized bool
 }
+
+// MinimizedNotePrefix starts the note of a case that walraft minimize
+// wrote; a case file records no other sign of it.
+const MinimizedNotePrefix = "minimized from "
+
+// Minimized reports whether c is minimize's output.
+func Minimized(c *scenarios.Case) bool { return strings.HasPrefix(c.Note, MinimizedNotePrefix) }
 
 // Focus is the stretch of a run that shows a violation: the evidence it
 // names and the time range between the earliest and latest of it.
@@ -41,11 +51,18 @@ type Focus struct {
 	// Ops are the client ops the focused violations name (at most
 	// maxFocusOps, earliest first).
 	Ops []scenarios.OpID
-	// Faults are indexes into the schedule of the faults in focus: every
-	// fault of a schedule of at most keepAllFaults faults (a minimized
-	// schedule keeps only the faults the violation needs), else the last
-	// fault before the earliest evidence and the first after it.
+	// Faults are indexes into the schedule of the faults in focus. When a
+	// violation is in focus, only faults that fired before it was
+	// detected can be evidence: of those, every one of a minimized
+	// schedule (it keeps only the faults the violation needs) or of a
+	// schedule of at most keepAllFaults faults, else the last one before
+	// Center and the first after it. A triggered fault counts from its
+	// At (when it is armed; it fires then or later). With no violation,
+	// the faults nearest Center.
 	Faults []int
+	// KeptByMinimize: the schedule is minimized (Select.Minimized), so
+	// Faults were kept because the violation needs them.
+	KeptByMinimize bool
 	// Evidence lists, one line each, what the focus is made of.
 	Evidence []string
 }
@@ -67,6 +84,9 @@ var ErrNoSuchFocus = errors.New("nothing to focus on")
 // something that is not there.
 func FindFocus(res *scenarios.Result, recorded []scenarios.CaseViolation, sel Select) (Focus, error) {
 	var f Focus
+	if sel.At > res.SimTime {
+		return f, fmt.Errorf("%w: -at %v is past the run's end at %v", ErrNoSuchFocus, sel.At, res.SimTime)
+	}
 	vs := res.Violations
 	if len(vs) == 0 {
 		for _, v := range recorded {
@@ -182,18 +202,23 @@ func FindFocus(res *scenarios.Result, recorded []scenarios.CaseViolation, sel Se
 			f.From = o.Invoke
 		}
 	}
-	// The faults in focus.
+	// The faults in focus: a fault after the violation was detected
+	// cannot have caused it.
 	sched := res.Schedule
+	fired := func(x scenarios.Fault) bool { return len(picked) == 0 || x.At <= f.ViolationAt }
+	f.KeptByMinimize = sel.Minimized && len(picked) > 0
 	switch {
 	case len(sched) == 0:
-	case len(sched) <= keepAllFaults:
-		for i := range sched {
-			f.Faults = append(f.Faults, i)
+	case sel.Minimized || len(sched) <= keepAllFaults:
+		for i, x := range sched {
+			if fired(x) {
+				f.Faults = append(f.Faults, i)
+			}
 		}
 	default:
 		before, after := -1, -1
 		for i, x := range sched {
-			if sel.Node != 0 && x.Node != 0 && x.Node != sel.Node {
+			if (sel.Node != 0 && x.Node != 0 && x.Node != sel.Node) || !fired(x) {
 				continue
 			}
 			if x.At <= f.Center {
@@ -222,9 +247,14 @@ func FindFocus(res *scenarios.Result, recorded []scenarios.CaseViolation, sel Se
 	return f, nil
 }
 
-// opTime is an op's evidence time: its completion (the ack) when it has
-// one, else its invocation.
+// opTime is an op's evidence time: the node's answer when the history
+// has it (reply-time evidence is read then, so an ack before an fsync
+// shows before the fsync), else the client's receipt of the answer, else
+// its invocation.
 func opTime(o *scenarios.Op) time.Duration {
+	if e := o.Evidence; e != nil && e.At > 0 {
+		return e.At
+	}
 	if o.Complete > 0 {
 		return o.Complete
 	}
@@ -244,7 +274,9 @@ func describeOp(o *scenarios.Op) string {
 		fmt.Fprintf(&b, " offsets [%d, %d]", o.Offset, o.Offset+int64(len(o.Payloads))-1)
 	}
 	fmt.Fprintf(&b, ", invoked %.6fs", o.Invoke.Seconds())
-	if o.Complete > 0 {
+	if e := o.Evidence; e != nil && e.At > 0 {
+		fmt.Fprintf(&b, ", answered by n%d %.6fs (client got it %.6fs)", o.Node, e.At.Seconds(), o.Complete.Seconds())
+	} else if o.Complete > 0 {
 		fmt.Fprintf(&b, ", answered %.6fs", o.Complete.Seconds())
 	}
 	return b.String()

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -88,8 +90,10 @@ func TestCollectReplaysTheCase(t *testing.T) {
 	}
 }
 
-// The focus is the earliest evidence (the ack of the first lost write),
-// not the time the checker detected the loss at the end of the run.
+// The focus is the earliest evidence (the ack of the first lost write, at
+// the node's reply: the reply-time evidence is read then, and the client
+// gets it a client latency later), not the time the checker detected the
+// loss at the end of the run.
 func TestFocusOnEarliestEvidence(t *testing.T) {
 	_, col := mustCollect(t)
 	f := col.Focus
@@ -100,8 +104,11 @@ func TestFocusOnEarliestEvidence(t *testing.T) {
 		t.Fatal("focus names no ops")
 	}
 	first := col.Result.History.Ops[f.Ops[0]-1]
-	if first.ID != f.Ops[0] || f.Center != first.Complete {
-		t.Fatalf("focus centre %v, want the ack of op %d at %v", f.Center, f.Ops[0], first.Complete)
+	if first.Evidence == nil || first.Evidence.At == 0 || first.Evidence.At >= first.Complete {
+		t.Fatalf("op %d: evidence %+v, want the node's reply time, before the client got it at %v", first.ID, first.Evidence, first.Complete)
+	}
+	if first.ID != f.Ops[0] || f.Center != first.Evidence.At {
+		t.Fatalf("focus centre %v, want the node's answer to op %d at %v", f.Center, f.Ops[0], first.Evidence.At)
 	}
 	if f.Center >= f.ViolationAt {
 		t.Fatalf("centre %v not before detection %v", f.Center, f.ViolationAt)
@@ -130,6 +137,8 @@ func TestFindFocusSelect(t *testing.T) {
 		{"invariant", Select{Invariant: "S3"}, false, func(f Focus) bool { return f.Invariant == "S3" }},
 		{"unknown invariant", Select{Invariant: "S99"}, true, nil},
 		{"unknown op", Select{Op: 1 << 40}, true, nil},
+		{"at past the end", Select{At: res.SimTime + time.Nanosecond}, true, nil},
+		{"at the end", Select{At: res.SimTime}, false, func(f Focus) bool { return f.Center == res.SimTime }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -305,5 +314,136 @@ func TestLegendCoversSource(t *testing.T) {
 	}
 	if len(seen) < 30 {
 		t.Fatalf("found only %d emitted kinds: the pattern no longer matches the code", len(seen))
+	}
+}
+
+// noFaultCase is a failing case with an empty schedule, what minimize
+// writes when a bug needs no fault: ack-before-fsync answers acks=1 writes
+// before their fsync on any run. The schedule is nil, as a minimized case
+// file decodes ("schedule": null).
+var noFaultCase = sync.OnceValues(func() (*scenarios.Case, error) {
+	sc, err := scenarios.Lookup("default")
+	if err != nil {
+		return nil, err
+	}
+	o := sc.Draw(2)
+	o.Variant = "ack-before-fsync"
+	o.SafetyDuration = 500 * time.Millisecond
+	res, err := scenarios.Run(o, scenarios.RunConfig{Variant: o.Variant, UseSchedule: true})
+	if err != nil {
+		return nil, err
+	}
+	c := &scenarios.Case{Version: scenarios.CaseVersion, Scenario: o.Scenario, Seed: o.Seed, Variant: o.Variant,
+		Commit: "test", TraceHash: scenarios.FormatTraceHash(res.TraceHash), Options: res.Options}
+	for _, v := range res.Violations {
+		c.Violations = append(c.Violations, scenarios.CaseViolation{Invariant: v.Invariant, Detail: v.Detail, Time: v.Time})
+	}
+	return c, nil
+})
+
+// The page's script iterates over every list of the data, so no list may
+// be JSON null: a case with no faults (no lane states, no drop reasons, no
+// faults in focus) once left the page without a diagram. This walks the
+// data block of the rendered page for both a faulty and a no-fault case.
+func TestRenderHasNoNullLists(t *testing.T) {
+	nf, err := noFaultCase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nf.Schedule) != 0 || len(nf.Violations) == 0 {
+		t.Fatalf("no-fault case has %d faults and %d violations: want 0 faults and some violations", len(nf.Schedule), len(nf.Violations))
+	}
+	colNF, err := Collect(nil, nf, "case.json", "test", Select{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, col := mustCollect(t)
+	for _, tc := range []struct {
+		name string
+		d    *Data
+	}{{"no faults", colNF.Data}, {"faults", col.Data}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Render(&buf, tc.d); err != nil {
+				t.Fatal(err)
+			}
+			page := buf.String()
+			const open = `<script type="application/json" id="data">`
+			start := strings.Index(page, open) + len(open)
+			end := strings.Index(page[start:], "</script>")
+			var v map[string]any
+			if err := json.Unmarshal([]byte(page[start:start+end]), &v); err != nil {
+				t.Fatal(err)
+			}
+			delete(v, "options") // the run's options as the case holds them, shown as text only
+			for _, p := range nullPaths(v, "") {
+				t.Errorf("data has null at %s: the page's script would throw", p)
+			}
+		})
+	}
+}
+
+// nullPaths lists where a decoded JSON value holds null.
+func nullPaths(v any, at string) []string {
+	var out []string
+	switch x := v.(type) {
+	case nil:
+		out = append(out, at)
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			if k == "fields" { // a fault's own JSON, shown as text
+				continue
+			}
+			out = append(out, nullPaths(x[k], at+"."+k)...)
+		}
+	case []any:
+		for i, e := range x {
+			out = append(out, nullPaths(e, fmt.Sprintf("%s[%d]", at, i))...)
+		}
+	}
+	return out
+}
+
+// A fault is evidence of a violation only if it fired before the violation
+// was detected; only a minimized schedule's faults are "kept" ones.
+func TestFocusFaultsFiredBeforeViolation(t *testing.T) {
+	at := func(ss ...float64) scenarios.Schedule {
+		var s scenarios.Schedule
+		for _, x := range ss {
+			s = append(s, scenarios.Fault{At: time.Duration(x * float64(time.Second)), Kind: scenarios.FaultHeal})
+		}
+		return s
+	}
+	five := at(0.5, 1, 2, 3, 4)
+	tests := []struct {
+		name      string
+		sched     scenarios.Schedule
+		violation time.Duration // 0: the run holds
+		sel       Select
+		want      []int
+		kept      bool
+	}{
+		{"nearest before the violation", five, 1500 * time.Millisecond, Select{}, []int{1}, false},
+		{"violation before every fault", five, 100 * time.Millisecond, Select{}, nil, false},
+		{"-at past the violation", five, 1500 * time.Millisecond, Select{At: 3500 * time.Millisecond}, []int{1}, false},
+		{"-at before the violation", five, 3500 * time.Millisecond, Select{At: 1500 * time.Millisecond}, []int{1, 2}, false},
+		{"minimized: all that fired", five, 2500 * time.Millisecond, Select{Minimized: true}, []int{0, 1, 2}, true},
+		{"short schedule", at(0.5, 3), 1500 * time.Millisecond, Select{}, []int{0}, false},
+		{"no violation: nearest -at", five, 0, Select{At: 2500 * time.Millisecond}, []int{2, 3}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := &scenarios.Result{Schedule: tc.sched, SimTime: 10 * time.Second}
+			if tc.violation > 0 {
+				res.Violations = []scenarios.Violation{{Invariant: "S5", Time: tc.violation, Detail: "test"}}
+			}
+			f, err := FindFocus(res, nil, tc.sel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(f.Faults, tc.want) || f.KeptByMinimize != tc.kept {
+				t.Fatalf("faults %v kept %v, want %v kept %v (evidence %q)", f.Faults, f.KeptByMinimize, tc.want, tc.kept, f.Evidence)
+			}
+		})
 	}
 }

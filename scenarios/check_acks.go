@@ -119,8 +119,8 @@ func checkS5(ix *index, c *collector) {
 			c.fail(o.Complete, []OpID{o.ID}, "acks=1 op %d (n%d, %v offsets [%d, %d]) acked at %v with no durable-end evidence",
 				o.ID, o.Node, o.Key(), o.Offset, o.Last(), o.Complete)
 		} else if e.DurableEnd <= o.Last() {
-			c.fail(o.Complete, []OpID{o.ID}, "acks=1 op %d (n%d, %v offsets [%d, %d]) acked at %v while the leader's durable end was %d: not durable",
-				o.ID, o.Node, o.Key(), o.Offset, o.Last(), o.Complete, e.DurableEnd)
+			c.fail(o.Complete, []OpID{o.ID}, "acks=1 op %d (n%d, %v offsets [%d, %d]) %s while the leader's durable end was %d: not durable",
+				o.ID, o.Node, o.Key(), o.Offset, o.Last(), answered(o), e.DurableEnd)
 		}
 		if final == nil {
 			continue
@@ -347,16 +347,28 @@ func checkS7(ix *index, c *collector) {
 			c.fail(o.Complete, []OpID{o.ID}, "acks=%d op %d (n%d, %v offsets [%d, %d]) acked at %v with no reply-time evidence",
 				o.Acks, o.ID, o.Node, o.Key(), o.Offset, o.Last(), o.Complete)
 		case o.Acks == 1 && e.DurableEnd <= o.Last():
-			c.fail(o.Complete, []OpID{o.ID}, "acks=1 op %d (n%d, %v offsets [%d, %d]) replied at %v before its fsync: leader durable end %d",
-				o.ID, o.Node, o.Key(), o.Offset, o.Last(), o.Complete, e.DurableEnd)
+			c.fail(o.Complete, []OpID{o.ID}, "acks=1 op %d (n%d, %v offsets [%d, %d]) %s before its fsync: leader durable end %d",
+				o.ID, o.Node, o.Key(), o.Offset, o.Last(), answered(o), e.DurableEnd)
 		case o.Acks == -1 && !ix.cluster && e.Truth && e.DurableEnd <= o.Last():
-			c.fail(o.Complete, []OpID{o.ID}, "standalone acks=-1 op %d (%v offsets [%d, %d]) replied at %v before its fsync: durable end %d on disk",
-				o.ID, o.Key(), o.Offset, o.Last(), o.Complete, e.DurableEnd)
+			c.fail(o.Complete, []OpID{o.ID}, "standalone acks=-1 op %d (%v offsets [%d, %d]) %s before its fsync: durable end %d on disk",
+				o.ID, o.Key(), o.Offset, o.Last(), answered(o), e.DurableEnd)
 		case o.Acks == -1 && e.HWM <= o.Last():
-			c.fail(o.Complete, []OpID{o.ID}, "acks=-1 op %d (n%d, %v offsets [%d, %d]) replied at %v before commit and apply: leader HWM %d",
-				o.ID, o.Node, o.Key(), o.Offset, o.Last(), o.Complete, e.HWM)
+			c.fail(o.Complete, []OpID{o.ID}, "acks=-1 op %d (n%d, %v offsets [%d, %d]) %s before commit and apply: leader HWM %d",
+				o.ID, o.Node, o.Key(), o.Offset, o.Last(), answered(o), e.HWM)
 		}
 	}
+}
+
+// answered says when a produce was answered: at the node's reply, the
+// instant its reply-time evidence was read (the checks above judge that
+// instant), and when the client got the answer, a client latency later
+// (the violation's time). A history without the reply time gives only the
+// latter.
+func answered(o *Op) string {
+	if e := o.Evidence; e != nil && e.At > 0 {
+		return fmt.Sprintf("answered by n%d at %v (the client got it at %v)", o.Node, e.At, o.Complete)
+	}
+	return fmt.Sprintf("answered at %v", o.Complete)
 }
 
 // checkS10: what a node reports about its own durability agrees with its
@@ -374,8 +386,8 @@ func checkS10(ix *index, c *collector) {
 		}
 		c.judged()
 		if e.ReportedDurableEnd > e.DurableEnd {
-			c.fail(o.Complete, []OpID{o.ID}, "acks=%d op %d (n%d, %v offsets [%d, %d]) replied at %v: the node reported durable end %d, its durable WAL image holds them only up to %d",
-				o.Acks, o.ID, o.Node, o.Key(), o.Offset, o.Last(), o.Complete, e.ReportedDurableEnd, e.DurableEnd)
+			c.fail(o.Complete, []OpID{o.ID}, "acks=%d op %d (n%d, %v offsets [%d, %d]) %s: the node reported durable end %d, its durable WAL image holds them only up to %d",
+				o.Acks, o.ID, o.Node, o.Key(), o.Offset, o.Last(), answered(o), e.ReportedDurableEnd, e.DurableEnd)
 		}
 	}
 }

@@ -260,6 +260,16 @@ func TestCheckFires(t *testing.T) {
 		{name: "acks=1 durable end does not cover the record", h: validCluster,
 			mutate: func(h *History) { h.Ops[1].Evidence.DurableEnd = 2 },
 			want:   InvS5, also: []string{InvS7}, detail: "leader's durable end was 2: not durable"},
+		// The durable end is read at the node's reply: the message names
+		// that time, not only the client's receipt a latency later.
+		{name: "acks=1 not durable names the node's reply time", h: validCluster,
+			mutate: func(h *History) { e := h.Ops[1].Evidence; e.At, e.DurableEnd = 3040*ms, 2 },
+			want:   InvS5, also: []string{InvS7},
+			detail: "op 2 (n1, t/0 offsets [2, 2]) answered by n1 at 3.04s (the client got it at 3.05s) while the leader's durable end was 2: not durable"},
+		{name: "acks=1 before its fsync names the node's reply time", h: validCluster,
+			mutate: func(h *History) { e := h.Ops[1].Evidence; e.At, e.DurableEnd = 3040*ms, 2 },
+			want:   InvS7, also: []string{InvS5},
+			detail: "op 2 (n1, t/0 offsets [2, 2]) answered by n1 at 3.04s (the client got it at 3.05s) before its fsync: leader durable end 2"},
 		// S6
 		{name: "two successful produces at one offset", h: validCluster,
 			mutate: func(h *History) {

@@ -826,6 +826,7 @@ var (
 // when Truth is set (the oracle, see History's Evidence), next to what the
 // node reported.
 type evidence struct {
+	At                 time.Duration
 	DurableEnd         int64
 	HWM                int64
 	Term               uint64
@@ -835,7 +836,7 @@ type evidence struct {
 
 func (h *harness) evidence(id uint64, n *node.Node, op *clientOp, resp node.ProduceResponse) evidence {
 	ps, _ := n.PartitionStatus(op.req.Topic, op.req.Partition)
-	ev := evidence{DurableEnd: ps.DurableEnd, HWM: ps.HWM}
+	ev := evidence{At: h.s.Now(), DurableEnd: ps.DurableEnd, HWM: ps.HWM}
 	h.oracle.replyEvidence(id, op, resp, &ev)
 	return ev
 }

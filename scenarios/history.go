@@ -160,6 +160,10 @@ const (
 // the instant it replied to a produce, so the checkers can judge S5, S7 and
 // S8 without trusting the node's word.
 type Evidence struct {
+	// At is the simulated time the node answered, the instant the rest is
+	// read at; the client gets the answer a client latency later
+	// (Op.Complete). 0: not recorded (histories written before it was).
+	At time.Duration `json:"at_ns,omitempty"`
 	// Term is the replying node's Raft term when it accepted the request
 	// (0 in standalone): an acks=1 write accepted in a term may be lost once
 	// a later term begins, even if the ack was sent after that.
@@ -628,6 +632,9 @@ func (h *History) validateOp(i int, nodes map[NodeID]bool, parts map[PartKey]boo
 		}
 		if e := o.Evidence; e != nil && (e.DurableEnd < 0 || e.HWM < 0 || e.DurableEnd > maxOffset || e.HWM > maxOffset) {
 			return malformed("op %d: evidence durable end %d hwm %d", o.ID, e.DurableEnd, e.HWM)
+		}
+		if e := o.Evidence; e != nil && e.At != 0 && (e.At < o.Invoke || e.At > o.Complete) {
+			return malformed("op %d: evidence at %v outside the op's [%v, %v]", o.ID, e.At, o.Invoke, o.Complete)
 		}
 		if e := o.Evidence; e != nil && (e.ReportedDurableEnd < 0 || e.ReportedDurableEnd > maxOffset || (!e.Truth && e.ReportedDurableEnd != 0)) {
 			return malformed("op %d: evidence reported durable end %d (truth %v)", o.ID, e.ReportedDurableEnd, e.Truth)

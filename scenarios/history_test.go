@@ -231,6 +231,8 @@ func TestValidateRejects(t *testing.T) {
 		{"fetch offsets not ascending", func(h *History) { h.Ops[3].Fetch.Records = recs(0, 1, 2); h.Ops[3].Fetch.Records[1].Offset = 0 },
 			"not ascending"},
 		{"huge offset", func(h *History) { h.Ops[0].Offset = maxOffset + 1 }, "offset"},
+		{"evidence after the client got the answer", func(h *History) { h.Ops[1].Evidence.At = 3060 * ms }, "evidence at"},
+		{"evidence before the op", func(h *History) { h.Ops[1].Evidence.At = 2 * sec }, "evidence at"},
 		{"obs out of order", func(h *History) { h.Obs[5].Time = 0 }, "previous"},
 		{"obs unknown partition", func(h *History) { h.Obs[0].Parts[0].Topic = "x" }, "partition"},
 		{"final node repeated", func(h *History) { h.Final.Nodes[1].Node = 1 }, "repeated"},

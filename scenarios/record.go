@@ -91,7 +91,7 @@ func (rec *recorder) complete(op *clientOp, resp node.ProduceResponse, ev eviden
 	case resp.Err == nil:
 		rep.Outcome = OutcomeOK
 		rep.Offset = resp.BaseOffset
-		rep.Evidence = &Evidence{Term: ev.Term, DurableEnd: ev.DurableEnd, HWM: ev.HWM, EntryTerm: resp.Term, EntryIndex: resp.Index,
+		rep.Evidence = &Evidence{At: ev.At, Term: ev.Term, DurableEnd: ev.DurableEnd, HWM: ev.HWM, EntryTerm: resp.Term, EntryIndex: resp.Index,
 			Truth: ev.Truth, ReportedDurableEnd: ev.ReportedDurableEnd}
 	case resp.Indeterminate:
 		rep.Outcome = OutcomeIndeterminate

@@ -264,9 +264,17 @@ func TestCaseReplay(t *testing.T) {
 	if code != exitFail {
 		t.Fatalf("replay: exit %d, want 1 (the violation reproduces)\n%s%s", code, out, errs)
 	}
-	for _, want := range []string{"matches the case", "reproduced: S1", "timeline (", "node state before the window", ">>> ", "hwm"} {
+	for _, want := range []string{"matches the case", "reproduced: S1", "timeline (", "node state before the window", ">>> ", "hwm",
+		"evidence: fault 2.000s dup"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("replay output lacks %q:\n%s", want, out)
+		}
+	}
+	// The violation is detected at 2.3s: the dup at 2.4s cannot be its
+	// evidence, and nothing was minimized, so no fault was "kept".
+	for _, bad := range []string{"fault 2.400s", "kept by"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("replay output of a case that was not minimized has %q:\n%s", bad, out)
 		}
 	}
 	tracePath := filepath.Join(t.TempDir(), "full.txt")
@@ -322,6 +330,12 @@ func TestMinimizeCommand(t *testing.T) {
 	code, out, _ = runCLI(t, "replay", dst)
 	if code != exitFail || !strings.Contains(out, "matches the case") {
 		t.Errorf("the minimized case does not replay: exit %d\n%s", code, out)
+	}
+	// Centred away from it, the minimized case's one fault gets its own
+	// window, which says the minimized schedule kept it.
+	code, out, _ = runCLI(t, "replay", "-at", "2s", dst)
+	if code != exitFail || !strings.Contains(out, "around the fault 1.500s crash n1") || !strings.Contains(out, "(kept by the minimized schedule):") {
+		t.Errorf("replay -at 2s of the minimized case: exit %d\n%s", code, out)
 	}
 	// The default output name sits next to the case.
 	code, _, _ = runCLI(t, "minimize", "-q", path)

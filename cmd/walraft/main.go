@@ -67,6 +67,9 @@ func init() {
 }
 
 func main() {
+	if os.Getenv(envSelf) == "" {
+		os.Setenv(envSelf, selfCommand(os.Args[0]))
+	}
 	os.Exit(cli(os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr}))
 }
 

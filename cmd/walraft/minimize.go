@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"walraft/report"
 	"walraft/scenarios"
 )
 
@@ -97,7 +98,7 @@ func cmdMinimize(args []string, st stdio) int {
 	change := fmt.Sprintf("faults %d -> %d, producers %d -> %d, consumers %d -> %d, safety phase %s -> %s, simulated time %s -> %s",
 		len(c.Schedule), len(m.Schedule), c.Options.Producers, m.Options.Producers, c.Options.Consumers, m.Options.Consumers,
 		fmtDur(c.Options.SafetyDuration), fmtDur(m.Options.SafetyDuration), fmtDur(first.SimTime), fmtDur(last.SimTime))
-	mc.Note = fmt.Sprintf("minimized from %s keeping %s: %s", pos[0], target, change)
+	mc.Note = fmt.Sprintf("%s%s keeping %s: %s", report.MinimizedNotePrefix, pos[0], target, change)
 	if err := scenarios.WriteCase(dst, mc); err != nil {
 		fmt.Fprintf(st.err, "walraft minimize: %v\n", err)
 		return exitFail
@@ -108,7 +109,7 @@ func cmdMinimize(args []string, st stdio) int {
 		budget = " (run budget spent: -max-runs may shrink it further)"
 	}
 	fmt.Fprintf(st.out, "%d runs in %s%s\n", m.Runs, fmtDur(time.Since(start)), budget)
-	fmt.Fprintf(st.out, "wrote %s\nreplay: go run ./cmd/walraft replay %s\n", dst, dst)
+	fmt.Fprintf(st.out, "wrote %s\nreplay: %s replay %s\n", dst, self(), dst)
 	fmt.Fprintln(st.out, "fault schedule:")
 	fmt.Fprint(st.out, indentAll(m.Schedule.String(), "  "))
 	return exitOK

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"time"
@@ -73,9 +74,13 @@ func cmdReplay(args []string, st stdio) int {
 	}
 	commit := buildCommit()
 	o := c.Options
+	// The case's header is held back until the focus flags are known to
+	// fit the run (some can be checked only against it), so a bad -op or
+	// -at is one line on stderr, not the header and then the error.
+	var hdr bytes.Buffer
 	if !*asJSON {
-		fmt.Fprintf(st.out, "walraft replay %s\n", pos[0])
-		fmt.Fprintf(st.out, "case: scenario %s, seed %d, variant %s, written at commit %s (this build: %s)\n",
+		fmt.Fprintf(&hdr, "walraft replay %s\n", pos[0])
+		fmt.Fprintf(&hdr, "case: scenario %s, seed %d, variant %s, written at commit %s (this build: %s)\n",
 			c.Scenario, c.Seed, variantName(c.Variant), c.Commit, commit)
 		// The first recordedPerInvariant violations of each invariant, one
 		// line each: a case can hold hundreds, and the replay's point is the
@@ -91,18 +96,18 @@ func cmdReplay(args []string, st stdio) int {
 				continue
 			}
 			shown[v.Invariant]++
-			fmt.Fprintf(st.out, "recorded: %s at %.6fs: %s\n", v.Invariant, v.Time.Seconds(), truncate(firstLine(v.Detail), 300))
+			fmt.Fprintf(&hdr, "recorded: %s at %.6fs: %s\n", v.Invariant, v.Time.Seconds(), truncate(firstLine(v.Detail), 300))
 		}
 		for _, inv := range order {
 			if more[inv] > 0 {
-				fmt.Fprintf(st.out, "recorded: ... and %d more %s violations (see the case file)\n", more[inv], inv)
+				fmt.Fprintf(&hdr, "recorded: ... and %d more %s violations (see the case file)\n", more[inv], inv)
 			}
 		}
 		if c.Note != "" {
-			fmt.Fprintf(st.out, "note: %s\n", c.Note)
+			fmt.Fprintf(&hdr, "note: %s\n", c.Note)
 		}
-		printOptions(st.out, o)
-		printSchedule(st.out, c.Schedule)
+		printOptions(&hdr, o)
+		printSchedule(&hdr, c.Schedule)
 	}
 	rc := scenarios.RunConfig{Variant: c.Variant, Schedule: c.Schedule, UseSchedule: true, RecordTrace: *tracePath != ""}
 	res, wall, simErr := simulate(o, rc)
@@ -128,13 +133,16 @@ func cmdReplay(args []string, st stdio) int {
 		if err != nil {
 			return usageErr(st, "replay", "%v", err)
 		}
+		st.out.Write(hdr.Bytes())
+		hdr.Reset()
 		out.Focus, out.Evidence = f.Label, f.Evidence
 		// A second pass over the same run keeps exactly the window around
 		// the focus, however long the run (the run is deterministic).
 		win := report.NewWindow(f.Center, *window, *window/4, splitList(*hide), sel.Node)
 		// And a shorter window at each fault in focus that is not already
 		// on screen: the kept fault of a minimized case is often seconds
-		// after the lost write's ack.
+		// after the lost write's ack. Only a minimized case says the fault
+		// was kept: elsewhere it is merely the nearest before the violation.
 		type faultWin struct {
 			w     *report.Window
 			label string
@@ -160,7 +168,11 @@ func cmdReplay(args []string, st stdio) int {
 		if again, _, err := simulate(o, rc2); err == nil && again.TraceHash == res.TraceHash {
 			out.Timeline = win.Lines(f.Label)
 			for _, fw := range fws {
-				out.Timeline = append(out.Timeline, "", "around the "+fw.label+" (kept by the schedule):")
+				why := ""
+				if f.KeptByMinimize {
+					why = " (kept by the minimized schedule)"
+				}
+				out.Timeline = append(out.Timeline, "", "around the "+fw.label+why+":")
 				out.Timeline = append(out.Timeline, fw.w.Lines(fw.label)...)
 			}
 		} else {
@@ -189,6 +201,7 @@ func cmdReplay(args []string, st stdio) int {
 			}
 		}
 	}
+	st.out.Write(hdr.Bytes()) // when the run failed before a focus
 	if *asJSON {
 		if res != nil {
 			out.Options, out.Schedule = &res.Options, &res.Schedule

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,16 +39,19 @@ func addFocusFlags(fs interface {
 	String(string, string, string) *string
 }) focusFlags {
 	return focusFlags{
-		at:        fs.Duration("at", 0, "centre on simulated `time` (e.g. 9.9s) instead of the earliest evidence"),
-		op:        fs.Int64("op", 0, "centre on client op `ID`"),
-		node:      fs.Uint64("node", 0, "keep evidence and timeline events of node `N` only"),
-		invariant: fs.String("invariant", "", "focus on the violations of invariant `X` (default: the first violated)"),
+		at:        fs.Duration("at", 0, "centre on simulated `time` (e.g. 9.9s) instead of the earliest evidence; a time past the run's end is an error (exit 2)"),
+		op:        fs.Int64("op", 0, "centre on client op `ID` (0: the earliest evidence)"),
+		node:      fs.Uint64("node", 0, "keep evidence and timeline events of node `N` only (0: every node)"),
+		invariant: fs.String("invariant", "", "focus on the violations of invariant `X`, one the case recorded (default: the first violated)"),
 	}
 }
 
-// selection validates the focus flags against the case.
+// selection validates the focus flags against the case, before any run:
+// -invariant must name an invariant the case recorded. What the case file
+// does not record (the run's ops and its end) is checked against the run
+// (report.FindFocus), before the replay prints anything.
 func (f focusFlags) selection(c *scenarios.Case) (report.Select, error) {
-	s := report.Select{At: *f.at, Op: scenarios.OpID(*f.op), Node: *f.node, Invariant: *f.invariant}
+	s := report.Select{At: *f.at, Op: scenarios.OpID(*f.op), Node: *f.node, Invariant: *f.invariant, Minimized: report.Minimized(c)}
 	switch {
 	case s.At < 0:
 		return s, fmt.Errorf("-at %v: want a time >= 0", s.At)
@@ -55,6 +59,12 @@ func (f focusFlags) selection(c *scenarios.Case) (report.Select, error) {
 		return s, fmt.Errorf("-op %d: want an op id >= 1", *f.op)
 	case s.Node > uint64(c.Options.Nodes):
 		return s, fmt.Errorf("-node %d: the case has nodes 1..%d", s.Node, c.Options.Nodes)
+	case s.Invariant != "" && !slices.Contains(c.Invariants(), s.Invariant):
+		what := "an invariant this case did not record"
+		if !slices.Contains(scenarios.CheckedInvariants, s.Invariant) {
+			what = "not an invariant"
+		}
+		return s, fmt.Errorf("%w: -invariant %s: %s (it recorded %s)", report.ErrNoSuchFocus, s.Invariant, what, orNone(c.Invariants()))
 	}
 	return s, nil
 }
@@ -125,4 +135,11 @@ func isFocusErr(err error) bool { return errors.Is(err, report.ErrNoSuchFocus) }
 // writeReport renders the page to path.
 func writeReport(path string, col *report.Collected) error {
 	return writeFile(path, func(w io.Writer) error { return report.Render(w, col.Data) })
+}
+
+func orNone(xs []string) string {
+	if len(xs) == 0 {
+		return "none"
+	}
+	return strings.Join(xs, ",")
 }

@@ -98,22 +98,36 @@ func TestReplayDriftSaysWhatDiffers(t *testing.T) {
 	}
 }
 
+// The focus flags of replay and report: what the case file records
+// (-invariant, -node) is checked before any simulation runs; what only the
+// run knows (its ops, its end) right after it, and a refused flag is one
+// line on stderr with nothing on stdout.
 func TestReplayFocusFlags(t *testing.T) {
 	useFake(t, "basic")
 	path := writeFailingCase(t, 3)
+	fake := runSim
+	runs := 0
+	runSim = func(o scenarios.Options, rc scenarios.RunConfig) (*scenarios.Result, error) {
+		runs++
+		return fake(o, rc)
+	}
 	tests := []struct {
-		args []string
-		code int
-		want string // in stdout (code 1) or stderr (code 2)
+		args  []string
+		code  int
+		want  string // in stdout (code 1) or stderr (code 2)
+		noRun bool   // refused before any simulation
 	}{
-		{[]string{"-at", "1.5s"}, exitFail, ">>> 1.500000000s -at 1.5s"},
-		{[]string{"-invariant", "S1"}, exitFail, "focus: S1 violated"},
-		{[]string{"-invariant", "S99"}, exitUsage, "no S99 violation in this run (violated: S1)"},
-		{[]string{"-op", "99999"}, exitUsage, "op 99999 is not in this run"},
-		{[]string{"-node", "9"}, exitUsage, "-node 9: the case has nodes 1..3"},
-		{[]string{"-at", "-1s"}, exitUsage, "-at -1s"},
+		{[]string{"-at", "1.5s"}, exitFail, ">>> 1.500000000s -at 1.5s", false},
+		{[]string{"-invariant", "S1"}, exitFail, "focus: S1 violated", false},
+		{[]string{"-invariant", "S99"}, exitUsage, "-invariant S99: not an invariant (it recorded S1)", true},
+		{[]string{"-invariant", "S5"}, exitUsage, "-invariant S5: an invariant this case did not record (it recorded S1)", true},
+		{[]string{"-op", "99999"}, exitUsage, "op 99999 is not in this run", false},
+		{[]string{"-at", "999s"}, exitUsage, "-at 16m39s is past the run's end at ", false},
+		{[]string{"-node", "9"}, exitUsage, "-node 9: the case has nodes 1..3", true},
+		{[]string{"-at", "-1s"}, exitUsage, "-at -1s", true},
 	}
 	for _, tc := range tests {
+		runs = 0
 		code, out, errs := runCLI(t, append([]string{"replay"}, append(tc.args, path)...)...)
 		got := out
 		if tc.code == exitUsage {
@@ -121,6 +135,28 @@ func TestReplayFocusFlags(t *testing.T) {
 		}
 		if code != tc.code || !strings.Contains(got, tc.want) {
 			t.Errorf("replay %v: exit %d (want %d), lacks %q:\n%s%s", tc.args, code, tc.code, tc.want, out, errs)
+		}
+		if tc.code == exitUsage && (out != "" || strings.Count(errs, "\n") != 1) {
+			t.Errorf("replay %v: refused with stdout %q and stderr %q: want one line on stderr only", tc.args, out, errs)
+		}
+		if tc.noRun && runs != 0 {
+			t.Errorf("replay %v: refused after %d simulations, want before any", tc.args, runs)
+		}
+		if tc.code != exitUsage {
+			continue
+		}
+		// report takes the same flags and refuses the same values.
+		runs = 0
+		code, out, errs = runCLI(t, append([]string{"report", "-o", filepath.Join(t.TempDir(), "r.html")}, append(tc.args, path)...)...)
+		if code != exitUsage || !strings.Contains(errs, tc.want) || out != "" || (tc.noRun && runs != 0) {
+			t.Errorf("report %v: exit %d after %d runs, stdout %q, stderr %q: want exit 2 with %q", tc.args, code, runs, out, errs, tc.want)
+		}
+	}
+	// The flag help says what the zero values mean.
+	_, _, errs := runCLI(t, "report", "-h")
+	for _, want := range []string{"(0: every node)", "past the run's end is an error"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("report -h lacks %q:\n%s", want, errs)
 		}
 	}
 }

@@ -222,9 +222,10 @@ func summarize(o scenarios.Options, variant string, res *scenarios.Result, wall 
 	return r
 }
 
-// replayCommand is the command line that runs a seed again.
+// replayCommand is the command line that runs a seed again, starting with
+// the command the user ran (self).
 func replayCommand(scenario string, seed uint64, variant string) string {
-	s := fmt.Sprintf("go run ./cmd/walraft run -scenario %s -seed %d", scenario, seed)
+	s := fmt.Sprintf("%s run -scenario %s -seed %d", self(), scenario, seed)
 	if variant != "" {
 		s += " -variant " + variant
 	}
