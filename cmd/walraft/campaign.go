@@ -699,7 +699,7 @@ func printCampaign(w io.Writer, s *campaignJSON) {
 			}
 			where := f.Replay
 			if f.Case != "" {
-				where = "go run ./cmd/walraft replay " + f.Case
+				where = self() + " replay " + f.Case
 			}
 			fmt.Fprintf(w, "  seed %d (%s) %s: %s\n    %s\n", f.Seed, f.Scenario, strings.Join(f.Invariants, ","), f.Detail, where)
 		}

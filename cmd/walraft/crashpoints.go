@@ -369,7 +369,7 @@ func accountPoint(progress io.Writer, p scenarios.CrashPoint, reply workerReply,
 	sum.Failures = append(sum.Failures, f)
 	where := "(no case file)"
 	if f.Case != "" {
-		where = "go run ./cmd/walraft replay " + f.Case
+		where = self() + " replay " + f.Case
 	}
 	fmt.Fprintf(progress, "FAIL %s: %s: %s\n", p, strings.Join(f.Invariants, ","), where)
 	return true
@@ -418,7 +418,7 @@ func printCrashpoints(w io.Writer, s *crashpointsJSON) {
 			}
 			fmt.Fprintf(w, "  n%d #%d %s%s %s: %s\n", f.Node, f.Event, f.Kind, torn, strings.Join(f.Invariants, ","), f.Detail)
 			if f.Case != "" {
-				fmt.Fprintf(w, "    go run ./cmd/walraft replay %s\n", f.Case)
+				fmt.Fprintf(w, "    %s replay %s\n", self(), f.Case)
 			}
 		}
 	}

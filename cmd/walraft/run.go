@@ -108,7 +108,7 @@ func printOutcome(w io.Writer, r *runJSON) {
 	fmt.Fprintf(w, "FAIL: %d violation(s) of %v\n", len(r.Violations), r.invariantNames())
 	fmt.Fprintf(w, "replay: %s\n", r.Replay)
 	if r.Case != "" {
-		fmt.Fprintf(w, "case file: %s (go run ./cmd/walraft replay %s)\n", r.Case, r.Case)
+		fmt.Fprintf(w, "case file: %s (%s replay %s)\n", r.Case, self(), r.Case)
 	}
 }
 

@@ -108,7 +108,7 @@ func parseSeedRange(s string) (from, to uint64, err error) {
 
 // scheduleReplay is the command that runs one seed of a schedule file.
 func scheduleReplay(path string, seed uint64, variant string) string {
-	s := fmt.Sprintf("go run ./cmd/walraft run -schedule %s -seed %d", path, seed)
+	s := fmt.Sprintf("%s run -schedule %s -seed %d", self(), path, seed)
 	if variant != "" {
 		s += " -variant " + variant
 	}
