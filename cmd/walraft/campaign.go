@@ -322,6 +322,9 @@ func cmdCampaign(args []string, st stdio) int {
 		}
 		scs = []scenarios.Scenario{sc}
 	}
+	if err := checkOutDirLater("-out", *out); err != nil {
+		return usageErr(st, "campaign", "%v", err)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(st.err, "walraft campaign: cannot find my own executable to start workers: %v\n", err)

@@ -82,6 +82,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"campaign", "-seeds", "0"}, "-seeds 0"},
 		{[]string{"campaign", "-start", "18446744073709551615", "-seeds", "2"}, "overflows"},
 		{[]string{"campaign", "-scenario", "nope"}, `unknown scenario "nope"`},
+		{[]string{"campaign", "-seeds", "2", "-out", filepath.Join(good, "x")}, "-out"},
 		{[]string{"campaign", "-scenario", "all", "-variant", "nope"}, `unknown variant "nope"`},
 		{[]string{"replay"}, "missing argument"},
 		{[]string{"replay", "a.json", "b.json"}, "too many arguments"},
@@ -125,6 +126,22 @@ func TestHelp(t *testing.T) {
 		if code != exitOK || !strings.Contains(out+errs, "usage: walraft") {
 			t.Errorf("%v: exit %d, output:\n%s%s", args, code, out, errs)
 		}
+	}
+	// The schedule reference names every fault kind, and its example is a
+	// valid schedule.
+	code, out, _ := runCLI(t, "help", "schedule")
+	if code != exitOK {
+		t.Fatalf("help schedule: exit %d", code)
+	}
+	for _, d := range scenarios.FaultDocs() {
+		if !strings.Contains(out, "  "+string(d.Kind)+" ") {
+			t.Errorf("help schedule does not list %s", d.Kind)
+		}
+	}
+	ex := out[strings.Index(out, `"schedule": [`)+len(`"schedule": `):]
+	ex = ex[:strings.Index(ex, "]")+1]
+	if _, err := scenarios.UnmarshalSchedule([]byte(ex), 3); err != nil {
+		t.Errorf("help schedule's example: %v\n%s", err, ex)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -200,11 +201,14 @@ func cmdCrashpoints(args []string, st stdio) int {
 	}
 	points := plan.Points(dry.DiskEvents)
 	if len(points) > *maxPoints {
-		need := *every * ((len(points) + *maxPoints - 1) / *maxPoints)
-		fmt.Fprintf(st.err, "walraft crashpoints: %d points (%d disk events of nodes %v, every %d, torn %v) exceed -max-points %d: "+
-			"thin them with -every %d or more, shorten the run with -safety, or raise -max-points\n",
-			len(points), swept, sum.Nodes, *every, *torn, *maxPoints, need)
+		fmt.Fprintf(st.err, "walraft crashpoints: %d points (%d disk events of nodes %v, every %d, torn %v) exceed -max-points %d: %s\n",
+			len(points), swept, sum.Nodes, *every, *torn, *maxPoints, thinHint(plan, dry.DiskEvents, *maxPoints))
 		return exitUsage
+	}
+	for i, n := range keptPerNode(plan, dry.DiskEvents) {
+		if n > 0 && *every > n {
+			fmt.Fprintf(progress, "note: -every %d is more than n%d's %d swept events: only its first (a file creation, as a rule) is crashed\n", *every, i+1, n)
+		}
 	}
 	for _, p := range points {
 		sum.PointsByKind[p.Kind.String()]++
@@ -445,4 +449,53 @@ func kindCounts(m map[string]int) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// keptPerNode counts, per node (index id-1), the disk events plan sweeps
+// before thinning with Every (0 for a node it does not sweep).
+func keptPerNode(plan scenarios.SweepPlan, events [][]sim.DiskEvent) []int {
+	out := make([]int, len(events))
+	for i, evs := range events {
+		if len(plan.Nodes) > 0 && !slices.Contains(plan.Nodes, uint64(i+1)) {
+			continue
+		}
+		for _, k := range evs {
+			if len(plan.Kinds) == 0 || slices.Contains(plan.Kinds, k) {
+				out[i]++
+			}
+		}
+	}
+	return out
+}
+
+// thinHint says how to bring a sweep within maxPoints: the smallest -every
+// that does (a point per node and crash type is the least any -every
+// leaves, since each node's first event is always swept), or what else to
+// change when none does.
+func thinHint(plan scenarios.SweepPlan, events [][]sim.DiskEvent, maxPoints int) string {
+	fits := func(every int) bool {
+		p := plan
+		p.Every = every
+		return len(p.Points(events)) <= maxPoints
+	}
+	hi := 1
+	for _, n := range keptPerNode(plan, events) {
+		hi = max(hi, n)
+	}
+	if !fits(hi) {
+		p := plan
+		p.Every = hi
+		return fmt.Sprintf("no -every fits (every node's first event alone is %d points): raise -max-points, "+
+			"sweep one node (-node), fewer kinds (-kinds) or drop -torn/-kill", len(p.Points(events)))
+	}
+	lo := max(plan.Every, 1) // does not fit
+	for lo+1 < hi {          // invariant: lo does not fit, hi fits
+		mid := lo + (hi-lo)/2
+		if fits(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return fmt.Sprintf("thin them with -every %d or more, shorten the run with -safety, or raise -max-points", hi)
 }

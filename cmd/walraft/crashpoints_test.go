@@ -2,10 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"walraft/scenarios"
+	"walraft/sim"
 )
 
 // crashpointsArgs is a short sweep: node 1 of calm seed 1 with a 1 s safety
@@ -79,5 +83,40 @@ func TestCrashpointsUsage(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errs, tt.msg) {
 			t.Errorf("crashpoints %v: exit %d, stderr %q; want exit 2 saying %q", tt.args, code, errs, tt.msg)
 		}
+	}
+}
+
+// TestThinHint: the -every the hint names brings the sweep within
+// -max-points and the one before it does not; when even each node's first
+// event is too many, it says what else to change.
+func TestThinHint(t *testing.T) {
+	evs := func(n int) []sim.DiskEvent { return make([]sim.DiskEvent, n) }
+	events := [][]sim.DiskEvent{evs(33584), evs(28140), evs(23541)}
+	for _, tc := range []struct {
+		plan scenarios.SweepPlan
+		max  int
+	}{
+		{scenarios.SweepPlan{Every: 600, Torn: true}, 8},
+		{scenarios.SweepPlan{Every: 600, Torn: true}, 50},
+		{scenarios.SweepPlan{Every: 1}, 1000},
+		{scenarios.SweepPlan{Every: 10, Nodes: []uint64{2}}, 3},
+	} {
+		hint := thinHint(tc.plan, events, tc.max)
+		var every int
+		if _, err := fmt.Sscanf(hint, "thin them with -every %d", &every); err != nil {
+			t.Fatalf("%+v max %d: hint %q", tc.plan, tc.max, hint)
+		}
+		p := tc.plan
+		p.Every = every
+		if n := len(p.Points(events)); n > tc.max {
+			t.Errorf("%+v max %d: -every %d leaves %d points", tc.plan, tc.max, every, n)
+		}
+		p.Every = every - 1
+		if n := len(p.Points(events)); n <= tc.max && every-1 > tc.plan.Every {
+			t.Errorf("%+v max %d: -every %d already fits (%d points): the hint is not the least", tc.plan, tc.max, every-1, n)
+		}
+	}
+	if hint := thinHint(scenarios.SweepPlan{Every: 600, Torn: true}, events, 4); !strings.Contains(hint, "no -every fits") {
+		t.Errorf("6 first-event points over a limit of 4: hint %q", hint)
 	}
 }

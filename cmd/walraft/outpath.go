@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 )
 
 // checkOutFile checks, before a run, that path can be written: its
@@ -62,6 +63,46 @@ func ensureOutDir(flag, dir string) error {
 	f.Close()
 	os.Remove(name)
 	return nil
+}
+
+// checkOutDirLater checks that dir is a writable directory or can be
+// created, without creating it: for a directory written only if something
+// goes wrong (campaign -out, whose default is inside the repository), so
+// that a campaign with no failure leaves no empty directory behind, while
+// a bad path still fails before the campaign starts.
+func checkOutDirLater(flag, dir string) error {
+	if dir == "" {
+		return nil
+	}
+	p := filepath.Clean(dir)
+	for {
+		fi, err := os.Stat(p)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s %s: %s is not a directory", flag, dir, p)
+			}
+			f, err := os.CreateTemp(p, ".walraft-check-*")
+			if err != nil {
+				var pe *os.PathError
+				if errors.As(err, &pe) {
+					err = pe.Err
+				}
+				return fmt.Errorf("%s %s: cannot write in %s: %v", flag, dir, p, err)
+			}
+			name := f.Name()
+			f.Close()
+			os.Remove(name)
+			return nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s %s: %v", flag, dir, err)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return fmt.Errorf("%s %s: no existing parent directory", flag, dir)
+		}
+		p = parent
+	}
 }
 
 // outFlag is one output flag of a command: a file, or a directory (created

@@ -1,0 +1,47 @@
+package scenarios
+
+import "testing"
+
+// TestFaultDocsCoverKinds: the schedule reference (walraft help schedule)
+// names every fault kind, trigger event and target, once each.
+func TestFaultDocsCoverKinds(t *testing.T) {
+	kinds := map[FaultKind]int{}
+	for _, d := range FaultDocs() {
+		kinds[d.Kind]++
+		if d.Does == "" {
+			t.Errorf("fault %s: no description", d.Kind)
+		}
+	}
+	for _, k := range faultKinds {
+		if kinds[k] != 1 {
+			t.Errorf("fault kind %s documented %d times, want 1", k, kinds[k])
+		}
+	}
+	if len(kinds) != len(faultKinds) {
+		t.Errorf("%d kinds documented, %d exist", len(kinds), len(faultKinds))
+	}
+	on := map[TriggerEvent]int{}
+	for _, d := range TriggerDocs() {
+		on[d.On]++
+	}
+	for _, e := range triggerEvents {
+		if on[e] != 1 {
+			t.Errorf("trigger %s documented %d times, want 1", e, on[e])
+		}
+	}
+	if len(on) != len(triggerEvents) {
+		t.Errorf("%d trigger events documented, %d exist", len(on), len(triggerEvents))
+	}
+	tg := map[Target]int{}
+	for _, d := range TargetDocs() {
+		tg[d.Target]++
+	}
+	for _, x := range targets {
+		if tg[x] != 1 {
+			t.Errorf("target %s documented %d times, want 1", x, tg[x])
+		}
+	}
+	if len(tg) != len(targets) {
+		t.Errorf("%d targets documented, %d exist", len(tg), len(targets))
+	}
+}
