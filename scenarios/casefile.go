@@ -360,6 +360,14 @@ func decodeCase(b []byte, schedule bool) (*Case, error) {
 	dec.DisallowUnknownFields()
 	var c Case
 	if err := dec.Decode(&c); err != nil {
+		if strings.Contains(err.Error(), "unknown field") {
+			var tree any
+			if json.Unmarshal(b, &tree) == nil {
+				if msg := unknownField(tree, reflect.TypeOf(Case{}), ""); msg != "" {
+					return nil, fmt.Errorf("%w: %s", ErrBadCase, msg)
+				}
+			}
+		}
 		return nil, fmt.Errorf("%w: %s", ErrBadCase, describeJSONError(b, err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -594,4 +602,109 @@ func WriteCase(path string, c *Case) error {
 		return fmt.Errorf("write case %s: %w", path, werr)
 	}
 	return nil
+}
+
+// unknownField finds the first field of the JSON value v that the Go type
+// t does not have (encoding/json matches names without regard to case) and
+// says where it is and, if a known name is close, which was meant: for
+// example `schedule[0]: unknown field "targte" (did you mean "target"?)`.
+// It returns "" when every field is known.
+func unknownField(v any, t reflect.Type, path string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := v.(map[string]any)
+		if !ok || t == reflect.TypeOf(time.Time{}) {
+			return ""
+		}
+		fields := map[string]reflect.StructField{}
+		var names []string
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			if name, _ := jsonName(f); name != "-" {
+				fields[strings.ToLower(name)] = f
+				names = append(names, name)
+			}
+		}
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			f, ok := fields[strings.ToLower(k)]
+			if !ok {
+				where := ""
+				if path != "" {
+					where = path + ": "
+				}
+				msg := fmt.Sprintf("%sunknown field %q", where, k)
+				if near := nearestName(k, names); near != "" {
+					msg += fmt.Sprintf(" (did you mean %q?)", near)
+				}
+				return msg
+			}
+			if m := unknownField(obj[k], f.Type, joinPath(path, k)); m != "" {
+				return m
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		arr, _ := v.([]any)
+		for i, e := range arr {
+			if m := unknownField(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); m != "" {
+				return m
+			}
+		}
+	case reflect.Map:
+		obj, _ := v.(map[string]any)
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if m := unknownField(obj[k], t.Elem(), joinPath(path, k)); m != "" {
+				return m
+			}
+		}
+	}
+	return ""
+}
+
+// nearestName returns the name of names closest to s by edit distance
+// (case ignored), if it is at most 2 edits away, else "".
+func nearestName(s string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(strings.ToLower(s), strings.ToLower(n)); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
