@@ -259,5 +259,22 @@ func (s Scenario) Draw(seed uint64) Options {
 	s.draw(&o, rng)
 	drawSimFaultOptions(&o, seed)
 	drawKnobs(&o)
+	drawTopics(&o, seed)
 	return o
+}
+
+// drawTopics gives about a third of the seeds one or two more topics of
+// one to three partitions besides "t": code that keys state by partition
+// must tell topics apart (a red-team bug ordered partitions by number
+// alone, so two topics' partition 0 ran in map order, and no run had two
+// topics to show it). Its own stream, so no other draw moves, and a seed
+// with one topic runs as it did.
+func drawTopics(o *Options, seed uint64) {
+	rng := sim.NewStreams(seed).Stream("options/topics")
+	if !rng.Chance(0.35) {
+		return
+	}
+	for i, n := 0, 1+rng.IntN(2); i < n; i++ {
+		o.Topics = append(o.Topics, node.TopicConfig{Name: []string{"u", "v"}[i], Partitions: int32(1 + rng.IntN(3))})
+	}
 }

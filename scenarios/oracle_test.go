@@ -82,7 +82,7 @@ func TestOracleS11RecoveryCutsCorruption(t *testing.T) {
 		o := sc.Draw(seed)
 		o.SafetyDuration, o.LivenessDuration = 1500*time.Millisecond, time.Second
 		sched := Schedule{
-			{At: time.Second, Kind: FaultCorrupt, Node: 2},
+			{At: time.Second, Kind: FaultCorrupt, Node: 2, Log: CorruptRaft},
 			{At: time.Second + 10*time.Millisecond, Kind: FaultCrash, Node: 2, Dur: 100 * time.Millisecond},
 		}
 		bad := runVariant(t, o, node.Bugs{RecoverCutsCorruption: true}, sched)

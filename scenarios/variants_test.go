@@ -54,7 +54,7 @@ var variantCatchers = map[string][]string{
 	// WAL holds a hole under later synced records, so the node refuses to
 	// recover after a crash (L1 names it), or acks=1 data is gone (S5) or
 	// missing from the log (S1, S2, S4).
-	"fsync-retry": {InvL1, InvS1, InvS2, InvS4, InvS5},
+	"fsync-retry": {InvL1, InvS1, InvS2, InvS4, InvS5, InvS10},
 	// A restarted node forgets its last synced record: its HWM goes back
 	// (S3), acknowledged data is gone (S1, S5), logs disagree (S2, S4),
 	// it votes twice in a term (S8), or etcd raft itself finds its log
@@ -197,7 +197,7 @@ var variantKnownSeeds = map[string]uint64{
 	// Seeds 1..25 of stepdown pass: the leader's disk must return while
 	// its transfer to a cut-off follower is still in progress, with a
 	// batch written meanwhile.
-	"transfer-not-aborted": 26,
+	"transfer-not-aborted": 24,
 	// Seeds 1..38 of standalone pass: a failed fsync must write back part
 	// of a batch that a fetch then reads after the restart.
 	"standalone-definite-eio": 39,
