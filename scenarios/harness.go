@@ -81,7 +81,11 @@ type harness struct {
 	// corrupted: nodes whose synced data a FaultCorrupt damaged; dead: of
 	// those, the ones that refused to open (down by design). See corrupt.go.
 	corrupted map[uint64]*corruptMark
-	dead      map[uint64]bool
+	// hidden marks the nodes whose medium was corrupted and whose page
+	// cache, kept across process kills, still hides it: a drawn crash of
+	// such a node stays a power loss (see stop).
+	hidden map[uint64]bool
+	dead   map[uint64]bool
 	// killed: nodes whose last death was a process kill (sim.World.Kill),
 	// so their next boot reads the page cache, not only the disk; krng is
 	// the "kills" stream that turns crashes into kills (Options.KillProb),
@@ -283,7 +287,7 @@ func (h *harness) observeTick() {
 				if h.node(id) != nil {
 					// The process exited: a kill, with the machine up,
 					// as often as Options.KillProb says.
-					h.stop(id, h.drawKill())
+					h.stop(id, h.drawKill() && !h.hidden[id])
 					h.restart(id)
 				}
 			})
@@ -330,6 +334,8 @@ func (h *harness) stop(id uint64, kill bool) {
 	if kill {
 		stop = h.w.Kill
 		h.probe("process-killed")
+	} else {
+		delete(h.hidden, id) // a power loss: the next boot reads the medium
 	}
 	if err := stop(id); err != nil {
 		panic(fmt.Sprintf("scenarios: stop %d (kill %v): %v", id, kill, err))
@@ -369,7 +375,7 @@ func (h *harness) apply(f Fault) {
 			torn.TornKeepProb = 0
 		}
 		d.SetConfig(torn)
-		h.stop(f.Node, f.Kind == FaultCrash && h.drawKill())
+		h.stop(f.Node, f.Kind == FaultCrash && h.drawKill() && !h.hidden[f.Node])
 		d.SetConfig(cfg)
 		h.probe("crash")
 		h.s.After(f.Dur, func() { h.restart(f.Node) })
@@ -988,11 +994,16 @@ func (p *producer) send(topic string, part int32, acks node.Acks, recs [][]byte,
 		case resp.Err == nil:
 			p.backoff = 0
 			h.s.After(think, p.next)
-		case errors.Is(resp.Err, node.ErrNotLeader) || errors.Is(resp.Err, errUnreachable):
+		case errors.Is(resp.Err, node.ErrNotLeader) || errors.Is(resp.Err, node.ErrNotReady) || errors.Is(resp.Err, errUnreachable):
 			// This attempt definitely did not happen: send it again, to the
 			// leader the node named or to another node. A resend of a retry
 			// stays a retry of the same indeterminate attempt (which may
-			// still land), so the checkers allow both copies.
+			// still land), so the checkers allow both copies. A node that
+			// has not started (its recovery sync still running) knows no
+			// leader: a client that kept asking it would stay unserved for
+			// as long as the sync takes (an A1 false positive, crashes
+			// seeds 102 and 158, once a stalled log could hold a boot for
+			// seconds), where a real client refreshes its metadata.
 			pause := p.redirect(resp.LeaderHint, id)
 			h.s.After(pause, func() {
 				if !h.stopped && !p.retired {
@@ -1015,6 +1026,10 @@ func (p *producer) send(topic string, part int32, acks node.Acks, recs [][]byte,
 			}
 			h.s.After(think, p.next)
 		default:
+			if errors.Is(resp.Err, node.ErrNodeFailed) || errors.Is(resp.Err, node.ErrStorage) {
+				// The node stopped after a storage failure: ask another.
+				think += p.redirect(resp.LeaderHint, id) - notLeaderPause
+			}
 			h.s.After(think+notLeaderPause, p.next)
 		}
 	})

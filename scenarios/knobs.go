@@ -46,6 +46,13 @@ type Knobs struct {
 	// several Readies, so writes and ticks run between its applies (the
 	// moment the leadership gate guards).
 	CommittedPerReady uint64 `json:"committed_per_ready,omitempty"`
+	// RaftRecordBytes is the Raft log's record limit (reclog
+	// MaxRecordBytes, default 4 MiB): a Ready whose entries exceed it is
+	// saved as several records. Drawn just above the largest entry the
+	// workload can make, so that a follower catching up, or a leader with
+	// a backlog, splits its saves (a red-team bug framed every split
+	// record after the first with the first's sizes, and no run split).
+	RaftRecordBytes int `json:"raft_record_bytes,omitempty"`
 }
 
 // Bounds that knobs must respect, drawn or hand-written.
@@ -101,6 +108,18 @@ func drawKnobs(o *Options) {
 	if pick() {
 		k.CommittedPerReady = uint64(1<<10 + rng.IntN(63<<10))
 	}
+	if pick() {
+		entry := maxEntryBytes(*o)
+		k.RaftRecordBytes = entry + rng.IntN(3*entry)
+	}
+}
+
+// maxEntryBytes bounds the encoding of one Raft entry the workload can
+// make: a batch holds at most every producer's request and one resend of
+// each (an indeterminate retry), each of MaxBatchRecs records of up to
+// MsgMax bytes, with a generous per-record and per-entry overhead.
+func maxEntryBytes(o Options) int {
+	return 2*max(o.Producers, 1)*max(o.MaxBatchRecs, 1)*(o.MsgMax+64) + 4096
 }
 
 // apply sets the drawn knobs in a node's configuration.
@@ -116,6 +135,7 @@ func (k Knobs) apply(c *node.Config) {
 	c.MaxPendingBatches = k.MaxPendingBatches
 	c.MaxQueuedUnits = k.MaxQueuedUnits
 	c.MaxCommittedSizePerReady = k.CommittedPerReady
+	c.RaftLog.MaxRecordBytes = k.RaftRecordBytes
 }
 
 // describe renders the knobs on one line ("default" for each unset one).
@@ -137,6 +157,7 @@ func (k Knobs) describe() string {
 	add("max-queued", k.MaxQueuedUnits, k.MaxQueuedUnits != 0)
 	add("wal-pending-bytes", k.WALPendingBytes, k.WALPendingBytes != 0)
 	add("committed-per-ready", k.CommittedPerReady, k.CommittedPerReady != 0)
+	add("raft-record-bytes", k.RaftRecordBytes, k.RaftRecordBytes != 0)
 	if len(parts) == 0 {
 		return "defaults"
 	}
@@ -171,6 +192,8 @@ func (k Knobs) validate(o Options) error {
 		return fmt.Errorf("knob linger %v (at most 1s)", k.Linger)
 	case k.WALPendingBytes != 0 && k.WALPendingBytes < minKnobPending:
 		return fmt.Errorf("knob wal_pending_bytes %d (at least %d)", k.WALPendingBytes, minKnobPending)
+	case k.RaftRecordBytes != 0 && k.RaftRecordBytes < maxEntryBytes(o):
+		return fmt.Errorf("knob raft_record_bytes %d below %d, the largest entry this workload can make", k.RaftRecordBytes, maxEntryBytes(o))
 	}
 	c := node.Config{ID: 1, Peers: []uint64{1, 2}, Topics: o.Topics, AcksTimeout: o.AcksTimeout, Path: o.Path}
 	k.apply(&c)
