@@ -310,7 +310,9 @@ func checkS6(ix *index, c *collector) {
 func allowedCopies(ix *index, atts []*Op) int {
 	notFailed, retries := 0, 0
 	for _, a := range atts {
-		if a.Outcome != OutcomeFail {
+		// The node's own definite failure counts, even when the client
+		// gave up first and recorded the op as indeterminate.
+		if a.Outcome != OutcomeFail && (a.Served == nil || !a.Served.Definite) {
 			notFailed++
 		}
 		if t := ix.op(a.RetryOf); t != nil && t.Outcome == OutcomeIndeterminate {

@@ -133,6 +133,12 @@ func checkL2(ix *index, c *collector) {
 		case sv.Answered == 0 && sv.Until-sv.At > nodeLimit:
 			c.fail(o.Invoke+nodeLimit, []OpID{o.ID}, "acks=%d op %d: n%d took it and still held it unanswered %v later, when the run ended (timeout %v + slack %v)",
 				o.Acks, o.ID, o.Node, sv.Until-sv.At, run.AcksTimeout, nodeLimit-run.AcksTimeout)
+		case sv.TimedOut && sv.Definite:
+			// A node that gives up waiting does not know what became of
+			// the write: its fsync may still complete and the records be
+			// proposed, committed and read (DESIGN.md 3.3).
+			c.fail(o.Invoke+(sv.Answered-sv.At), []OpID{o.ID}, "acks=%d op %d: n%d answered its acks timeout as a definite failure (a timeout is indeterminate)",
+				o.Acks, o.ID, o.Node)
 		case sv.TimedOut && sv.Answered-sv.At < run.AcksTimeout-earlyTimeoutSlack:
 			// Kafka's produce timeout is how long the broker waits for
 			// the acknowledgements it was asked for; a node that gives

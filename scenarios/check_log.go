@@ -176,6 +176,10 @@ func checkS4(ix *index, c *collector) {
 			c.fail(o.Complete, []OpID{o.ID}, "fetch op %d on n%d at %v (%v from %d) returned offsets %v at or past the HWM %d it reported",
 				o.ID, o.Node, o.Complete, o.Key(), o.From, past, o.Fetch.HWM)
 		}
+		if msg := fetchContract(o); msg != "" {
+			c.fail(o.Complete, []OpID{o.ID}, "fetch op %d on n%d at %v (%v from %d, HWM %d, log end %d): %s",
+				o.ID, o.Node, o.Complete, o.Key(), o.From, o.Fetch.HWM, o.Fetch.LogEnd, msg)
+		}
 	}
 	final := ix.h.Final
 	for _, k := range ix.readKeys {
@@ -209,4 +213,30 @@ func cmpTimeID(a, b *Op) int {
 		return c
 	}
 	return cmp.Compare(a.ID, b.ID)
+}
+
+// fetchContract reports a fetch answer that does not fit its request
+// (S4; node.Fetch's contract, as Kafka's fetch): a success needs the start
+// offset at or below the HWM it reports, and one from below the HWM returns
+// records from exactly that offset on, without gaps; a refusal as out of
+// range needs the offset past that HWM (or below the log's start, which is
+// 0 here: nothing trims a log from the front). A red-team bug answered a
+// fetch past the HWM but inside the log as an empty success, and no check
+// looked at the answer's class.
+func fetchContract(o *Op) string {
+	f := o.Fetch
+	switch {
+	case o.Outcome == OutcomeOK && o.From > f.HWM:
+		return "a success for an offset past the HWM it reported (want out of range)"
+	case o.Outcome == OutcomeOK && o.From < f.HWM && len(f.Records) == 0:
+		return "no records for an offset below the HWM it reported"
+	case o.Outcome == OutcomeFail && strings.Contains(o.Err, "offset out of range") && o.From >= 0 && o.From <= f.HWM:
+		return "refused as out of range, but the offset is within [0, HWM]"
+	}
+	for i, r := range f.Records {
+		if want := o.From + int64(i); r.Offset != want {
+			return fmt.Sprintf("record %d at offset %d, want %d (records from the offset asked, without gaps)", i, r.Offset, want)
+		}
+	}
+	return ""
 }

@@ -210,7 +210,7 @@ func TestCheckFires(t *testing.T) {
 			want: InvS3, detail: "HWM 4 > log end 3"},
 		{name: "fetch reports a HWM below an earlier observation", h: validCluster,
 			mutate: func(h *History) {
-				addOp(h, Op{Node: 2, Kind: KindFetch, From: 7, Invoke: 80 * sec, Complete: 80 * sec, Outcome: OutcomeOK,
+				addOp(h, Op{Node: 2, Kind: KindFetch, From: 2, Invoke: 80 * sec, Complete: 80 * sec, Outcome: OutcomeOK,
 					Fetch: &FetchReply{HWM: 2, LogEnd: 7}})
 			},
 			want: InvS3, detail: "HWM went 6 -> 2"},
@@ -602,5 +602,62 @@ func TestL2NodeSideExcused(t *testing.T) {
 				t.Errorf("L2 violated:\n%s", rep.String())
 			}
 		})
+	}
+}
+
+// TestFetchContract: S4 judges a fetch answer against its request.
+func TestFetchContract(t *testing.T) {
+	recs := func(from, n int64) []Rec {
+		var out []Rec
+		for i := int64(0); i < n; i++ {
+			out = append(out, Rec{Offset: from + i, Payload: uint64(100 + from + i)})
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		op   Op
+		bad  bool
+	}{
+		{"records from the offset", Op{From: 2, Outcome: OutcomeOK, Fetch: &FetchReply{HWM: 5, LogEnd: 6, Records: recs(2, 3)}}, false},
+		{"at the HWM: empty", Op{From: 5, Outcome: OutcomeOK, Fetch: &FetchReply{HWM: 5, LogEnd: 6}}, false},
+		{"past the HWM refused", Op{From: 6, Outcome: OutcomeFail, Err: "node: offset out of range: 6 not in [0, 5]", Fetch: &FetchReply{HWM: 5, LogEnd: 7}}, false},
+		{"past the HWM answered", Op{From: 6, Outcome: OutcomeOK, Fetch: &FetchReply{HWM: 5, LogEnd: 7}}, true},
+		{"below the HWM, nothing", Op{From: 2, Outcome: OutcomeOK, Fetch: &FetchReply{HWM: 5, LogEnd: 5}}, true},
+		{"first record elsewhere", Op{From: 2, Outcome: OutcomeOK, Fetch: &FetchReply{HWM: 5, LogEnd: 5, Records: recs(3, 2)}}, true},
+		{"a gap", Op{From: 1, Outcome: OutcomeOK, Fetch: &FetchReply{HWM: 5, LogEnd: 5, Records: []Rec{{1, 101}, {3, 103}}}}, true},
+		{"in range refused", Op{From: 3, Outcome: OutcomeFail, Err: "node: offset out of range: 3 not in [0, 5]", Fetch: &FetchReply{HWM: 5, LogEnd: 5}}, true},
+	}
+	for _, tt := range tests {
+		if got := fetchContract(&tt.op); (got != "") != tt.bad {
+			t.Errorf("%s: fetchContract = %q, want a violation %v", tt.name, got, tt.bad)
+		}
+	}
+}
+
+// TestNodeDefiniteAnswer: a node's acks timeout answered as a definite
+// failure is L2; a node's definite failure counts for S6 even when the
+// client gave up first.
+func TestNodeDefiniteAnswer(t *testing.T) {
+	const sec = time.Second
+	h := validCluster()
+	op := Op{Node: 1, Kind: KindProduce, Acks: 1, Payloads: []uint64{400}, Invoke: 10 * sec, Complete: 11 * sec,
+		Outcome: OutcomeIndeterminate, Err: "client: request timed out",
+		Served: &Served{At: 10 * sec, Answered: 40 * sec, TimedOut: true, Definite: true}}
+	addOp(h, op)
+	rep := Check(h)
+	if rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if !slices.Contains(violated(&rep), InvL2) {
+		t.Errorf("a definite timeout answer passed L2:\n%s", rep.String())
+	}
+	ix := &index{ops: []*Op{&op}}
+	if n := allowedCopies(ix, []*Op{&op}); n != 0 {
+		t.Errorf("a payload whose only attempt the node failed definitely may appear %d times, want 0", n)
+	}
+	op.Served.Definite = false
+	if n := allowedCopies(ix, []*Op{&op}); n != 1 {
+		t.Errorf("an indeterminate attempt allows %d copies, want 1", n)
 	}
 }

@@ -44,7 +44,7 @@ func FaultDocs() []FaultDoc {
 		{FaultTornCrashAtDiskEvent, "the same with a torn crash keeping each unsynced block with probability prob (0: 0.5)", "node, count, [dur], [prob]"},
 		{FaultKill, "kill the node's process with its machine up: memory lost, page cache kept, syncs in flight complete; restarted after dur", "node|target, [dur]"},
 		{FaultKillAtDiskEvent, "the same as crash-at-disk-event with a process kill", "node, count, [dur]"},
-		{FaultStallLog, "stall the syncs of one log of the node (log: raft, the default, or wal: every WAL) for dur while its other logs' syncs go on", "node|target, dur, [log]"},
+		{FaultStallLog, "stall the syncs of one log of the node (log: raft, the default; wal: every WAL; dir: its directory syncs) for dur while its other syncs go on", "node|target, dur, [log]"},
 	}
 }
 

@@ -157,6 +157,11 @@ func (h *harness) applySimFault(f Fault) {
 		if f.Log == CorruptWAL {
 			prefix = cfg.Dir + "wal/"
 		}
+		if f.Log == StallDir {
+			h.w.Disk(f.Node).StallDirSyncsUntil(h.s.Now() + f.Dur)
+			h.probe("fsync-stall-dir")
+			break
+		}
 		h.w.Disk(f.Node).StallPrefixUntil(prefix, h.s.Now()+f.Dur)
 		h.probe("fsync-stall-log")
 	case FaultClockStep:

@@ -157,18 +157,21 @@ var stormWork uint64 = StormWork
 func (h *harness) close() { h.w.Close() }
 
 // nodeConfig is the configuration every node of the run gets.
-func (h *harness) nodeConfig(id uint64) node.Config {
+func (h *harness) nodeConfig(id uint64) node.Config { return nodeConfigFor(h.o, id, h.ids) }
+
+// nodeConfigFor is node id's configuration in a run of o with nodes ids.
+func nodeConfigFor(o Options, id uint64, ids []uint64) node.Config {
 	c := node.Config{
 		ID:          id,
-		Peers:       append([]uint64(nil), h.ids...),
-		Topics:      h.o.Topics,
-		AcksTimeout: h.o.AcksTimeout,
-		Path:        h.o.Path,
+		Peers:       append([]uint64(nil), ids...),
+		Topics:      o.Topics,
+		AcksTimeout: o.AcksTimeout,
+		Path:        o.Path,
 		// A simulated fsync takes at most a few milliseconds when the disk
 		// is well, so half a second outstanding means it hangs.
 		DiskStallTimeout: diskStallTimeout,
 	}
-	h.o.Knobs.apply(&c)
+	o.Knobs.apply(&c)
 	return c
 }
 
@@ -746,6 +749,7 @@ func (h *harness) post(id uint64, op *clientOp, done func(node.ProduceResponse))
 		n.Produce(op.req, func(resp node.ProduceResponse) {
 			h.answered(id, op.id, served)
 			served.TimedOut = errors.Is(resp.Err, node.ErrTimeout)
+			served.Definite = resp.Err != nil && !resp.Indeterminate
 			ev := h.evidence(id, n, op, resp)
 			ev.Term = acceptTerm
 			h.s.After(lat, func() { finish(resp, ev) })
@@ -1038,9 +1042,10 @@ func (p *producer) send(topic string, part int32, acks node.Acks, recs [][]byte,
 // consumer fetches from random nodes and partitions at random offsets below
 // what it has seen as the HWM.
 type consumer struct {
-	h   *harness
-	id  int
-	hwm map[string]int64
+	h    *harness
+	id   int
+	hwm  map[string]int64
+	past *sim.Rand // draws the fetches aimed past the HWM
 }
 
 func (c *consumer) next() {
@@ -1059,6 +1064,16 @@ func (c *consumer) next() {
 	from := int64(0)
 	if hw := c.hwm[key]; hw > 0 {
 		from = h.rng.Int64N(hw + 1)
+	}
+	// One fetch in eight aims just past the highest HWM seen, where a
+	// leader's unacknowledged suffix lies: it must be refused as out of
+	// range (S4's fetch contract), not answered from the log. Its own
+	// stream, so the other draws stay where they were.
+	if c.past == nil {
+		c.past = h.w.Streams().Stream(fmt.Sprintf("consumer/%d/past-hwm", c.id))
+	}
+	if c.past.IntN(8) == 0 {
+		from = c.hwm[key] + 1 + c.past.Int64N(4)
 	}
 	lat := h.o.ClientLatency
 	invoked := h.s.Now()

@@ -289,6 +289,11 @@ type Served struct {
 	// (node.ErrTimeout): L2 then also judges that it did not give up
 	// before AcksTimeout had passed on its clock.
 	TimedOut bool `json:"timed_out,omitempty"`
+	// Definite is set when the node's answer was a definite failure (an
+	// error without Indeterminate): the records must then never become
+	// visible, which S6 judges even when the client gave up first and
+	// recorded the op as indeterminate.
+	Definite bool `json:"definite,omitempty"`
 }
 
 // Key returns the op's partition.

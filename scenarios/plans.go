@@ -419,6 +419,23 @@ func sickLogPlan(o Options, rng *sim.Rand) Schedule {
 		}
 		s = append(s, f)
 	}
+	// Once a run, the leader's directory syncs stall right as
+	// it creates a segment (a rotation: the record log syncs the
+	// directory before it issues the file syncs queued behind). Its
+	// hung-disk check must see the stalled directory sync; one that
+	// watched file syncs alone (a red-team bug) sees nothing outstanding
+	// and keeps leading past A1's bound. Its own stream: the plan's other
+	// draws are unchanged.
+	// It lasts past the run's A1 bound (0.5-3 s more), which the knobs
+	// and the client timeout move from about 2 s to 8 s.
+	dir := sim.NewStreams(o.Seed).Stream("plan/gray/dir-stall")
+	ids := make([]uint64, o.Nodes)
+	for i := range ids {
+		ids[i] = uint64(i + 1)
+	}
+	bound := A1Bound(o, nodeConfigFor(o, 1, ids).Defaults())
+	s = append(s, Fault{At: dir.Duration(o.SafetyDuration/10, o.SafetyDuration/2), Kind: FaultStallLog, Target: TargetEventNode,
+		Dur: bound + dir.Duration(500*time.Millisecond, 3*time.Second), Log: StallDir, Trigger: &Trigger{On: OnSegment, Role: TargetLeader}})
 	s.Sort()
 	return s
 }

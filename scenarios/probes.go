@@ -61,6 +61,7 @@ var probeRegistry = []ProbeSpec{
 	{"fsync-failed-written-back", true, "a failed fsync had written some of its blocks back before it failed: they are durable all the same"},
 	{"timeoutnow-ignored-hung", false, "a node whose disk hangs ignored a leadership transfer's MsgTimeoutNow (it must not campaign); optional: needs a transfer aimed at a hung follower"},
 	{"fsync-stall-log", true, "one log's fsyncs stalled while the node's other logs' went on"},
+	{"fsync-stall-dir", false, "a node's directory syncs stalled while its file syncs went on"},
 	{"fsync-hang", true, "a node's disk hung (syncs complete only at the end of the hang)"},
 	{"loop-blocked-by-fsync", true, "a sync issued during a hang blocked the node's event loop"},
 	{"read-eio-on-recovery", true, "a read failed with EIO while a node recovered"},

@@ -112,10 +112,13 @@ const (
 // step a clock-discipline daemon or a VM resume makes.
 const maxClockStep = time.Minute
 
-// Targets of FaultCorrupt.
+// Targets of FaultCorrupt, and of FaultStallLog, which takes StallDir too.
 const (
 	CorruptRaft = "raft"
 	CorruptWAL  = "wal"
+	// StallDir is FaultStallLog's directory syncs: every SyncDir of the
+	// node stalls while its file syncs go on (sim.Disk.StallDirSyncsUntil).
+	StallDir = "dir"
 )
 
 // faultKinds lists every kind, for validation and generators.
@@ -263,8 +266,8 @@ func (f Fault) Validate(n int) error {
 	if err := f.validateDiskEventCrash(n); err != nil {
 		return err
 	}
-	if f.Log != "" && ((f.Kind != FaultCorrupt && f.Kind != FaultStallLog) || (f.Log != CorruptRaft && f.Log != CorruptWAL)) {
-		return fmt.Errorf("fault %s: log %q (only corrupt and stall-log take one: %q or %q)", f, f.Log, CorruptRaft, CorruptWAL)
+	if f.Log != "" && ((f.Kind != FaultCorrupt && f.Kind != FaultStallLog) || (f.Log != CorruptRaft && f.Log != CorruptWAL && (f.Log != StallDir || f.Kind != FaultStallLog))) {
+		return fmt.Errorf("fault %s: log %q (only corrupt and stall-log take one: %q or %q, and stall-log %q)", f, f.Log, CorruptRaft, CorruptWAL, StallDir)
 	}
 	if f.Kind == FaultSkew && (f.Rate < 0.5 || f.Rate > 2) {
 		return fmt.Errorf("fault %s: clock rate must be in [0.5, 2]", f)

@@ -283,6 +283,9 @@ type Disk struct {
 
 	dirQueue    []*diskOp     // pending SyncDirs, FIFO
 	dirLastDone time.Duration // completion time of the last issued SyncDir
+	// dirStallUntil: directory syncs complete no earlier than this
+	// (StallDirSyncsUntil).
+	dirStallUntil time.Duration
 
 	stallUntil time.Duration // no sync completes before this global time
 	// prefixStalls: syncs of files under a prefix complete no earlier
@@ -639,6 +642,28 @@ func (d *Disk) StallSyncsUntil(t time.Duration) {
 	}
 }
 
+// StallDirSyncsUntil is StallSyncsUntil for directory syncs alone: those
+// pending or issued before t complete no earlier than global time t, in
+// their order, while file syncs go on (a directory's metadata stuck
+// behind a journal commit, say). A log that syncs its directory before it
+// issues the file syncs queued behind (a segment rotation, a removal) then
+// has only a directory sync outstanding: a hung-disk check that watches
+// file syncs alone sees nothing.
+func (d *Disk) StallDirSyncsUntil(t time.Duration) {
+	d.dirStallUntil = max(d.dirStallUntil, t)
+	for _, op := range d.dirQueue { // the pending directory syncs, in order
+		if op.at > t {
+			continue
+		}
+		op.item.Cancel(d.sched)
+		op.at = t
+		d.queue(op)
+	}
+	if len(d.dirQueue) > 0 && d.dirLastDone < t {
+		d.dirLastDone = t
+	}
+}
+
 // StallPrefixUntil is StallSyncsUntil for the files whose names start with
 // prefix alone: their syncs, pending or issued before t, complete no earlier
 // than global time t, while other files' syncs and directory syncs go on
@@ -670,6 +695,7 @@ func (d *Disk) ClearFaults() {
 	d.failSyncs, d.failWrites = 0, 0
 	d.stallUntil = 0
 	d.prefixStalls = nil
+	d.dirStallUntil = 0
 	d.noSpace, d.failReads, d.hangUntil = 0, 0, 0
 }
 
@@ -1517,7 +1543,7 @@ func (fs *diskFS) SyncDir(done func(error)) {
 	n := len(d.volNames)
 	d.volShared = true
 	op.err, op.ns, op.seqs, op.done, op.fs = err, nsSnap{names: d.volNames[:n:n], inos: d.volInos[:n:n]}, d.volSnapSeqs, done, fs
-	d.dirLastDone = d.schedule(op, d.dirLastDone, lat)
+	d.dirLastDone = d.schedule(op, max(d.dirLastDone, d.dirStallUntil), lat)
 	d.dirQueue = append(d.dirQueue, op)
 	d.hang(fs, op)
 	d.event(DiskEventSyncDir)

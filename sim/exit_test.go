@@ -258,3 +258,36 @@ func TestDiskWriteAtDuringSync(t *testing.T) {
 		t.Fatalf("after the next sync and a crash = %q", got)
 	}
 }
+
+// StallDirSyncsUntil holds directory syncs, the pending one and later ones,
+// until the stall ends, in order, while file syncs go on; ClearFaults ends
+// it for directory syncs issued afterwards.
+func TestDiskStallDirSyncs(t *testing.T) {
+	s, d := newTestDisk(1, DiskConfig{BlockSize: 4, SyncMin: time.Millisecond, SyncMax: time.Millisecond})
+	fs := d.FS(nil)
+	f := mustCreate(t, fs, "wal/1.seg")
+	var first, second time.Duration
+	fs.SyncDir(func(error) { first = s.Now() })
+	d.StallDirSyncsUntil(50 * time.Millisecond)
+	fs.SyncDir(func(error) { second = s.Now() })
+	mustWrite(t, f, []byte("WWWW"))
+	if err := syncWait(t, s, f); err != nil {
+		t.Fatal(err)
+	}
+	if s.Now() > 5*time.Millisecond {
+		t.Fatalf("a file sync completed at %v, held by the directory stall", s.Now())
+	}
+	s.RunUntil(time.Second)
+	if first != 50*time.Millisecond || second < first {
+		t.Fatalf("directory syncs completed at %v and %v, want the pending one at 50ms and the next no earlier", first, second)
+	}
+	d.StallDirSyncsUntil(s.Now() + time.Second)
+	d.ClearFaults()
+	start := s.Now()
+	if err := dirSyncWait(t, s, fs); err != nil {
+		t.Fatal(err)
+	}
+	if s.Now()-start > 5*time.Millisecond {
+		t.Fatalf("a directory sync issued after ClearFaults took %v", s.Now()-start)
+	}
+}
