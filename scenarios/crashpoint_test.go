@@ -19,6 +19,10 @@ func sweepOptions(t *testing.T) Options {
 	}
 	o := sc.Draw(1)
 	o.SafetyDuration = time.Second
+	// Enough load that node 1 has a few thousand disk events in a second,
+	// whatever the seed's drawn workload.
+	o.Producers = max(o.Producers, 16)
+	o.ThinkMax = min(o.ThinkMax, 4*time.Millisecond)
 	return o
 }
 

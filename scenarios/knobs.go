@@ -66,8 +66,8 @@ const (
 // drawKnobs draws o's knobs and acks timeout from the seed's "knobs"
 // stream: each knob is swarmed with probability knobSwarmChance, else left
 // at its default.
-func drawKnobs(o *Options) {
-	rng := sim.NewStreams(o.Seed).Stream("knobs")
+func drawKnobs(o *Options, seed uint64) {
+	rng := sim.NewStreams(seed).Stream("knobs")
 	k := &o.Knobs
 	pick := func() bool { return rng.Chance(knobSwarmChance) }
 	if pick() {

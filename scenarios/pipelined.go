@@ -65,6 +65,7 @@ func addTwin(name, of string, path node.Path, summary string) {
 			draw(o, rng)
 			o.Path = path
 		},
-		plan: orig.plan,
+		plan:      orig.plan,
+		optionsOf: of,
 	})
 }

@@ -60,7 +60,7 @@ var variantCatchers = map[string][]string{
 	// it votes twice in a term (S8), or etcd raft itself finds its log
 	// shorter than a commit index it acknowledged and panics ("raft log
 	// lost"), leaving the cluster unconverged (PANIC, L1).
-	"raft-log-drops-last": {InvS1, InvS2, InvS3, InvS4, InvS5, InvS8, InvL1, "PANIC"},
+	"raft-log-drops-last": {InvS1, InvS2, InvS3, InvS4, InvS5, InvS8, InvS11, InvL1, "PANIC"},
 	// A lost wakeup strands the last requests of a quiet spell until their
 	// timer answers them (L3), slows requests that wait for the next one
 	// (L4), and leaves the leader holding records nothing will commit (L1).
@@ -194,25 +194,21 @@ var variantCatchers = map[string][]string{
 // catches its variant is an error, so CI keeps this table true. Unlisted
 // variants are caught by seed 1, 2 or 3 in a few seconds.
 var variantKnownSeeds = map[string]uint64{
-	// Seeds 1..25 of stepdown pass: the leader's disk must return while
+	// Seeds 1..3 of stepdown pass: the leader's disk must return while
 	// its transfer to a cut-off follower is still in progress, with a
 	// batch written meanwhile.
-	"transfer-not-aborted": 24,
-	// Seeds 1..38 of standalone pass: a failed fsync must write back part
+	"transfer-not-aborted": 4,
+	// Seeds 1..11 of standalone pass: a failed fsync must write back part
 	// of a batch that a fetch then reads after the restart.
-	"standalone-definite-eio": 39,
-	// Seed 1 catches it, but in about a minute: the broken state machine
-	// panics on apply and one node restarts some 1,500 times in the
-	// liveness phase. Seed 11 reaches the stale-batch rule too (see
-	// TestStaleBatchRuleDefends) and breaks S3 in under a second.
-	"gate-before-apply-accept-stale": 11,
-	// Seeds 1..4 of pipelined-fsync pass (a leader must win on its peers'
-	// votes while its own Raft-log sync is slow).
-	"pipelined-leader-before-term-sync": 5,
-	// Seeds 1..11 of fsync pass: a failed fsync in linux-clean mode, the
+	"standalone-definite-eio": 12,
+	// Seed 1 fails by S8 alone (the gate opens early, which S8 sees on its
+	// own); seed 16 reaches the stale-batch rule too (see
+	// TestStaleBatchRuleDefends) and breaks S3 and S5.
+	"gate-before-apply-accept-stale": 16,
+	// Seeds 1..4 of fsync pass: a failed fsync in linux-clean mode, the
 	// node killed with its machine up, and its restart reading the pages
 	// back.
-	"recovery-sync-only": 12,
+	"recovery-sync-only": 5,
 }
 
 // variantCatch is a seed that caught a variant.
@@ -258,13 +254,25 @@ func catchVariant(t *testing.T, v Variant, limit uint64) variantCatch {
 	if err != nil {
 		t.Fatalf("variant %s: scenario: %v", v.Name, err)
 	}
+	// The first seed whose failure shows the bug; a seed that fails only
+	// by other invariants (gate-before-apply-accept-stale also opens its
+	// gate early, which S8 sees on its own) is kept only if none does, so
+	// that the test reports what caught it.
+	var first variantCatch
 	for seed := uint64(1); seed <= limit; seed++ {
 		res := drawnRun(t, sc, seed, v.Name)
-		if !res.OK() {
-			return variantCatch{seed: seed, invariants: res.Invariants(), res: res}
+		if res.OK() {
+			continue
+		}
+		c := variantCatch{seed: seed, invariants: res.Invariants(), res: res}
+		if showsBug(v.Name, res) {
+			return c
+		}
+		if first.seed == 0 {
+			first = c
 		}
 	}
-	return variantCatch{}
+	return first
 }
 
 // showsBug reports whether res broke one of the invariants that show
@@ -425,5 +433,5 @@ func TestStaleBatchRuleDefends(t *testing.T) {
 // 11 reach the rule under gate-before-apply).
 const (
 	staleRuleSeeds = 20
-	staleRuleSeed  = 11
+	staleRuleSeed  = 16
 )
