@@ -255,17 +255,31 @@ func (sp SweepPlan) Points(events [][]sim.DiskEvent) []CrashPoint {
 // nodes had, summed over the nodes (and kinds) of the plan.
 func (sp SweepPlan) CountDiskEvents(events [][]sim.DiskEvent) map[sim.DiskEvent]int {
 	c := map[sim.DiskEvent]int{}
+	sp.eachSwept(events, func(_ int, k sim.DiskEvent) { c[k]++ })
+	return c
+}
+
+// KeptPerNode counts, per node (index id-1), the disk events the plan
+// sweeps before Every thins them (0 for a node it does not sweep).
+func (sp SweepPlan) KeptPerNode(events [][]sim.DiskEvent) []int {
+	out := make([]int, len(events))
+	sp.eachSwept(events, func(i int, _ sim.DiskEvent) { out[i]++ })
+	return out
+}
+
+// eachSwept calls f with the node index and kind of every disk event of
+// the plan's nodes and kinds, in order.
+func (sp SweepPlan) eachSwept(events [][]sim.DiskEvent, f func(i int, k sim.DiskEvent)) {
 	for i, evs := range events {
 		if len(sp.Nodes) > 0 && !slices.Contains(sp.Nodes, uint64(i+1)) {
 			continue
 		}
 		for _, k := range evs {
 			if len(sp.Kinds) == 0 || slices.Contains(sp.Kinds, k) {
-				c[k]++
+				f(i, k)
 			}
 		}
 	}
-	return c
 }
 
 // SweepResult is one point's outcome in an in-process sweep.

@@ -7,7 +7,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -205,7 +204,7 @@ func cmdCrashpoints(args []string, st stdio) int {
 			len(points), swept, sum.Nodes, *every, *torn, *maxPoints, thinHint(plan, dry.DiskEvents, *maxPoints))
 		return exitUsage
 	}
-	for i, n := range keptPerNode(plan, dry.DiskEvents) {
+	for i, n := range plan.KeptPerNode(dry.DiskEvents) {
 		if n > 0 && *every > n {
 			fmt.Fprintf(progress, "note: -every %d is more than n%d's %d swept events: only its first (a file creation, as a rule) is crashed\n", *every, i+1, n)
 		}
@@ -451,23 +450,6 @@ func kindCounts(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// keptPerNode counts, per node (index id-1), the disk events plan sweeps
-// before thinning with Every (0 for a node it does not sweep).
-func keptPerNode(plan scenarios.SweepPlan, events [][]sim.DiskEvent) []int {
-	out := make([]int, len(events))
-	for i, evs := range events {
-		if len(plan.Nodes) > 0 && !slices.Contains(plan.Nodes, uint64(i+1)) {
-			continue
-		}
-		for _, k := range evs {
-			if len(plan.Kinds) == 0 || slices.Contains(plan.Kinds, k) {
-				out[i]++
-			}
-		}
-	}
-	return out
-}
-
 // thinHint says how to bring a sweep within maxPoints: the smallest -every
 // that does (a point per node and crash type is the least any -every
 // leaves, since each node's first event is always swept), or what else to
@@ -479,7 +461,7 @@ func thinHint(plan scenarios.SweepPlan, events [][]sim.DiskEvent, maxPoints int)
 		return len(p.Points(events)) <= maxPoints
 	}
 	hi := 1
-	for _, n := range keptPerNode(plan, events) {
+	for _, n := range plan.KeptPerNode(events) {
 		hi = max(hi, n)
 	}
 	if !fits(hi) {

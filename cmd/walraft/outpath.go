@@ -51,13 +51,22 @@ func ensureOutDir(flag, dir string) error {
 		}
 		return fmt.Errorf("%s %s: cannot create: %v", flag, dir, err)
 	}
+	if err := canWriteIn(dir); err != nil {
+		return fmt.Errorf("%s %s: cannot write: %v", flag, dir, err)
+	}
+	return nil
+}
+
+// canWriteIn checks that a file can be created in the directory dir (and
+// removes it), reporting the system's reason, without the path, if not.
+func canWriteIn(dir string) error {
 	f, err := os.CreateTemp(dir, ".walraft-check-*")
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return fmt.Errorf("%s %s: cannot write: %v", flag, dir, err)
+		return err
 	}
 	name := f.Name()
 	f.Close()
@@ -81,17 +90,9 @@ func checkOutDirLater(flag, dir string) error {
 			if !fi.IsDir() {
 				return fmt.Errorf("%s %s: %s is not a directory", flag, dir, p)
 			}
-			f, err := os.CreateTemp(p, ".walraft-check-*")
-			if err != nil {
-				var pe *os.PathError
-				if errors.As(err, &pe) {
-					err = pe.Err
-				}
+			if err := canWriteIn(p); err != nil {
 				return fmt.Errorf("%s %s: cannot write in %s: %v", flag, dir, p, err)
 			}
-			name := f.Name()
-			f.Close()
-			os.Remove(name)
 			return nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
