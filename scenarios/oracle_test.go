@@ -131,3 +131,37 @@ func TestAppRespUnproven(t *testing.T) {
 		})
 	}
 }
+
+// TestCorruptedNodeCrashStaysPowerLoss: with every drawn crash a kill
+// (KillProb 1), a crash of a node whose medium was corrupted is still a
+// power loss, so its next boot reads the damage; a later crash, after
+// that power loss, is a kill again.
+func TestCorruptedNodeCrashStaysPowerLoss(t *testing.T) {
+	sched := Schedule{
+		{At: time.Second, Kind: FaultCorrupt, Node: 2, Log: CorruptRaft},
+		{At: time.Second + 10*time.Millisecond, Kind: FaultCrash, Node: 2, Dur: 100 * time.Millisecond},
+		{At: 2 * time.Second, Kind: FaultCrash, Node: 3, Dur: 100 * time.Millisecond},
+	}
+	res := smallRun(t, sched, func(o *Options) { o.KillProb = 1 })
+	var n2, n3 []string
+	for _, e := range res.Trace {
+		if e.Kind != "proc.crash" && e.Kind != "proc.kill" {
+			continue
+		}
+		switch e.Node {
+		case 2:
+			n2 = append(n2, e.Kind)
+		case 3:
+			n3 = append(n3, e.Kind)
+		}
+	}
+	if res.Probes["corrupt-synced-raft"] == 0 {
+		t.Skipf("no spot of n2's Raft log could be corrupted in this run (probes %v)", res.Probes)
+	}
+	if len(n2) == 0 || n2[0] != "proc.crash" {
+		t.Fatalf("n2's deaths after its corruption: %v, want a power loss first", n2)
+	}
+	if len(n3) == 0 || n3[0] != "proc.kill" {
+		t.Fatalf("n3's deaths: %v, want a kill (KillProb 1)", n3)
+	}
+}
