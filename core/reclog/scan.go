@@ -80,9 +80,9 @@ type Scanner struct {
 	buf    [blockSize]byte
 	// keep (KeepPayloads) makes a Scan copy the payload of every record it
 	// parses, for Read to hand out once without reading and checking the
-	// record's chunks a second time; scans counts the Scans that looked at
-	// src, so a copy from an earlier one is never handed out.
-	keep    bool
+	// record's chunks a second time.
+	keep bool
+	// scans counts the Scans that looked at src.
 	scans   uint64
 	partial []byte // keep: the payload of the record being parsed
 	// allSegs: every name the last Scan listed is one of segs (then a
@@ -110,11 +110,11 @@ type scanSeg struct {
 	// bad is the first invalid spot, nil when the segment is valid to its
 	// size.
 	bad *badSpot
-	// kept[i] (keep) is the payload of recs[keptFrom+i], parsed by Scan
-	// number keptScan; nil once Read handed it out.
+	// kept[i] (keep) is the payload of recs[keptFrom+i], as a Scan parsed
+	// it from bytes that have not changed since; nil once Read handed it
+	// out.
 	kept     [][]byte
 	keptFrom int
-	keptScan uint64
 }
 
 // scanRec is one complete, valid record of a segment.
@@ -137,10 +137,10 @@ func NewScanner(dir string, opts Options) (*Scanner, error) {
 }
 
 // KeepPayloads makes every Scan keep a copy of the payload of each record
-// it parses, so that the first Read of such a record (before the next
-// Scan) returns that copy instead of reading and checking its chunks
-// again: for a caller that reads every new record after each Scan. The
-// results are the same either way.
+// it parses, so that the first Read of such a record (while its bytes stay
+// as they were) returns that copy instead of reading and checking its
+// chunks again: for a caller that reads every new record. The results are
+// the same either way.
 func (s *Scanner) KeepPayloads() { s.keep = true }
 
 // Scan brings the view up to date with src and returns it. It reads only
@@ -367,7 +367,8 @@ func (s *Scanner) judge(src ImageSource, i int, bad *badSpot, res *ScanResult) {
 
 // rescan re-reads segment g (now size bytes) from offset lo on: it keeps
 // the records that end at or before lo and scans on from the last of them.
-// changed is lowered to the first seq whose record differs.
+// changed is lowered to the first seq whose record differs (a segment
+// whose header changed differs from its first record on).
 func (s *Scanner) rescan(src ImageSource, g *scanSeg, size, lo int64, changed *uint64) {
 	g.size = size
 	g.bad = nil
@@ -378,9 +379,12 @@ func (s *Scanner) rescan(src ImageSource, g *scanSeg, size, lo int64, changed *u
 			keep--
 		}
 	} else {
-		if g.hdrWhy == "" && len(g.recs) > 0 {
-			*changed = min(*changed, g.hdr.baseSeq)
-		}
+		// The change may reach the header (a change is known to a block:
+		// a small segment's first block holds its header and records).
+		// A header read back the same keeps the records for the
+		// comparison below, all of them parsed again; only another header
+		// renumbers them.
+		oldHdr, oldWhy := g.hdr, g.hdrWhy
 		hdr := s.buf[:segHeaderSize]
 		g.hdrWhy = ""
 		if src.ReadAt(g.name, hdr, 0) < segHeaderSize {
@@ -388,9 +392,14 @@ func (s *Scanner) rescan(src ImageSource, g *scanSeg, size, lo int64, changed *u
 		} else {
 			g.hdr, g.hdrWhy = decodeSegHeader(hdr)
 		}
-		g.recs = g.recs[:0]
-		if g.hdrWhy != "" {
-			return
+		if g.hdrWhy != "" || oldWhy != "" || g.hdr != oldHdr {
+			if oldWhy == "" && len(g.recs) > 0 {
+				*changed = min(*changed, oldHdr.baseSeq)
+			}
+			g.recs = g.recs[:0]
+			if g.hdrWhy != "" {
+				return
+			}
 		}
 	}
 	oldTail := slices.Clone(g.recs[keep:])
@@ -414,10 +423,7 @@ func (s *Scanner) rescan(src ImageSource, g *scanSeg, size, lo int64, changed *u
 func (s *Scanner) scanFrom(src ImageSource, g *scanSeg, off int64) {
 	var sum uint32
 	if s.keep {
-		// Only the records parsed now are kept: recs before len(g.recs)
-		// were parsed by an earlier Scan.
-		clear(g.kept)
-		g.kept, g.keptFrom, g.keptScan = g.kept[:0], len(g.recs), s.scans
+		s.keepUnchanged(g)
 		s.partial = s.partial[:0]
 	}
 	g.bad, _ = walkChunks(&imageFile{src: src, name: g.name, size: g.size}, g.name, &s.buf, g.hdr.basePos, g.hdr.baseSeq+uint64(len(g.recs)), off, g.size, s.opts.MaxRecordBytes,
@@ -441,6 +447,33 @@ func (s *Scanner) scanFrom(src ImageSource, g *scanSeg, off int64) {
 		})
 }
 
+// keepUnchanged trims g's kept payloads, before a parse from the end of
+// g.recs, to the records that stay: those before len(g.recs), whose bytes
+// did not change since an earlier Scan parsed them (rescan keeps only
+// records wholly before the change), and that Read has not handed out.
+func (s *Scanner) keepUnchanged(g *scanSeg) {
+	n := len(g.recs) - g.keptFrom
+	if n < 0 {
+		n, g.keptFrom = 0, len(g.recs)
+	}
+	if n < len(g.kept) {
+		clear(g.kept[n:])
+		g.kept = g.kept[:n]
+	}
+	for len(g.kept) < n {
+		g.kept = append(g.kept, nil)
+	}
+	j := 0
+	for j < len(g.kept) && g.kept[j] == nil {
+		j++
+	}
+	if j > 0 {
+		m := copy(g.kept, g.kept[j:])
+		clear(g.kept[m:])
+		g.kept, g.keptFrom = g.kept[:m], g.keptFrom+j
+	}
+}
+
 // ErrNotScanned: Read asked for a record outside the last Scan's [First,
 // Next).
 var ErrNotScanned = errors.New("reclog: record not in the scanned images")
@@ -457,8 +490,8 @@ func (s *Scanner) Read(src ImageSource, seq uint64) ([]byte, error) {
 			continue
 		}
 		i := int(seq - base)
-		if k := i - g.keptFrom; g.keptScan == s.scans && k >= 0 && k < len(g.kept) && g.kept[k] != nil {
-			// Parsed (and checked) by the last Scan from the same bytes.
+		if k := i - g.keptFrom; k >= 0 && k < len(g.kept) && g.kept[k] != nil {
+			// Parsed (and checked) by a Scan from the same bytes.
 			out := g.kept[k]
 			g.kept[k] = nil
 			return out, nil
