@@ -110,6 +110,10 @@
 //     appends issued meanwhile are held in memory and written afterwards.
 //     Removing first means a crash can never keep a shorter segment next to
 //     later segments whose chunks claim durability past its new end.
+//   - Open holds appends until its first sync (or cut) completed: after a
+//     process restart with the machine up, the page cache it read may hold
+//     a truncation of the previous process that is not durable yet, and
+//     nothing may be written over it before it is.
 //   - A failed write, sync or dir sync makes the log fail-stop: Err returns
 //     an error wrapping ErrFailed and every later Append, Sync or Truncate
 //     fails, until the log is reopened (which recovers the durable state).

@@ -106,6 +106,11 @@ const (
 type op struct {
 	kind    opKind
 	started bool
+	// holds: appends issued while the op is queued are held in memory
+	// (Log.pending) and written once it completed. Every opCut holds (a
+	// truncation is durable before anything is written over it), and so
+	// does recovery's first op (see Open).
+	holds   bool
 	waiters []func(error)
 	// first backs waiters while there is only one, so the common
 	// single-waiter sync costs no extra allocation.
@@ -136,8 +141,9 @@ type Log struct {
 	segs   []*segment // in order; the last is the active segment
 	nextID uint64     // id of the next segment created
 
-	// pending holds appends not yet written because a truncation is
-	// waiting to become durable; they are records [written(), next).
+	// pending holds appends not yet written because a truncation (or
+	// recovery's first sync) is waiting to become durable; they are
+	// records [written(), next).
 	pending [][]byte
 	next    uint64
 
@@ -146,7 +152,7 @@ type Log struct {
 	durable uint64
 
 	ops     []*op
-	cuts    int  // opCut entries in ops
+	holds   int  // ops in ops with holds set: appends wait while > 0
 	nsDirty bool // segments created or removed since the last SyncDir issued
 	buf     []byte
 
@@ -195,9 +201,9 @@ func (l *Log) active() *segment { return l.segs[len(l.segs)-1] }
 func (l *Log) Err() error { return l.err }
 
 // Append frames and writes one record to the volatile image and returns its
-// seq. While a truncation waits to become durable the record is held in
-// memory and written after it. An error wrapping ErrFailed means the log
-// is now fail-stop.
+// seq. While a truncation, or right after Open the recovery's first sync,
+// waits to become durable the record is held in memory and written after
+// it. An error wrapping ErrFailed means the log is now fail-stop.
 func (l *Log) Append(payload []byte) (uint64, error) {
 	return l.AppendBatch([][]byte{payload})
 }
@@ -220,7 +226,7 @@ func (l *Log) AppendBatch(payloads [][]byte) (uint64, error) {
 		}
 	}
 	first := l.next
-	if l.cuts > 0 {
+	if l.holds > 0 {
 		for _, p := range payloads {
 			l.pending = append(l.pending, slices.Clone(p))
 		}
@@ -418,19 +424,21 @@ func (l *Log) Truncate(seq uint64, done func(error)) {
 	} else {
 		size = seg.size // seq is the first record of the next segment
 	}
-	o := &op{kind: opCut, waiters: []func(error){done}, target: seg, size: size, pos: seg.basePos + uint64(size)}
+	o := &op{kind: opCut, holds: true, waiters: []func(error){done}, target: seg, size: size, pos: seg.basePos + uint64(size)}
 	o.remove = slices.Clone(l.segs[i+1:])
 	l.segs = l.segs[:i+1]
 	seg.starts = seg.starts[:seq-seg.baseSeq]
 	seg.size = size
 	l.pending = nil
 	l.next = seq
-	l.cuts++
 	l.enqueue(o)
 }
 
 // enqueue adds o to the I/O queue and starts it if it is first.
 func (l *Log) enqueue(o *op) {
+	if o.holds {
+		l.holds++
+	}
 	l.ops = append(l.ops, o)
 	l.runNext()
 }
@@ -555,8 +563,8 @@ func (l *Log) finish(o *op) {
 	copy(l.ops, l.ops[1:])
 	l.ops[len(l.ops)-1] = nil
 	l.ops = l.ops[:len(l.ops)-1]
-	if o.kind == opCut {
-		l.cuts--
+	if o.holds {
+		l.holds--
 	}
 	if o.err != nil {
 		l.fail(o.err)
@@ -568,7 +576,7 @@ func (l *Log) finish(o *op) {
 		case opCut:
 			l.durable = o.pos
 		}
-		if l.cuts == 0 && len(l.pending) > 0 {
+		if l.holds == 0 && len(l.pending) > 0 {
 			p, first := l.pending, l.written()
 			l.pending = nil
 			if err := l.write(p); err != nil {
@@ -587,8 +595,8 @@ func (l *Log) finish(o *op) {
 		for len(l.ops) > 0 && !l.ops[0].started {
 			q := l.ops[0]
 			l.ops = l.ops[1:]
-			if q.kind == opCut {
-				l.cuts--
+			if q.holds {
+				l.holds--
 			}
 			for _, w := range q.waiters {
 				w(res)

@@ -107,7 +107,7 @@ func (r *recovery) run() error {
 		}
 		// Recovered bytes may still be only in a page cache (a process
 		// crash keeps it): sync them before the mark claims them durable.
-		l.enqueue(&op{kind: opSync})
+		l.enqueue(recoverySync())
 		return nil
 	}
 	if proof, err := r.findProof(bad); err != nil {
@@ -241,6 +241,29 @@ func (r *recovery) findProof(bad *badSpot) (string, error) {
 	return "", nil
 }
 
+// recoverySync returns recovery's first sync when no cut is needed. It
+// holds appends until it completes, as a cut does.
+//
+// Recovery reads through the page cache, and after a process restart with
+// the machine up that cache may hold a truncation the previous process
+// issued but never saw become durable (it exited while its cut's file sync
+// or directory sync was in flight): the file reads back shorter, or with
+// later segments gone, while the disk still holds the old, longer content.
+// Records written now would land over bytes whose old content is still
+// durable, past a size and a namespace that are not, so a crash could keep
+// some new blocks and the old size: old chunks would then follow the new
+// ones, their seqs continuing the new ones' (records of the same size line
+// up), and recovery would take the old, truncated records for records
+// written after the new ones (an Append of the WAL completed by another's
+// tail); or a new segment header would no longer continue the one before
+// it while old chunks prove the spot synced, and Open would report
+// corruption that is not there. The sync snapshots every size and the
+// namespace as read, so once it completes the truncation is durable and
+// writing over it is safe: the rule a cut follows, applied to a cut this
+// process did not issue. The hold costs the first appends one sync's delay
+// (their own sync queues behind this one anyway).
+func recoverySync() *op { return &op{kind: opSync, holds: true} }
+
 // cutTail keeps the log before bad (a torn tail) and queues the durable
 // cut: later segments are removed and the bad one shrunk.
 func (r *recovery) cutTail(bad *badSpot) error {
@@ -275,8 +298,7 @@ func (r *recovery) cutTail(bad *badSpot) error {
 	if err := r.markUnsynced(); err != nil {
 		return err
 	}
-	l.cuts++
-	l.enqueue(&op{kind: opCut, remove: remove, target: target, size: size, pos: target.basePos + uint64(size)})
+	l.enqueue(&op{kind: opCut, holds: true, remove: remove, target: target, size: size, pos: target.basePos + uint64(size)})
 	return nil
 }
 
@@ -307,11 +329,10 @@ func (r *recovery) fresh(remove []*segment) error {
 	l.segs = []*segment{seg}
 	l.nsDirty = true
 	if len(remove) == 0 {
-		l.enqueue(&op{kind: opSync})
+		l.enqueue(recoverySync())
 		return nil
 	}
-	l.cuts++
-	l.enqueue(&op{kind: opCut, remove: remove, target: seg, size: segHeaderSize, pos: segHeaderSize})
+	l.enqueue(&op{kind: opCut, holds: true, remove: remove, target: seg, size: segHeaderSize, pos: segHeaderSize})
 	return nil
 }
 
