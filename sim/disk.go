@@ -927,6 +927,14 @@ func (d *Disk) tear(ino *diskInode) {
 		end := min(start+bs, size)
 		blk := buf[:end-start]
 		ino.data.ReadAt(blk, start)
+		// A block written back is the whole page: past a shrunk file's
+		// end it holds zeros (a truncate zeroes the partial block's
+		// tail), not the old bytes, even when the crash keeps the old,
+		// longer size.
+		if tail := min(start+bs, ino.durable.Len()); tail > end {
+			blk = buf[:tail-start]
+			clear(blk[end-start:])
+		}
 		ino.durable.WriteAt(blk, start)
 	}
 }

@@ -1051,3 +1051,59 @@ func BenchmarkDiskAppendSync(b *testing.B) {
 		})
 	}
 }
+
+// TestDiskTornShrunkBlockTail: a crash that keeps a written block of a
+// file that had shrunk, but not the shrink, leaves zeros in that block past
+// the shrunk end (the page written back is zero there, as a truncate
+// zeroes a partial block's tail), never the old bytes: a log reading on
+// past its end must not find its truncated records again.
+func TestDiskTornShrunkBlockTail(t *testing.T) {
+	const bs = 512
+	cases := []struct {
+		name        string
+		cut, newLen int64 // truncate to cut, then write up to newLen
+	}{
+		{"cut and rewrite inside block 0", 100, 150},
+		{"cut in block 1, rewrite to its middle", 600, 700},
+		{"cut at a block boundary, rewrite part of the next", 512, 520},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			seen := 0
+			for seed := uint64(1); seed <= 64; seed++ {
+				cfg := DefaultDiskConfig()
+				cfg.BlockSize = bs
+				cfg.TornKeepProb = 0.5
+				s, d := newTestDisk(seed, cfg)
+				fs := d.FS(nil)
+				f := mustCreate(t, fs, "log")
+				dirSyncWait(t, s, fs)
+				mustWrite(t, f, bytes.Repeat([]byte{'A'}, 3*bs))
+				if err := syncWait(t, s, f); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.Truncate(tc.cut); err != nil {
+					t.Fatal(err)
+				}
+				mustWrite(t, f, bytes.Repeat([]byte{'B'}, int(tc.newLen-tc.cut)))
+				d.Crash()
+				img, _ := d.DurableImage("log")
+				if int64(len(img)) <= tc.newLen {
+					continue // the shrink was kept
+				}
+				b := tc.newLen / bs
+				if img[tc.cut] != 'B' {
+					continue // the rewritten block was lost
+				}
+				seen++
+				end := min((b+1)*bs, int64(len(img)))
+				if tail := img[tc.newLen:end]; !bytes.Equal(tail, make([]byte, len(tail))) {
+					t.Fatalf("seed %d: block %d past the shrunk end %d holds %q, want zeros", seed, b, tc.newLen, clip(tail))
+				}
+			}
+			if seen == 0 {
+				t.Fatal("no seed kept the rewritten block without the shrink")
+			}
+		})
+	}
+}
