@@ -102,6 +102,8 @@ type nodeTruth struct {
 	src  sim.DurableSource
 	raft *imageCache[*raftlog.Image]
 	wals map[statemach.Key]*imageCache[*wal.Image]
+	// damaged names the logs whose damage S11 reported (undamaged).
+	damaged map[string]bool
 	// promise is the latest append response and vote the node sent that
 	// the monitor accepted: a recovery must not come back behind them.
 	promise promise
@@ -321,7 +323,31 @@ const hungMin = diskStallTimeout / 2
 // synced data (the image then holds the valid prefix).
 func (o *oracle) raftImage(id uint64) (*raftlog.Image, error) {
 	nt := o.nodes[id-1]
-	return nt.raft.get()
+	img, err := nt.raft.get()
+	o.undamaged(id, "Raft log", err)
+	return img, err
+}
+
+// undamaged judges an image's decode error: a node no corrupt fault
+// touched must never hold damaged synced data (a write over synced bytes,
+// a record framed wrong, a durable mark that proves what was never
+// synced), since its recovery would then refuse to open or cut what is
+// durable (S11). The checks that need the image skip a damaged one, so
+// without this judgement such damage would go unjudged until a restart.
+// Reported once per node and log.
+func (o *oracle) undamaged(id uint64, log string, err error) {
+	if err == nil || o.h.corrupted[id] != nil {
+		return
+	}
+	nt := o.nodes[id-1]
+	if nt.damaged[log] {
+		return
+	}
+	if nt.damaged == nil {
+		nt.damaged = map[string]bool{}
+	}
+	nt.damaged[log] = true
+	o.violation(InvS11, "n%d's durable %s does not decode at %v, and no corruption was injected into it: %v", id, log, o.h.s.Now(), err)
 }
 
 // bootImage returns the Raft log node id recovers as it boots now: its
@@ -346,7 +372,9 @@ func (o *oracle) walImage(id uint64, k statemach.Key) (*wal.Image, error) {
 	if c == nil {
 		return nil, fmt.Errorf("scenarios: oracle: no partition %s/%d", k.Topic, k.Partition)
 	}
-	return c.get()
+	img, err := c.get()
+	o.undamaged(id, fmt.Sprintf("WAL of %s/%d", k.Topic, k.Partition), err)
+	return img, err
 }
 
 // onSend is the S9 monitor: sim calls it for every message a live node
@@ -664,7 +692,7 @@ func (o *oracle) observeDurable(id uint64, parts []PartState, durable []int64) {
 		o.lastDurable[k], o.durableAt[k] = durable[i], now
 		img, err := o.walImage(id, k.part)
 		if err != nil {
-			continue // damaged by injected corruption: no truth to judge by
+			continue // damaged: no truth to judge by (undamaged judged it)
 		}
 		o.judged[InvS10] = true
 		if end := img.End(); durable[i] > end {

@@ -74,6 +74,8 @@ var variants = []Variant{
 		Scenario: "fsync", bugs: node.Bugs{StartBeforeRecoverySync: true}},
 	{Name: "recovery-sync-only", Summary: "log recovery syncs the unproven tail it read back without writing it again: pages a killed process's failed fsync left clean are never written (fsyncgate across a restart)",
 		Scenario: "fsync", bugs: node.Bugs{RecoveryNoRewrite: true}},
+	{Name: "cut-keeps-durable-mark", Summary: "a WAL truncation keeps the record log's old, higher durable mark: chunks written after it claim their own unsynced bytes durable, and a torn crash leaves what recovery must take for damage to synced data",
+		Scenario: "zombie", bugs: node.Bugs{WALCutKeepsDurableMark: true}},
 	{Name: "raft-recovery-not-awaited", Summary: "a restarted node waits for its WALs' recovery syncs but not its Raft log's: it acknowledges entries a killed process left only in the page cache",
 		Scenario: "pipelined-restart", bugs: node.Bugs{RaftRecoveryNotAwaited: true}},
 	{Name: "hung-takes-timeoutnow", Summary: "a node whose disk hangs stops its election timer but still campaigns when a leader's transfer hands it leadership",

@@ -116,6 +116,10 @@ var variantCatchers = map[string][]string{
 	// disk does not hold (S9, S10), and a later power loss leaves a
 	// log whose marks prove the lost pages synced (L1: refuses to open).
 	"recovery-sync-only": {InvS9, InvS10, InvL1},
+	// A WAL truncation that keeps the old durable mark: the oracle finds
+	// the node's durable WAL damaged though nothing corrupted it (S11),
+	// and a restart refuses to open it (L1).
+	"cut-keeps-durable-mark": {InvS11, InvL1},
 	// Started before its Raft log's recovery sync: an acknowledgement of
 	// entries only the page cache holds (S9 as it leaves).
 	"raft-recovery-not-awaited": {InvS9},

@@ -312,6 +312,10 @@ type Bugs struct {
 	// without writing it again, so pages a failed fsync of the killed
 	// process left clean never reach the disk (reclog.Bugs).
 	RecoveryNoRewrite bool
+	// WALCutKeepsDurableMark: a WAL truncation keeps the record log's old,
+	// higher durable mark, so chunks written after it claim their own
+	// unsynced bytes durable (reclog.Bugs.CutKeepsDurableMark).
+	WALCutKeepsDurableMark bool
 	// RaftRecoveryNotAwaited: the node waits for its WALs' recovery syncs
 	// but not its Raft log's, so it starts, and acknowledges entries it
 	// read back, while they may still be only in the page cache.

@@ -315,7 +315,7 @@ func NewWithBugs(cfg Config, e env.Env, bugs Bugs) (*Node, error) {
 			w, err := wal.OpenWithBugs(e, WALDir(cfg, t.Name, p), t.Name, p, cfg.WAL, func(nt wal.BatchNotice) { n.onNotice(k, nt) },
 				wal.Bugs{RetryFailedSync: bugs.RetryFsyncAssumeSuccess, NoCutAfterSync: bugs.WALLostWakeup, KeepPartialAppend: bugs.KeepTornRequest,
 					CutAtCorruption: bugs.CutAtCorruption, JoinInflightSync: bugs.WALJoinInflightSync, IgnoreSyncError: bugs.WALIgnoreSyncError,
-					BgSyncCoversQueued: bugs.WALBgSyncOverclaims, DurableAtOpen: bugs.StartBeforeRecoverySync, NoRecoveryRewrite: bugs.RecoveryNoRewrite})
+					BgSyncCoversQueued: bugs.WALBgSyncOverclaims, DurableAtOpen: bugs.StartBeforeRecoverySync, NoRecoveryRewrite: bugs.RecoveryNoRewrite, CutKeepsDurableMark: bugs.WALCutKeepsDurableMark})
 			if err != nil {
 				n.closeLogs()
 				return nil, fmt.Errorf("node %d: open WAL %s/%d: %w", cfg.ID, t.Name, p, err)

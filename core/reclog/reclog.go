@@ -181,6 +181,13 @@ type Bugs struct {
 	// failed fsync left clean are then never written, yet the sync
 	// succeeds and later chunks mark them durable.
 	NoRecoveryRewrite bool
+	// CutKeepsDurableMark: a completed truncation keeps the durable mark
+	// at its old, higher value (durable marks "only move forward"), so
+	// the chunks written after a cut, until the next sync, claim bytes
+	// past the cut durable, their own unsynced bytes included: a torn
+	// crash that loses one of them and keeps a later one leaves what
+	// recovery takes for damage to synced data.
+	CutKeepsDurableMark bool
 }
 
 // maxSyncRetries bounds Bugs.RetryFailedSync's retries of one sync.
@@ -574,7 +581,11 @@ func (l *Log) finish(o *op) {
 		case opSync:
 			l.durable = o.syncTo
 		case opCut:
-			l.durable = o.pos
+			if l.bugs.CutKeepsDurableMark {
+				l.durable = max(l.durable, o.pos)
+			} else {
+				l.durable = o.pos
+			}
 		}
 		if l.holds == 0 && len(l.pending) > 0 {
 			p, first := l.pending, l.written()

@@ -199,6 +199,9 @@ type Bugs struct {
 	// NoRecoveryRewrite: the reclog's recovery syncs its unproven tail
 	// without writing it again (reclog.Bugs).
 	NoRecoveryRewrite bool
+	// CutKeepsDurableMark: the reclog's truncation keeps its old durable
+	// mark (reclog.Bugs).
+	CutKeepsDurableMark bool
 }
 
 // Config configures a WAL. Zero values get the documented defaults.
@@ -408,7 +411,7 @@ func OpenWithBugs(e env.Env, dir, topic string, partition int32, cfg Config, onN
 		tracer = env.NopTracer{}
 	}
 	log, err := reclog.OpenWithBugs(e.FS, dir, reclog.Options{SegmentBytes: cfg.SegmentBytes, MaxRecordBytes: cfg.MaxRecordBytes + recHeader},
-		reclog.Bugs{RetryFailedSync: bugs.RetryFailedSync, CutAtCorruption: bugs.CutAtCorruption, NoRecoveryRewrite: bugs.NoRecoveryRewrite})
+		reclog.Bugs{RetryFailedSync: bugs.RetryFailedSync, CutAtCorruption: bugs.CutAtCorruption, NoRecoveryRewrite: bugs.NoRecoveryRewrite, CutKeepsDurableMark: bugs.CutKeepsDurableMark})
 	if err != nil {
 		switch {
 		case errors.Is(err, reclog.ErrCorrupt):
