@@ -268,6 +268,7 @@ func (s Scenario) Draw(seed uint64) Options {
 	drawSimFaultOptions(&o, oseed)
 	drawKnobs(&o, oseed)
 	drawTopics(&o, oseed)
+	drawStandalonePath(&o, oseed)
 	return o
 }
 
@@ -291,6 +292,21 @@ func optionSeed(seed uint64, name string) uint64 {
 		h *= 1099511628211
 	}
 	return seed ^ h
+}
+
+// drawStandalonePath gives a one-node run any of the three paths, a third
+// of the seeds each: node.Config takes every Path for a one-node cluster
+// and a standalone node must run each as the batch path (it has no Raft).
+// Code that read Config.Path where it meant "pipelined and clustered"
+// (a red-team bug answered a standalone pipelined node's acks=-1 before
+// its fsync) was out of every campaign's reach while one-node runs all
+// drew the batch path. Its own stream, so no other draw moves.
+func drawStandalonePath(o *Options, seed uint64) {
+	if o.Nodes != 1 || o.Path != node.PathBatch {
+		return
+	}
+	paths := []node.Path{node.PathBatch, node.PathPipelined, node.PathLegacy}
+	o.Path = paths[sim.NewStreams(seed).Stream("options/standalone-path").IntN(len(paths))]
 }
 
 // drawTopics gives about a third of the seeds one or two more topics of
