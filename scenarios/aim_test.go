@@ -183,6 +183,40 @@ func TestTargetsResolve(t *testing.T) {
 	}
 }
 
+// TestTargetPreviousLeader: after a leadership transfer, previous-leader
+// names the deposed leader, and a transfer aimed at it hands leadership
+// back.
+func TestTargetPreviousLeader(t *testing.T) {
+	s := Schedule{
+		{At: time.Second, Kind: FaultTransferLeader, Target: TargetFollower},
+		{At: 2 * time.Second, Kind: FaultTransferLeader, Target: TargetPreviousLeader},
+	}
+	res := smallRun(t, s, func(o *Options) { o.Producers = 0 })
+	hit := hits(res.Trace)
+	if len(hit) != 2 || hit[0].A == 0 || hit[1].A == 0 {
+		t.Fatalf("hits %v, want two", hit)
+	}
+	var first int64 // the leader when the first transfer fired
+	for _, e := range res.Trace[:indexOf(res.Trace, hit[0])] {
+		if e.Kind == "raft.role" && e.A == int64(node.RoleLeader) {
+			first = int64(e.Node)
+		}
+	}
+	if first == 0 || hit[1].A != first {
+		t.Fatalf("previous-leader hit n%d, want n%d (the leader before the first transfer to n%d)", hit[1].A, first, hit[0].A)
+	}
+	var next int64 // the first leader after the transfer back
+	for _, e := range res.Trace[indexOf(res.Trace, hit[1]):] {
+		if e.Kind == "raft.role" && e.A == int64(node.RoleLeader) {
+			next = int64(e.Node)
+			break
+		}
+	}
+	if next != first {
+		t.Fatalf("n%d led after the transfer back, want n%d", next, first)
+	}
+}
+
 // TestTriggersFire: a triggered fault fires on its Nth event (after it is
 // armed), after its delay, at the node whose event fired it.
 func TestTriggersFire(t *testing.T) {

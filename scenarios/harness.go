@@ -69,6 +69,9 @@ type harness struct {
 	armed     []*armed // triggers waiting for their event
 	unfired   []Fault  // faults that never took effect (Result.Unfired)
 	lastVoter uint64   // the node that sent the latest vote grant
+	// leaders are the nodes that became leader, with their terms, in the
+	// order they did (TargetPreviousLeader).
+	leaders []leaderTerm
 	// hungSince is, per node, when it reported its disk hung (trace
 	// disk.hung A=1) and has not reported it back since: A2.
 	hungSince map[uint64]time.Duration

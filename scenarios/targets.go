@@ -38,6 +38,11 @@ const (
 	// TargetLastVoter is the node that most recently granted a (real, not
 	// pre-) vote, if it is running.
 	TargetLastVoter Target = "last-voter"
+	// TargetPreviousLeader is the node that most recently became leader
+	// before the current leader did, other than the current leader (the
+	// deposed leader of a failover, for a schedule that crashes it, cuts
+	// it off or hands leadership back to it), if it is running.
+	TargetPreviousLeader Target = "previous-leader"
 	// TargetEventNode is the node whose event fired the fault's trigger
 	// (only with a trigger).
 	TargetEventNode Target = "event-node"
@@ -53,7 +58,10 @@ const (
 
 // targets lists every target, for validation and generators.
 var targets = []Target{TargetLeader, TargetFollower, TargetMostCaughtUp, TargetLeastCaughtUp, TargetLastVoter,
-	TargetEventNode, TargetMinority, TargetMajority}
+	TargetPreviousLeader, TargetEventNode, TargetMinority, TargetMajority}
+
+// leaderTerm is a node that became leader, and the term it leads.
+type leaderTerm struct{ node, term uint64 }
 
 // isSet reports whether t names a set of nodes rather than one node.
 func (t Target) isSet() bool { return t == TargetMinority || t == TargetMajority }
@@ -206,6 +214,16 @@ func (h *harness) resolve(t Target, eventNode uint64) []uint64 {
 			return nil
 		}
 		return one(h.lastVoter)
+	case TargetPreviousLeader:
+		for i := len(h.leaders) - 1; i >= 0; i-- {
+			if id := h.leaders[i].node; id != leader {
+				if h.node(id) == nil {
+					return nil
+				}
+				return one(id)
+			}
+		}
+		return nil
 	case TargetEventNode:
 		if eventNode == 0 || h.w.Process(eventNode).State() == sim.StateDown {
 			return nil

@@ -134,11 +134,15 @@ func (h *harness) arm(f Fault) {
 	h.probe("trigger-armed")
 }
 
-// watch is harness.onTrace's hook: it tracks the last voter and matches
-// the event against the armed triggers, in arming order.
+// watch is harness.onTrace's hook: it tracks the last voter and the
+// leaders, and matches the event against the armed triggers, in arming
+// order.
 func (h *harness) watch(e sim.TraceEvent) {
 	if e.Kind == "raft.vote" {
 		h.lastVoter = uint64(e.Node)
+	}
+	if e.Kind == "raft.role" && e.A == int64(node.RoleLeader) {
+		h.leaders = append(h.leaders, leaderTerm{uint64(e.Node), uint64(e.C)})
 	}
 	if e.Kind == "node.start" {
 		h.boots[uint64(e.Node)]++
