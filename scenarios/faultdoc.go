@@ -90,3 +90,46 @@ func TargetDocs() []TargetDoc {
 		{TargetMajority, "the complement of minority"},
 	}
 }
+
+// OptionDoc describes one field of a run's options a schedule author
+// edits often: Name is its JSON spelling under "options" (a dotted path
+// for a nested field).
+type OptionDoc struct {
+	Name, Does string
+}
+
+// KnobDocs returns the reference of every knob (options "Knobs", JSON
+// names as Knobs spells them); a zero or missing knob keeps the node's
+// default. TestOptionDocsComplete keeps it complete.
+func KnobDocs() []OptionDoc {
+	return []OptionDoc{
+		{"wal_segment_bytes", "each partition's WAL segment size in bytes (at least 4 KiB; small ones rotate often)"},
+		{"raft_segment_bytes", "the Raft log's segment size in bytes (at least 4 KiB)"},
+		{"batch_bytes", "a WAL batch is cut at this many payload bytes"},
+		{"batch_records", "a WAL batch is cut at this many records"},
+		{"linger", "how long an idle WAL waits for more appends before it cuts a batch (ns, node clock)"},
+		{"election_ticks", "Raft's election timeout in 10 ms ticks (more than heartbeat_ticks)"},
+		{"heartbeat_ticks", "Raft's heartbeat interval in 10 ms ticks"},
+		{"max_pending_batches", "proposed, unresolved acks=-1 batches a leader holds before it refuses writes"},
+		{"max_queued_units", "accepted, unproposed requests a leader holds before it refuses writes"},
+		{"wal_pending_bytes", "bytes a WAL queues before it refuses appends (back-pressure)"},
+		{"committed_per_ready", "etcd raft's MaxCommittedSizePerReady in bytes: small values split a backlog of committed entries over Readies"},
+		{"raft_record_bytes", "the Raft log's record limit in bytes: a save above it is split into several records (at least the largest entry the workload can make)"},
+	}
+}
+
+// DiskDocs returns the reference of the simulated disk's settings
+// (options "Disk", sim.DiskConfig; durations in ns). TestOptionDocsComplete
+// keeps it complete.
+func DiskDocs() []OptionDoc {
+	return []OptionDoc{
+		{"SyncMin, SyncMax", "an fsync's latency, uniform between them"},
+		{"StallProb, StallMin, StallMax", "with probability StallProb an fsync also stalls for a time between StallMin and StallMax"},
+		{"WriteEIOProb", "each write fails with EIO with this probability, after a seeded prefix of its bytes"},
+		{"SyncEIOProb", "each fsync fails with EIO with this probability and makes nothing durable"},
+		{"TornKeepProb", "at a power loss each unsynced block (and an unsynced shrink) survives with this probability; 0 keeps exactly what was synced"},
+		{"BlockSize", "the granularity of torn persistence in bytes (0: 512)"},
+		{"FailedSync", "what a failed fsync does to its blocks: 0 keep (they stay dirty; the next fsync writes them), 1 linux-drop (reverted to what the disk holds), 2 linux-clean (marked clean: the next fsync succeeds without them, fsyncgate)"},
+		{"FailedSyncKeepProb", "Linux modes: each block of a failed fsync reached the disk anyway with this probability"},
+	}
+}

@@ -1,6 +1,12 @@
 package scenarios
 
-import "testing"
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"walraft/sim"
+)
 
 // TestFaultDocsCoverKinds: the schedule reference (walraft help schedule)
 // names every fault kind, trigger event and target, once each.
@@ -44,4 +50,39 @@ func TestFaultDocsCoverKinds(t *testing.T) {
 	if len(tg) != len(targets) {
 		t.Errorf("%d targets documented, %d exist", len(tg), len(targets))
 	}
+}
+
+// TestOptionDocsComplete: every knob (by its JSON name) and every disk
+// setting is documented once, and nothing else is.
+func TestOptionDocsComplete(t *testing.T) {
+	check := func(what string, typ reflect.Type, docs []OptionDoc, name func(reflect.StructField) string) {
+		t.Helper()
+		want := map[string]bool{}
+		for i := 0; i < typ.NumField(); i++ {
+			if f := typ.Field(i); f.IsExported() {
+				want[name(f)] = true
+			}
+		}
+		seen := map[string]int{}
+		for _, d := range docs {
+			if d.Does == "" {
+				t.Errorf("%s %s: no description", what, d.Name)
+			}
+			for _, n := range strings.Split(d.Name, ", ") {
+				seen[n]++
+				if !want[n] {
+					t.Errorf("%s %s is documented but does not exist", what, n)
+				}
+			}
+		}
+		for n := range want {
+			if seen[n] != 1 {
+				t.Errorf("%s %s documented %d times, want 1", what, n, seen[n])
+			}
+		}
+	}
+	check("knob", reflect.TypeOf(Knobs{}), KnobDocs(), func(f reflect.StructField) string {
+		return strings.Split(f.Tag.Get("json"), ",")[0]
+	})
+	check("disk setting", reflect.TypeOf(sim.DiskConfig{}), DiskDocs(), func(f reflect.StructField) string { return f.Name })
 }

@@ -93,6 +93,20 @@ target that resolves to nobody makes the fault a no-op (traced):
 		fmt.Fprintf(w, "  %-25s %s\n", d.Target, d.Does)
 	}
 	fmt.Fprint(w, `
+Options often edited: "Knobs" (the node configuration a seed draws; a zero or
+missing knob keeps the node's default):
+`)
+	for _, d := range scenarios.KnobDocs() {
+		fmt.Fprintf(w, "  %-25s %s\n", d.Name, d.Does)
+	}
+	fmt.Fprint(w, `"Disk" (the simulated disk; durations in ns):
+`)
+	for _, d := range scenarios.DiskDocs() {
+		fmt.Fprintf(w, "  %-25s %s\n", d.Name, d.Does)
+	}
+	fmt.Fprint(w, `"KillProb" is the chance that a drawn crash is a process kill with the
+machine up (its page cache kept) instead of a power loss.
+
 Example: the leader is cut off at 2 s, the cut heals at 4.5 s:
   "schedule": [
     {"at": 2000000000, "kind": "isolate", "target": "leader"},
