@@ -605,3 +605,26 @@ func TestBootSyncFaultMeetsRecovery(t *testing.T) {
 		t.Fatalf("n2 did not stop and boot again after its failed recovery sync (start %d, next boot %d)", started, restarted)
 	}
 }
+
+// TestSyncEIOAimedAtOneLog: sync-eio with a log fails that log's next
+// fsync and no other: the WAL's (the WAL fails, then the node) or the Raft
+// log's (the node fails, no WAL does).
+func TestSyncEIOAimedAtOneLog(t *testing.T) {
+	for _, tc := range []struct {
+		log     string
+		walFail bool
+	}{{CorruptWAL, true}, {CorruptRaft, false}} {
+		t.Run(tc.log, func(t *testing.T) {
+			res := smallRun(t, Schedule{{At: time.Second, Kind: FaultSyncEIO, Node: 2, Log: tc.log, Count: 1}}, nil)
+			count := map[string]int{}
+			for _, e := range res.Trace {
+				if e.Node == 2 {
+					count[e.Kind]++
+				}
+			}
+			if count["fs.sync.err"] != 1 || count["node.fail"] == 0 || (count["wal.fail"] > 0) != tc.walFail {
+				t.Fatalf("n2: %d failed fsyncs, %d node.fail, %d wal.fail; want 1, >0 and WAL failed %v", count["fs.sync.err"], count["node.fail"], count["wal.fail"], tc.walFail)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"walraft/sim"
 )
@@ -85,4 +86,25 @@ func TestOptionDocsComplete(t *testing.T) {
 		return strings.Split(f.Tag.Get("json"), ",")[0]
 	})
 	check("disk setting", reflect.TypeOf(sim.DiskConfig{}), DiskDocs(), func(f reflect.StructField) string { return f.Name })
+}
+
+// TestFaultLogValidate: which kinds take which log.
+func TestFaultLogValidate(t *testing.T) {
+	tests := []struct {
+		kind FaultKind
+		log  string
+		ok   bool
+	}{
+		{FaultCorrupt, CorruptWAL, true}, {FaultCorrupt, StallDir, false},
+		{FaultStallLog, StallDir, true}, {FaultStallLog, CorruptRaft, true},
+		{FaultSyncEIO, CorruptWAL, true}, {FaultSyncEIO, StallDir, true}, {FaultSyncEIO, "disk", false},
+		{FaultWriteEIO, CorruptRaft, true}, {FaultWriteEIO, StallDir, false},
+		{FaultCrash, CorruptWAL, false}, {FaultNoSpace, CorruptWAL, false},
+	}
+	for _, tc := range tests {
+		f := Fault{At: time.Second, Kind: tc.kind, Node: 1, Log: tc.log, Dur: time.Second, Count: 1}
+		if err := (Schedule{f}).Validate(3); (err == nil) != tc.ok {
+			t.Errorf("%s log %q: err %v, want ok %v", tc.kind, tc.log, err, tc.ok)
+		}
+	}
 }

@@ -152,11 +152,7 @@ func (h *harness) applySimFault(f Fault) {
 		h.w.Disk(f.Node).HangSyncsUntil(h.s.Now() + f.Dur)
 		h.probe("fsync-hang")
 	case FaultStallLog:
-		cfg := h.nodeConfig(f.Node)
-		prefix := node.RaftLogDir(cfg) + "/"
-		if f.Log == CorruptWAL {
-			prefix = cfg.Dir + "wal/"
-		}
+		prefix := h.logPrefix(f.Node, f.Log)
 		if f.Log == StallDir {
 			h.w.Disk(f.Node).StallDirSyncsUntil(h.s.Now() + f.Dur)
 			h.probe("fsync-stall-dir")
@@ -235,4 +231,18 @@ func (h *harness) onSimTrace(e sim.TraceEvent) {
 			h.probe("clock-step-forward")
 		}
 	}
+}
+
+// logPrefix is the file-name prefix of node id's log named by a fault's
+// Log: its Raft log (CorruptRaft or "") or every WAL (CorruptWAL); ""
+// for StallDir, which names directory syncs rather than files.
+func (h *harness) logPrefix(id uint64, log string) string {
+	cfg := h.nodeConfig(id)
+	switch log {
+	case CorruptWAL:
+		return cfg.Dir + "wal/"
+	case StallDir:
+		return ""
+	}
+	return node.RaftLogDir(cfg) + "/"
 }

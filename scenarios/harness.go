@@ -433,10 +433,18 @@ func (h *harness) apply(f Fault) {
 		h.w.Disk(f.Node).StallSyncsUntil(h.s.Now() + f.Dur)
 		h.probe("fsync-stall")
 	case FaultSyncEIO:
-		h.w.Disk(f.Node).FailNextSyncs(f.Count)
+		if f.Log != "" {
+			h.w.Disk(f.Node).FailNextSyncsUnder(h.logPrefix(f.Node, f.Log), f.Log == StallDir, f.Count)
+		} else {
+			h.w.Disk(f.Node).FailNextSyncs(f.Count)
+		}
 		h.probe("fsync-eio")
 	case FaultWriteEIO:
-		h.w.Disk(f.Node).FailNextWrites(f.Count)
+		if f.Log != "" {
+			h.w.Disk(f.Node).FailNextWritesUnder(h.logPrefix(f.Node, f.Log), f.Count)
+		} else {
+			h.w.Disk(f.Node).FailNextWrites(f.Count)
+		}
 		h.probe("write-eio")
 	case FaultDrop, FaultDup:
 		def := net.Default()

@@ -52,9 +52,11 @@ const (
 	// hung-disk check must time the oldest outstanding sync, and a node
 	// must not start before every log's recovery sync.
 	FaultStallLog FaultKind = "stall-log"
-	// FaultSyncEIO makes Node's next Count fsyncs fail with EIO.
+	// FaultSyncEIO makes Node's next Count fsyncs fail with EIO (with a
+	// Log, only its syncs: sim.Disk.FailNextSyncsUnder).
 	FaultSyncEIO FaultKind = "sync-eio"
-	// FaultWriteEIO makes Node's next Count writes fail with EIO.
+	// FaultWriteEIO makes Node's next Count writes fail with EIO (with a
+	// Log, only its writes).
 	FaultWriteEIO FaultKind = "write-eio"
 	// FaultDrop drops messages with probability Prob for Dur.
 	FaultDrop FaultKind = "drop"
@@ -112,6 +114,17 @@ const (
 // step a clock-discipline daemon or a VM resume makes.
 const maxClockStep = time.Minute
 
+// takesLog reports whether f's kind takes f.Log as it is.
+func (f Fault) takesLog() bool {
+	switch f.Kind {
+	case FaultCorrupt, FaultWriteEIO:
+		return f.Log == CorruptRaft || f.Log == CorruptWAL
+	case FaultStallLog, FaultSyncEIO:
+		return f.Log == CorruptRaft || f.Log == CorruptWAL || f.Log == StallDir
+	}
+	return false
+}
+
 // Targets of FaultCorrupt, and of FaultStallLog, which takes StallDir too.
 const (
 	CorruptRaft = "raft"
@@ -153,8 +166,9 @@ type Fault struct {
 	// Trigger is a pointer so that a timed fault's JSON has no trigger
 	// field at all (case files written before triggers existed decode).
 	Trigger *Trigger `json:"trigger,omitempty"`
-	// Log names the log a FaultCorrupt damages or a FaultStallLog stalls:
-	// CorruptRaft or CorruptWAL.
+	// Log names the log a FaultCorrupt damages, a FaultStallLog stalls or
+	// a FaultSyncEIO or FaultWriteEIO fails: CorruptRaft or CorruptWAL
+	// (StallDir too for FaultStallLog and FaultSyncEIO).
 	Log string `json:"log,omitempty"`
 }
 
@@ -266,8 +280,8 @@ func (f Fault) Validate(n int) error {
 	if err := f.validateDiskEventCrash(n); err != nil {
 		return err
 	}
-	if f.Log != "" && ((f.Kind != FaultCorrupt && f.Kind != FaultStallLog) || (f.Log != CorruptRaft && f.Log != CorruptWAL && (f.Log != StallDir || f.Kind != FaultStallLog))) {
-		return fmt.Errorf("fault %s: log %q (only corrupt and stall-log take one: %q or %q, and stall-log %q)", f, f.Log, CorruptRaft, CorruptWAL, StallDir)
+	if f.Log != "" && !f.takesLog() {
+		return fmt.Errorf("fault %s: log %q (corrupt, stall-log, sync-eio and write-eio take %q or %q; stall-log and sync-eio also %q)", f, f.Log, CorruptRaft, CorruptWAL, StallDir)
 	}
 	if f.Kind == FaultSkew && (f.Rate < 0.5 || f.Rate > 2) {
 		return fmt.Errorf("fault %s: clock rate must be in [0.5, 2]", f)

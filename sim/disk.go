@@ -296,6 +296,8 @@ type Disk struct {
 	noSpace      int           // FailNextWritesNoSpace budget
 	failReads    int           // FailNextReads budget
 	hangUntil    time.Duration // syncs issued before this block their issuer (HangSyncsUntil)
+	// FailNextSyncsUnder and FailNextWritesUnder budgets, in arming order.
+	failSyncsUnder, failWritesUnder []prefixBudget
 	// onEvent, if set, traces the disk's fault events (World sets it to
 	// the node's trace): kind and four integers as in World.event.
 	onEvent     func(kind string, a, b, c, d int64)
@@ -693,6 +695,7 @@ func (d *Disk) StallPrefixUntil(prefix string, t time.Duration) {
 // by a stall keep their completion time.
 func (d *Disk) ClearFaults() {
 	d.failSyncs, d.failWrites = 0, 0
+	d.failSyncsUnder, d.failWritesUnder = nil, nil
 	d.stallUntil = 0
 	d.prefixStalls = nil
 	d.dirStallUntil = 0
@@ -705,6 +708,51 @@ func (d *Disk) FailNextSyncs(n int) {
 	if n > 0 {
 		d.failSyncs += n
 	}
+}
+
+// prefixBudget is a fault budget for one log: the next n syncs (or writes)
+// of files whose names start with prefix, or with dir the next n directory
+// syncs.
+type prefixBudget struct {
+	prefix string
+	dir    bool
+	n      int
+}
+
+// FailNextSyncsUnder is FailNextSyncs for one log: the next n File.Syncs
+// of files whose names start with prefix complete with env.ErrIO, while
+// other files' syncs and directory syncs go on; prefix "" with dir set
+// fails the next n FS.SyncDir calls instead. A fault aimed at one log
+// (the WAL's background sync, the Raft log's) needs no timing. A FailNextSyncs
+// budget is consumed first.
+func (d *Disk) FailNextSyncsUnder(prefix string, dir bool, n int) {
+	if n > 0 {
+		d.failSyncsUnder = append(d.failSyncsUnder, prefixBudget{prefix, dir, n})
+	}
+}
+
+// FailNextWritesUnder is FailNextWrites for the files whose names start
+// with prefix. A FailNextWrites budget is consumed first.
+func (d *Disk) FailNextWritesUnder(prefix string, n int) {
+	if n > 0 {
+		d.failWritesUnder = append(d.failWritesUnder, prefixBudget{prefix: prefix, n: n})
+	}
+}
+
+// takeBudget consumes one unit of the first budget in bs that covers name
+// (dir: a directory sync) and reports whether there was one. Spent budgets
+// leave the list.
+func takeBudget(bs *[]prefixBudget, name string, dir bool) bool {
+	for i, b := range *bs {
+		if b.dir != dir || (!dir && !strings.HasPrefix(name, b.prefix)) {
+			continue
+		}
+		if (*bs)[i].n--; (*bs)[i].n == 0 {
+			*bs = slices.Delete(*bs, i, i+1)
+		}
+		return true
+	}
+	return false
 }
 
 // FailNextWrites makes the next n File.Write calls fail with env.ErrIO. It
@@ -1038,6 +1086,10 @@ func (d *Disk) drawSync(op, name string) (time.Duration, error) {
 	var err error
 	if d.failSyncs > 0 {
 		d.failSyncs--
+		err = fmt.Errorf("sim disk: %s %q: %w", op, name, env.ErrIO)
+	} else if len(d.failSyncsUnder) > 0 && takeBudget(&d.failSyncsUnder, name, op == "syncdir") {
+		// Checked before the EIO draw, and only when armed, so runs
+		// without it draw exactly as before.
 		err = fmt.Errorf("sim disk: %s %q: %w", op, name, env.ErrIO)
 	} else if d.rng.Chance(d.cfg.SyncEIOProb) {
 		err = fmt.Errorf("sim disk: %s %q: %w", op, name, env.ErrIO)
@@ -1633,6 +1685,8 @@ func (d *Disk) drawWrite(op, name string, n int, noSpace bool) (int, error) {
 	var err error
 	if d.failWrites > 0 {
 		d.failWrites--
+		err = fmt.Errorf("sim disk: %s %q: %w", op, name, env.ErrIO)
+	} else if len(d.failWritesUnder) > 0 && takeBudget(&d.failWritesUnder, name, false) {
 		err = fmt.Errorf("sim disk: %s %q: %w", op, name, env.ErrIO)
 	} else if noSpace && d.noSpace > 0 {
 		// Checked after the EIO budget and before the EIO draw, and only

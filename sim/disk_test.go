@@ -1107,3 +1107,63 @@ func TestDiskTornShrunkBlockTail(t *testing.T) {
 		})
 	}
 }
+
+// TestDiskFailNextUnder: per-log fault budgets fail only the syncs (or
+// writes) of the files under their prefix, or only directory syncs, in
+// arming order, each as many times as armed.
+func TestDiskFailNextUnder(t *testing.T) {
+	type op struct {
+		what string // "sync", "write" or "syncdir"
+		file string
+		fail bool
+	}
+	tests := []struct {
+		name string
+		arm  func(d *Disk)
+		ops  []op
+	}{
+		{"syncs of one log", func(d *Disk) { d.FailNextSyncsUnder("wal/", false, 2) }, []op{
+			{"sync", "raft/1", false}, {"syncdir", "", false}, {"sync", "wal/a", true},
+			{"sync", "raft/1", false}, {"sync", "wal/b", true}, {"sync", "wal/a", false}}},
+		{"directory syncs", func(d *Disk) { d.FailNextSyncsUnder("", true, 1) }, []op{
+			{"sync", "wal/a", false}, {"syncdir", "", true}, {"syncdir", "", false}}},
+		{"writes of one log", func(d *Disk) { d.FailNextWritesUnder("raft/", 1) }, []op{
+			{"write", "wal/a", false}, {"sync", "raft/1", false}, {"write", "raft/1", true}, {"write", "raft/1", false}}},
+		{"two budgets in arming order", func(d *Disk) {
+			d.FailNextSyncsUnder("wal/", false, 1)
+			d.FailNextSyncsUnder("", false, 1) // every file
+		}, []op{{"sync", "raft/1", true}, {"sync", "wal/a", true}, {"sync", "wal/a", false}}},
+		{"cleared", func(d *Disk) { d.FailNextSyncsUnder("wal/", false, 1); d.ClearFaults() }, []op{
+			{"sync", "wal/a", false}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, d := newTestDisk(1, DefaultDiskConfig())
+			fs := d.FS(nil)
+			files := map[string]env.File{}
+			for _, o := range tc.ops {
+				if o.file != "" && files[o.file] == nil {
+					files[o.file] = mustCreate(t, fs, o.file)
+				}
+			}
+			if err := dirSyncWait(t, s, fs); err != nil {
+				t.Fatal(err)
+			}
+			tc.arm(d)
+			for i, o := range tc.ops {
+				var err error
+				switch o.what {
+				case "sync":
+					err = syncWait(t, s, files[o.file])
+				case "syncdir":
+					err = dirSyncWait(t, s, fs)
+				case "write":
+					_, err = files[o.file].Write([]byte("x"))
+				}
+				if got := errors.Is(err, env.ErrIO); got != o.fail {
+					t.Fatalf("op %d (%s %s): err %v, want failure %v", i, o.what, o.file, err, o.fail)
+				}
+			}
+		})
+	}
+}
