@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/bits"
 	"slices"
+	"sort"
 	"strings"
 
 	"walraft/core/env"
@@ -83,8 +84,14 @@ type Scanner struct {
 	// record's chunks a second time.
 	keep bool
 	// scans counts the Scans that looked at src.
-	scans   uint64
-	partial []byte // keep: the payload of the record being parsed
+	scans uint64
+	// walked is how many of segs the last walk kept: the segments that
+	// hold [res.First, res.Next), in order. clean is how many of them, from
+	// the first, were whole and valid (the walk passed them), and dirty the
+	// first segment a Scan since re-read or added: the next walk resumes
+	// at min(clean, dirty) from the state it cached there.
+	walked, clean, dirty int
+	partial              []byte // keep: the payload of the record being parsed
 	// allSegs: every name the last Scan listed is one of segs (then a
 	// ChangedNamesSource's answer covers everything a Scan looks at).
 	allSegs bool
@@ -204,6 +211,7 @@ func (s *Scanner) scanChanged(src ImageSource, v uint64, changed *uint64) bool {
 		if !ok || ino != g.ino {
 			return false
 		}
+		s.dirty = min(s.dirty, i)
 		segs, sizes = append(segs, g), append(sizes, size)
 	}
 	// New segments: each a new scanSeg, appended after the last one as the
@@ -233,6 +241,7 @@ func (s *Scanner) scanChanged(src ImageSource, v uint64, changed *uint64) bool {
 		}
 		g.ver = v
 	}
+	s.dirty = min(s.dirty, len(s.segs))
 	for k, g := range segs[nold:] {
 		s.rescan(src, g, sizes[nold+k], segHeaderSize-1, changed)
 		g.ver = v
@@ -244,6 +253,7 @@ func (s *Scanner) scanChanged(src ImageSource, v uint64, changed *uint64) bool {
 
 // scanAll is Scan's long way: it lists the log's files and looks at each.
 func (s *Scanner) scanAll(src ImageSource, v uint64, changed *uint64) {
+	s.dirty = 0
 	names := src.List(s.prefix)
 	same := len(names) == len(s.segs)
 	for i := 0; same && i < len(names); i++ {
@@ -318,7 +328,19 @@ func (s *Scanner) scanAll(src ImageSource, v uint64, changed *uint64) {
 func (s *Scanner) walk(src ImageSource) ScanResult {
 	var res ScanResult
 	var expSeq, expPos uint64
-	for i, g := range s.segs {
+	// Resume where the segments stopped being the same whole, valid ones
+	// the last walk passed: a Scan re-reads only the last segment or two
+	// of a log that holds hundreds.
+	from := min(s.clean, s.dirty, len(s.segs))
+	if from > 0 {
+		g := s.segs[from-1]
+		res.First = s.segs[0].hdr.baseSeq
+		res.Next = g.hdr.baseSeq + uint64(len(g.recs))
+		expSeq, expPos = res.Next, g.hdr.basePos+uint64(g.size)
+	}
+	s.walked, s.clean, s.dirty = len(s.segs), from, len(s.segs)
+	for i := from; i < len(s.segs); i++ {
+		g := s.segs[i]
 		why := g.hdrWhy
 		switch {
 		case why != "":
@@ -331,17 +353,20 @@ func (s *Scanner) walk(src ImageSource) ScanResult {
 			res.First, res.Next = g.hdr.baseSeq, g.hdr.baseSeq
 		}
 		if why != "" {
+			s.walked = i
 			s.judge(src, i, &badSpot{file: i, off: 0, pos: expPos, why: why, next: segHeaderSize}, &res)
 			return res
 		}
 		res.Next = g.hdr.baseSeq + uint64(len(g.recs))
 		if g.bad != nil {
+			s.walked = i + 1
 			b := *g.bad
 			b.file = i
 			s.judge(src, i, &b, &res)
 			return res
 		}
 		expSeq, expPos = res.Next, g.hdr.basePos+uint64(g.size)
+		s.clean = i + 1
 	}
 	return res
 }
@@ -484,10 +509,15 @@ func (s *Scanner) Read(src ImageSource, seq uint64) ([]byte, error) {
 	if seq < s.res.First || seq >= s.res.Next {
 		return nil, fmt.Errorf("%w: record %d outside [%d, %d)", ErrNotScanned, seq, s.res.First, s.res.Next)
 	}
-	for _, g := range s.segs {
+	// The segments the walk kept are in seq order and contiguous: the one
+	// holding seq is the last whose base is at or below it (a log of small
+	// segments holds hundreds, and an image reads every record).
+	segs := s.segs[:s.walked]
+	if j := sort.Search(len(segs), func(j int) bool { return segs[j].hdr.baseSeq > seq }) - 1; j >= 0 {
+		g := segs[j]
 		base := g.hdr.baseSeq
-		if seq < base || seq >= base+uint64(len(g.recs)) {
-			continue
+		if seq >= base+uint64(len(g.recs)) {
+			return nil, fmt.Errorf("%w: record %d", ErrNotScanned, seq)
 		}
 		i := int(seq - base)
 		if k := i - g.keptFrom; k >= 0 && k < len(g.kept) && g.kept[k] != nil {
