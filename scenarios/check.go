@@ -41,8 +41,9 @@ const (
 	// InvL4: fault-free latencies order acks=0 < 1 < -1 and stay bounded.
 	InvL4 = "L4"
 	InvA1 = "A1" // a healthy majority serves (avail.go)
-	// InvA2: a node with a hung disk does not campaign (oracle.go's
-	// checkCampaign, judged by the harness while the run goes).
+	// InvA2: a node with a hung disk does not campaign, and a leader
+	// stepping aside from one hands leadership to another member
+	// (oracle.go's onCampaign and onStepAside, judged while the run goes).
 	InvA2 = "A2"
 	// InvA3: a leader that loses leadership answers every request it holds
 	// at once (oracle.go's onLeaderLost, judged while the run goes).

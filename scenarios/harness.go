@@ -884,6 +884,8 @@ func (h *harness) onTrace(e sim.TraceEvent) {
 			h.oracle.onCampaign(uint64(e.Node))
 		}
 		h.oracle.onRaftRole(uint64(e.Node), e.Text)
+	case "leader.transfer":
+		h.oracle.onStepAside(uint64(e.Node), uint64(e.A))
 	case "disk.hung":
 		if e.A == 1 {
 			h.hungSince[uint64(e.Node)] = h.s.Now()

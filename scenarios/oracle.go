@@ -253,6 +253,20 @@ func (o *oracle) onCampaign(id uint64) {
 	}
 }
 
+// onStepAside is A2's second clause, fed when a leader whose disk hangs
+// hands leadership over (trace leader.transfer, core/node/health.go): the
+// transferee must be another member of the cluster (README, Availability:
+// it transfers to its most caught-up follower). A leader that named itself
+// (raft ignores a transfer to the leader) keeps leading on a hung disk
+// until CheckQuorum or an election ends it: inside A1's bound, so A1 alone
+// does not see it (red-team round 10).
+func (o *oracle) onStepAside(id, to uint64) {
+	o.judged[InvA2] = true
+	if to == id || !slices.Contains(o.h.ids, to) {
+		o.violation(InvA2, "n%d stepping aside from a hung disk at %v handed leadership to n%d: a sick leader must transfer to another member", id, o.h.s.Now(), to)
+	}
+}
+
 // A3: a leader that loses leadership answers every request it holds at
 // once, acks=1 ones waiting for their WAL fsync included, as indeterminate
 // naming the new leader (DESIGN.md 3.9 for acks=-1; README, Availability,

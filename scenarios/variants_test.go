@@ -123,6 +123,8 @@ var variantCatchers = map[string][]string{
 	// Started before its Raft log's recovery sync: an acknowledgement of
 	// entries only the page cache holds (S9 as it leaves).
 	"raft-recovery-not-awaited": {InvS9},
+	// A sick leader that names itself: A2 at its hand-over.
+	"stepdown-picks-self": {InvA2},
 	// A hung node that campaigns on MsgTimeoutNow: A2 at its election.
 	"hung-takes-timeoutnow": {InvA2},
 	// A dropped proposal of a batch whose acks=1 was answered: lost

@@ -280,6 +280,10 @@ type Bugs struct {
 	// leading (and accepting writes it cannot make durable), a follower
 	// keeps campaigning (hashicorp/raft #503, etcd #13527).
 	NoStepDownOnHungDisk bool
+	// StepDownMayPickSelf: a leader stepping aside from a hung disk may
+	// name itself as the transferee (its own Progress is active), which
+	// raft ignores: it keeps leading until an election ends it.
+	StepDownMayPickSelf bool
 	// HungFollowerCampaigns: only a leader heeds its hung fsyncs (it steps
 	// aside); a follower or candidate whose disk hangs keeps ticking, so
 	// it campaigns and may win, then leads on a disk that takes no writes.

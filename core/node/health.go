@@ -144,7 +144,7 @@ func (n *Node) mostCaughtUp() uint64 {
 	best, match := uint64(0), uint64(0)
 	for _, id := range n.cfg.Peers {
 		pr, ok := st.Progress[id]
-		if id == n.cfg.ID || !ok || !pr.RecentActive {
+		if (id == n.cfg.ID && !n.bugs.StepDownMayPickSelf) || !ok || !pr.RecentActive {
 			continue
 		}
 		if best == 0 || pr.Match > match {
