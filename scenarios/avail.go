@@ -121,11 +121,16 @@ type availTracker struct {
 	// until it restarts.
 	errs    map[uint64]int64
 	sickInc map[uint64]uint64
+	// maxLinkDelay is the longest one-way delay a link may have and still
+	// count as linked: a quarter of the election timeout.
+	maxLinkDelay time.Duration
 }
 
 func newAvailTracker(h *harness) *availTracker {
 	a := &availTracker{h: h, errs: map[uint64]int64{}, sickInc: map[uint64]uint64{}}
-	a.truth.Bound = A1Bound(h.o, h.nodeConfig(1).Defaults())
+	nc := h.nodeConfig(1).Defaults()
+	a.truth.Bound = A1Bound(h.o, nc)
+	a.maxLinkDelay = time.Duration(nc.ElectionTicks) * nc.TickInterval / 4
 	a.truth.Until = h.o.SafetyDuration
 	a.truth.Offered = h.o.Producers > 0 && h.o.AcksWeights[2] > 0
 	return a
@@ -150,6 +155,9 @@ func (a *availTracker) healthy(id uint64) bool {
 	if inc, ok := a.sickInc[id]; ok && inc == p.Incarnation() {
 		return false
 	}
+	if d.FailureArmed() {
+		return false
+	}
 	if d.SlowUntil(normalSync(h.o.Disk)) > h.s.Now() {
 		return false
 	}
@@ -158,10 +166,18 @@ func (a *availTracker) healthy(id uint64) bool {
 	return !p.Clock().Held() && float64(p.Clock().RatePPM()) >= availMinClockRate*float64(sim.RateOne)
 }
 
-// linked reports whether a and b can talk both ways without loss.
+// linked reports whether a and b can talk both ways without loss, and
+// fast enough for Raft: a link whose one-way delay (latency, jitter and
+// reordering) exceeds a quarter of the election timeout leaves no round
+// trip inside a randomized election timeout (Raft's timing requirement,
+// broadcast time far below the election timeout), so no leader can be
+// elected or keep CheckQuorum across it.
 func (a *availTracker) linked(x, y uint64) bool {
 	n := a.h.w.Net()
-	return n.Connected(x, y) && n.Connected(y, x) && n.LinkConfig(x, y).DropProb == 0 && n.LinkConfig(y, x).DropProb == 0
+	fast := func(c sim.LinkConfig) bool {
+		return c.DropProb == 0 && c.Latency+c.Jitter+c.ReorderDelay <= a.maxLinkDelay
+	}
+	return n.Connected(x, y) && n.Connected(y, x) && fast(n.LinkConfig(x, y)) && fast(n.LinkConfig(y, x))
 }
 
 // majority returns a largest set of healthy, pairwise linked nodes if it is

@@ -29,3 +29,13 @@ func (d *Disk) SlowUntil(normal time.Duration) time.Duration {
 func (d *Disk) IOErrors() int64 {
 	return d.stats.WriteErrors + d.stats.SyncErrors + d.stats.DirSyncErrors
 }
+
+// FailureArmed reports whether a fault budget is still armed on the disk:
+// writes, syncs or reads it will fail (EIO or ENOSPC) whenever the node
+// next issues them. A full disk stays full between the failures it causes,
+// so the availability oracle counts such a disk as sick, not only after
+// each failure it has already returned. It draws nothing and changes nothing.
+func (d *Disk) FailureArmed() bool {
+	return d.failWrites > 0 || d.failSyncs > 0 || d.noSpace > 0 || d.failReads > 0 ||
+		len(d.failWritesUnder) > 0 || len(d.failSyncsUnder) > 0
+}
