@@ -107,6 +107,13 @@ missing knob keeps the node's default):
 	fmt.Fprint(w, `"KillProb" is the chance that a drawn crash is a process kill with the
 machine up (its page cache kept) instead of a power loss.
 
+Availability (A1) is owed only while a healthy majority exists: nodes up and
+unpaused, with a clock at a sane rate, a disk with no stall and no failure
+budget armed (sync-eio, write-eio, enospc, read-eio), and links between them
+both ways with no loss and a one-way delay of at most a quarter of the
+election timeout. A schedule that keeps no such majority is judged on
+safety alone while it lasts.
+
 Example: the leader is cut off at 2 s, the cut heals at 4.5 s:
   "schedule": [
     {"at": 2000000000, "kind": "isolate", "target": "leader"},
