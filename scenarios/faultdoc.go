@@ -39,7 +39,7 @@ func FaultDocs() []FaultDoc {
 		{FaultHang, "the node's disk hangs for dur, and a sync issued meanwhile blocks its event loop too (no ticks, messages or requests)", "node|target, dur"},
 		{FaultClockStep, "the node's clock jumps by step (negative: back; the node's clock stays monotonic)", "node|target, step"},
 		{FaultLink, "the link node->peer gets latency, jitter, loss prob and duplication dup for dur", "node|target, peer, dur, [latency], [jitter], [prob], [dup]"},
-		{FaultTransferLeader, "ask the leader to hand leadership to node (etcd raft's transfer)", "node|target"},
+		{FaultTransferLeader, "ask the leader to hand leadership to node (etcd raft's transfer); a leader with writes waiting for their fsync declines it (trace raft.transfer.declined)", "node|target"},
 		{FaultCrashAtDiskEvent, "power loss of the node right at its count-th disk event of the run (a crash point), restarted after dur", "node, count, [dur]"},
 		{FaultTornCrashAtDiskEvent, "the same with a torn crash keeping each unsynced block with probability prob (0: 0.5)", "node, count, [dur], [prob]"},
 		{FaultKill, "kill the node's process with its machine up: memory lost, page cache kept, syncs in flight complete; restarted after dur", "node|target, [dur]"},
