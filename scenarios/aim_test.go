@@ -628,3 +628,17 @@ func TestSyncEIOAimedAtOneLog(t *testing.T) {
 		})
 	}
 }
+
+// TestTargetLastHit: last-hit names the node the previous aimed fault hit,
+// even when its role target would resolve elsewhere by then.
+func TestTargetLastHit(t *testing.T) {
+	s := Schedule{
+		{At: time.Second, Kind: FaultStall, Target: TargetFollower, Dur: 50 * time.Millisecond},
+		{At: 1100 * time.Millisecond, Kind: FaultPause, Target: TargetLastHit, Dur: 50 * time.Millisecond},
+	}
+	res := smallRun(t, s, nil)
+	hit := hits(res.Trace)
+	if len(hit) != 2 || hit[0].A == 0 || hit[1].A != hit[0].A {
+		t.Fatalf("hits %v, want the same node twice", hit)
+	}
+}

@@ -85,6 +85,7 @@ func TargetDocs() []TargetDoc {
 		{TargetLeastCaughtUp, "the follower with the shortest data log"},
 		{TargetLastVoter, "the node that last granted a vote"},
 		{TargetPreviousLeader, "the node that became leader last before the current leader did (a deposed leader), if it is running"},
+		{TargetLastHit, "the node the most recent aimed one-node fault hit, if it is running (a second fault at the same follower)"},
 		{TargetEventNode, "the node whose event fired the trigger (triggered faults only)"},
 		{TargetMinority, "(n-1)/2 running nodes holding the leader: cut off for partition/isolate, every member hit for crash, torn-crash, pause"},
 		{TargetMajority, "the complement of minority"},

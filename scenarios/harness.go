@@ -72,6 +72,9 @@ type harness struct {
 	// leaders are the nodes that became leader, with their terms, in the
 	// order they did (TargetPreviousLeader).
 	leaders []leaderTerm
+	// lastHit is the node the latest aimed one-node fault hit
+	// (TargetLastHit).
+	lastHit uint64
 	// hungSince is, per node, when it reported its disk hung (trace
 	// disk.hung A=1) and has not reported it back since: A2.
 	hungSince map[uint64]time.Duration

@@ -43,6 +43,11 @@ const (
 	// deposed leader of a failover, for a schedule that crashes it, cuts
 	// it off or hands leadership back to it), if it is running.
 	TargetPreviousLeader Target = "previous-leader"
+	// TargetLastHit is the node the most recent aimed one-node fault hit
+	// (in firing order), if it is running: a schedule's second fault at
+	// "the same follower" as its first, which a role target may resolve
+	// differently a moment later.
+	TargetLastHit Target = "last-hit"
 	// TargetEventNode is the node whose event fired the fault's trigger
 	// (only with a trigger).
 	TargetEventNode Target = "event-node"
@@ -58,7 +63,7 @@ const (
 
 // targets lists every target, for validation and generators.
 var targets = []Target{TargetLeader, TargetFollower, TargetMostCaughtUp, TargetLeastCaughtUp, TargetLastVoter,
-	TargetPreviousLeader, TargetEventNode, TargetMinority, TargetMajority}
+	TargetPreviousLeader, TargetLastHit, TargetEventNode, TargetMinority, TargetMajority}
 
 // leaderTerm is a node that became leader, and the term it leads.
 type leaderTerm struct{ node, term uint64 }
@@ -128,6 +133,7 @@ func (h *harness) aim(f Fault, eventNode uint64) []Fault {
 	g.Target = ""
 	if !f.Target.isSet() {
 		g.Node = ids[0]
+		h.lastHit = ids[0]
 		if (g.Kind == FaultOneWay || g.Kind == FaultLink) && (g.Peer == 0 || g.Peer == g.Node) {
 			var others []uint64
 			for _, id := range h.ids {
@@ -214,6 +220,11 @@ func (h *harness) resolve(t Target, eventNode uint64) []uint64 {
 			return nil
 		}
 		return one(h.lastVoter)
+	case TargetLastHit:
+		if h.lastHit == 0 || h.node(h.lastHit) == nil {
+			return nil
+		}
+		return one(h.lastHit)
 	case TargetPreviousLeader:
 		for i := len(h.leaders) - 1; i >= 0; i-- {
 			if id := h.leaders[i].node; id != leader {
