@@ -78,6 +78,8 @@ var variants = []Variant{
 		Scenario: "zombie", bugs: node.Bugs{WALCutKeepsDurableMark: true}},
 	{Name: "raft-recovery-not-awaited", Summary: "a restarted node waits for its WALs' recovery syncs but not its Raft log's: it acknowledges entries a killed process left only in the page cache",
 		Scenario: "pipelined-restart", bugs: node.Bugs{RaftRecoveryNotAwaited: true}},
+	{Name: "standalone-reads-path", Summary: "a standalone node configured with the pipelined path writes acks=-1 records without a WAL fsync, as a pipelined cluster leader does, and answers them before they are durable",
+		Scenario: "standalone", bugs: node.Bugs{StandaloneReadsPath: true}},
 	{Name: "stepdown-picks-self", Summary: "a leader stepping aside from a hung disk may name itself as the transferee (raft ignores it), so it keeps leading until the followers' election ends it",
 		Scenario: "gray", bugs: node.Bugs{StepDownMayPickSelf: true}},
 	{Name: "hung-takes-timeoutnow", Summary: "a node whose disk hangs stops its election timer but still campaigns when a leader's transfer hands it leadership",

@@ -117,12 +117,17 @@ var variantCatchers = map[string][]string{
 	// log whose marks prove the lost pages synced (L1: refuses to open).
 	"recovery-sync-only": {InvS9, InvS10, InvL1},
 	// A WAL truncation that keeps the old durable mark: the oracle finds
-	// the node's durable WAL damaged though nothing corrupted it (S11),
-	// and a restart refuses to open it (L1).
-	"cut-keeps-durable-mark": {InvS11, InvL1},
+	// the node's durable WAL damaged though nothing corrupted it (S11,
+	// the oracle's undamaged judgement; a restart refusing to open it,
+	// L1, is not enough, so that this variant keeps that judgement
+	// proven).
+	"cut-keeps-durable-mark": {InvS11},
 	// Started before its Raft log's recovery sync: an acknowledgement of
 	// entries only the page cache holds (S9 as it leaves).
 	"raft-recovery-not-awaited": {InvS9},
+	// acks=-1 answered before the fsync on a standalone node drawn with
+	// the pipelined path: lost at a power loss (S1).
+	"standalone-reads-path": {InvS1},
 	// A sick leader that names itself: A2 at its hand-over.
 	"stepdown-picks-self": {InvA2},
 	// A hung node that campaigns on MsgTimeoutNow: A2 at its election.
@@ -215,6 +220,10 @@ var variantKnownSeeds = map[string]uint64{
 	// node killed with its machine up, and its restart reading the pages
 	// back.
 	"recovery-sync-only": 5,
+	// Seeds 1..8 of standalone pass: a third of one-node seeds draw the
+	// pipelined path, and an acks=-1 write must then meet a power loss
+	// before its fsync.
+	"standalone-reads-path": 9,
 }
 
 // variantCatch is a seed that caught a variant.

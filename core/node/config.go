@@ -395,6 +395,11 @@ type Bugs struct {
 	// Raft log covers them; but acks=1 promises the leader's WAL, so it is
 	// answered after the write, before any fsync.
 	DeferProduceSync bool
+	// StandaloneReadsPath: the deferred acks=-1 append is chosen by
+	// Config.Path alone, so a standalone node configured with the
+	// pipelined path (which must run as the batch path) answers acks=-1
+	// before its WAL fsync.
+	StandaloneReadsPath bool
 	// WALBgSyncOverclaims (pipelined path): the WAL's background fsync of
 	// applied records is taken to cover the records still queued
 	// (wal.Bugs.BgSyncCoversQueued): the node reports a durable end its

@@ -71,7 +71,8 @@ func (n *Node) Produce(req ProduceRequest, reply func(ProduceResponse)) {
 	// Raft-log sync gathers them into batches instead (updateCutHold).
 	// A batch that also holds an fsynced append is fsynced whole.
 	appendFn := w.Append
-	if n.pipelined() && (req.Acks == AcksAll || n.bugs.DeferProduceSync) {
+	pipelined := n.pipelined() || (n.bugs.StandaloneReadsPath && n.cfg.Path == PathPipelined)
+	if pipelined && (req.Acks == AcksAll || n.bugs.DeferProduceSync) {
 		appendFn = w.AppendDeferred
 	}
 	base, err := appendFn(req.Records, func(err error) { n.onDurable(u, err) })
